@@ -1,7 +1,13 @@
 // The model configuration shared by the engine (src/nn), the trainer and the planner (src/plan):
 // one typed description of a decoder-only LLaMA-family transformer, dense or Mixture-of-Experts.
 
-export type FfnKind = 'swiglu' | 'gelu';
+/** swiglu/geglu: gated FFN with three matrices; gelu/relu: two matrices (GPT style). */
+export type FfnKind = 'swiglu' | 'gelu' | 'relu' | 'geglu';
+
+/** True for the gated FFN kinds, which have three weight matrices (gate, up, down). */
+export function isGatedFfn(kind: FfnKind): boolean {
+  return kind === 'swiglu' || kind === 'geglu';
+}
 
 export interface MoEConfig {
   /** routed experts per MoE layer */
@@ -69,7 +75,8 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
   if (c.heads % c.kvHeads !== 0)
     throw new ConfigError(`model '${c.name}': heads ${c.heads} is not a multiple of kvHeads ${c.kvHeads} (grouped-query attention needs heads = g * kvHeads)`);
   if (headDim(c) % 2 !== 0) throw new ConfigError(`model '${c.name}': head dimension ${headDim(c)} must be even for RoPE`);
-  if (c.ffnKind !== 'swiglu' && c.ffnKind !== 'gelu') throw new ConfigError(`model '${c.name}': ffnKind must be 'swiglu' or 'gelu', got '${c.ffnKind}'`);
+  if (!['swiglu', 'gelu', 'relu', 'geglu'].includes(c.ffnKind))
+    throw new ConfigError(`model '${c.name}': ffnKind must be 'swiglu', 'gelu', 'relu' or 'geglu', got '${c.ffnKind}'`);
   if (c.moe) {
     const m = c.moe;
     posInt('moe.experts', m.experts);

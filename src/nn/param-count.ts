@@ -1,6 +1,6 @@
 // Exact parameter counts of a ModelConfig, as the engine allocates them (the planner uses the same
 // function, and a test checks it against the engine's real parameter list).
-import { type ModelConfig, headDim, isMoeLayer } from './config.js';
+import { type ModelConfig, headDim, isGatedFfn, isMoeLayer } from './config.js';
 
 export interface ParamCount {
   total: number;
@@ -15,7 +15,7 @@ export interface ParamCount {
 }
 
 function ffnParams(c: ModelConfig, hidden: number): number {
-  return (c.ffnKind === 'swiglu' ? 3 : 2) * c.dModel * hidden;
+  return (isGatedFfn(c.ffnKind) ? 3 : 2) * c.dModel * hidden;
 }
 
 export function countParams(c: ModelConfig): ParamCount {
