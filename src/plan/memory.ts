@@ -1,0 +1,205 @@
+// Memory per chip: weights, gradients and optimizer states under ZeRO 0-3, activations after
+// Korthikanti et al. 2022 (sequence parallelism, selective/full recomputation) generalised to GQA,
+// gated FFNs and MoE, the micro-batches in flight of 1F1B/interleaved pipelines, and overheads.
+import { type ModelConfig, headDim, isGatedFfn, isMoeLayer } from '../nn/config.js';
+import type { AttentionKernel, Layout, Recompute } from './layout.js';
+import { microBatches } from './layout.js';
+import { ffnMatrices, type PlanModel } from './model.js';
+
+export const GiB = 1024 ** 3;
+/** bf16/fp16 weights and gradients, fp32 master weights + Adam moments (ZeRO paper's 2 + 2 + 12) */
+export const BYTES = { weight: 2, grad: 2, optimizer: 12 };
+/** runtime context, communication buffers and workspace per chip */
+export const RUNTIME_RESERVE_GIB = 1.5;
+/** allocator fragmentation, as a fraction of activation memory */
+export const FRAGMENTATION = 0.05;
+
+export interface ActivationOptions {
+  microBatch: number;
+  /** full sequence length (the chip holds seqLen / cp of it) */
+  seqLen: number;
+  tp: number;
+  cp: number;
+  sequenceParallel: boolean;
+  recompute: Recompute;
+  attention: AttentionKernel;
+  dropout: boolean;
+}
+
+export interface LayerActivations {
+  /** bytes one layer keeps for backward per micro-batch (per chip) */
+  stored: number;
+  /** bytes of one layer with nothing recomputed: the working set while recomputing (full recompute) */
+  full: number;
+  /** parts of `full`: replicated (split by tp only under SP), tensor-parallel, attention core */
+  parts: { replicated: number; tensorParallel: number; attentionCore: number };
+}
+
+/** Bytes of FFN activations per token for an FFN of width F: gated keeps gate, up and product (6F), others 4F. */
+function ffnActBytes(c: ModelConfig, F: number): number {
+  return (isGatedFfn(c.ffnKind) ? 6 : 4) * F;
+}
+
+/**
+ * Activation memory of one layer per chip and micro-batch (bytes). Without parallelism a GPT layer
+ * with dropout gives Korthikanti's 34 s b h + 5 a s^2 b; with tensor parallelism t and SP, s b h 34/t +
+ * 5 a s^2 b / t. Selective recompute drops the attention-core term, full recompute keeps only the
+ * layer input (2 s b h, split by t under SP). This is the function to compare with the engine's meta backend.
+ */
+export function layerActivationBytes(c: ModelConfig, moeLayer: boolean, o: ActivationOptions): LayerActivations {
+  const t = o.tp;
+  const h = c.dModel;
+  const d = headDim(c);
+  const sl = o.seqLen / o.cp;
+  const sb = sl * o.microBatch;
+  const repDiv = o.sequenceParallel ? t : 1;
+  const kvPerChip = c.kvHeads % t === 0 ? c.kvHeads / t : 1;
+  // inputs of the two norms (2 + 2), of the QKV projection (2) and of the FFN (2); two dropout masks (1 + 1)
+  let replicated = sb * h * (8 + (o.dropout ? 2 : 0));
+  // Q, K, V, the attention output (input of the output projection)
+  let tensorParallel = sb * (2 * (c.heads / t) * d + 4 * kvPerChip * d + 2 * (c.heads / t) * d);
+  if (moeLayer && c.moe) {
+    const m = c.moe;
+    replicated += m.topK * sb * 2 * h + 4 * sb * m.experts; // routed copies of the tokens, fp32 router logits
+    tensorParallel += (m.topK * sb * ffnActBytes(c, m.expertFfnHidden) + sb * ffnActBytes(c, m.sharedExperts * m.expertFfnHidden)) / t;
+  } else {
+    tensorParallel += (sb * ffnActBytes(c, c.ffnHidden)) / t;
+  }
+  replicated /= repDiv;
+  const headsPerChip = c.heads / t;
+  const attentionCore = o.attention === 'standard'
+    ? (o.dropout ? 5 : 2) * headsPerChip * sl * o.seqLen * o.microBatch
+    : 4 * headsPerChip * sb; // flash keeps the fp32 log-sum-exp per row
+  const full = replicated + tensorParallel + attentionCore;
+  let stored = full;
+  if (o.recompute === 'selective' && o.attention === 'standard') stored = replicated + tensorParallel;
+  else if (o.recompute === 'full') stored = (2 * sb * h) / repDiv;
+  return { stored, full, parts: { replicated, tensorParallel, attentionCore } };
+}
+
+/** Layers held by pipeline stage `stage` (chunks of ceil(L / (pp vpp)) layers, chunk j on stage j mod pp). */
+export function stageLayers(c: ModelConfig, pp: number, vpp: number, stage: number): { dense: number; moe: number; chunks: number } {
+  const chunks = pp * vpp;
+  const size = Math.ceil(c.layers / chunks);
+  let dense = 0, moe = 0, held = 0;
+  for (let j = stage; j < chunks; j += pp) {
+    const lo = j * size, hi = Math.min(c.layers, lo + size);
+    if (hi <= lo) continue;
+    held++;
+    const firstMoe = c.moe ? Math.min(Math.max(c.moe.denseLayers, lo), hi) : hi;
+    dense += firstMoe - lo;
+    moe += hi - firstMoe;
+  }
+  return { dense, moe, chunks: held };
+}
+
+export interface ParamsPerChip {
+  /** replicated over cp * ep * dp */
+  dense: number;
+  /** replicated over cp * dp */
+  expert: number;
+}
+
+/** Parameters one chip of a stage holds (before ZeRO sharding). */
+export function stageParams(m: PlanModel, l: Layout, stage: number): ParamsPerChip {
+  const c = m.config;
+  const t = l.tp;
+  const h = c.dModel;
+  const d = headDim(c);
+  const { dense, moe } = stageLayers(c, l.pp, l.vpp, stage);
+  const attn = (h * c.heads * d * 2 + 2 * h * c.kvHeads * d) / t + 2 * h;
+  const nm = ffnMatrices(c.ffnKind);
+  let denseP = dense * (attn + (nm * h * c.ffnHidden) / t);
+  let expertP = 0;
+  if (c.moe && moe > 0) {
+    const one = nm * h * c.moe.expertFfnHidden;
+    denseP += moe * (attn + (c.moe.sharedExperts * one) / t + h * c.moe.experts);
+    expertP = (moe * (c.moe.experts / l.ep) * one) / t;
+  }
+  const emb = (c.vocab * h) / t;
+  const last = stage === l.pp - 1;
+  if (stage === 0) denseP += emb;
+  if (last && (!c.tiedEmbeddings || l.pp > 1)) denseP += emb;
+  if (last) denseP += h;
+  return { dense: denseP, expert: expertP };
+}
+
+export interface MemoryBreakdown {
+  weights: number;
+  grads: number;
+  optimizer: number;
+  activations: number;
+  other: number;
+  total: number;
+  /** the stage that needs the most memory */
+  stage: number;
+}
+
+/** Micro-batch-layers of activations a stage keeps at its peak under 1F1B (vpp = 1) or interleaved 1F1B. */
+export function inFlightChunks(l: Layout, stage: number): number {
+  const m = microBatches(l);
+  if (l.vpp === 1) return Math.min(m, l.pp - stage);
+  return Math.min(m * l.vpp, l.vpp * l.pp + l.pp - 1 - 2 * stage);
+}
+
+function stageMemory(m: PlanModel, l: Layout, stage: number): MemoryBreakdown {
+  const c = m.config;
+  const p = stageParams(m, l, stage);
+  const dz = l.cp * l.ep * l.dp;
+  const ez = l.cp * l.dp;
+  const shard = (bytes: number, on: boolean, group: number) => (on ? bytes / group : bytes);
+  const weights = shard(p.dense * BYTES.weight, l.zero >= 3, dz) + shard(p.expert * BYTES.weight, l.zero >= 3, ez);
+  const grads = shard(p.dense * BYTES.grad, l.zero >= 2, dz) + shard(p.expert * BYTES.grad, l.zero >= 2, ez);
+  const optimizer = shard(p.dense * BYTES.optimizer, l.zero >= 1, dz) + shard(p.expert * BYTES.optimizer, l.zero >= 1, ez);
+
+  const o: ActivationOptions = {
+    microBatch: l.microBatch, seqLen: c.seqLen, tp: l.tp, cp: l.cp, sequenceParallel: l.sequenceParallel && l.tp > 1,
+    recompute: l.recompute, attention: l.attention, dropout: m.dropout,
+  };
+  const sl = stageLayers(c, l.pp, l.vpp, stage);
+  const held = sl.dense + sl.moe;
+  const dA = sl.dense ? layerActivationBytes(c, false, o) : null;
+  const mA = sl.moe ? layerActivationBytes(c, true, o) : null;
+  const perLayer = held ? ((dA?.stored ?? 0) * sl.dense + (mA?.stored ?? 0) * sl.moe) / held : 0;
+  const chunkLayers = sl.chunks ? held / sl.chunks : 0;
+  let activations = perLayer * chunkLayers * inFlightChunks(l, stage);
+  if (l.recompute === 'full') activations += Math.max(dA?.full ?? 0, mA?.full ?? 0);
+  const sb = (c.seqLen / l.cp) * l.microBatch;
+  if (stage === l.pp - 1) activations += (4 * sb * c.vocab) / l.tp; // fp32 logits of one micro-batch
+  if (stage === 0 && m.dropout) activations += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
+
+  let other = RUNTIME_RESERVE_GIB * GiB + FRAGMENTATION * activations;
+  if (l.zero >= 3) {
+    const layerP = held ? (p.dense + p.expert) / held : 0;
+    other += 2 * layerP * BYTES.weight; // two gathered layers (current + prefetch)
+  }
+  const total = weights + grads + optimizer + activations + other;
+  return { weights, grads, optimizer, activations, other, total, stage };
+}
+
+/** Peak memory per chip over the pipeline stages (bytes). */
+export function memoryPerChip(m: PlanModel, l: Layout): MemoryBreakdown {
+  let best = stageMemory(m, l, 0);
+  if (l.pp > 1) {
+    const last = stageMemory(m, l, l.pp - 1);
+    if (last.total > best.total) best = last;
+  }
+  return best;
+}
+
+/** Per-layer activation prediction for the engine cross-check (issue 4, item 6): one chip, no parallelism by default. */
+export function activationBytesPerLayer(
+  c: ModelConfig,
+  opts: { microBatch: number; seqLen?: number; recompute?: Recompute; attention?: AttentionKernel; dropout?: boolean; tp?: number; sequenceParallel?: boolean },
+): { layer: number; moe: boolean; bytes: number }[] {
+  const o: ActivationOptions = {
+    microBatch: opts.microBatch, seqLen: opts.seqLen ?? c.seqLen, tp: opts.tp ?? 1, cp: 1, sequenceParallel: opts.sequenceParallel ?? false,
+    recompute: opts.recompute ?? 'none', attention: opts.attention ?? 'standard', dropout: opts.dropout ?? false,
+  };
+  const out: { layer: number; moe: boolean; bytes: number }[] = [];
+  for (let i = 0; i < c.layers; i++) {
+    const moe = isMoeLayer(c, i);
+    out.push({ layer: i, moe, bytes: layerActivationBytes(c, moe, o).stored });
+  }
+  return out;
+}
