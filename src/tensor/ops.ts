@@ -64,9 +64,14 @@ export function random(backend: Backend, shape: Shape, opts: { seed: number; off
   const scale = dist === 'normal' ? (opts.std ?? 1) : (opts.hi ?? 1) - (opts.lo ?? 0);
   const shift = dist === 'normal' ? 0 : (opts.lo ?? 0);
   let out = raw;
-  if (scale !== 1 || shift !== 0) {
-    out = addScalar(mulScalar(raw, scale), shift);
+  if (scale !== 1) {
+    out = mulScalar(raw, scale);
     raw.dispose();
+  }
+  if (shift !== 0) {
+    const shifted = addScalar(out, shift);
+    out.dispose();
+    out = shifted;
   }
   if (dtype !== 'f32') {
     const c = cast(out, dtype);
@@ -773,17 +778,18 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   f.crossEntropyFwd(logits.buf, targets.buf, N, V, losses.buf, lse.buf);
   // count of non-ignored targets, computed on the device
   const tf = castRaw(targets, dt);
-  const valid = binaryRaw('gt', tf, scalarTmp(backend, -0.5, dt));
-  const cnt = sumRaw(reshapeRaw(valid, [N]), 0);
-  const cntc = binaryRaw('max', cnt, scalarTmp(backend, 1, dt));
+  const half = scalar(backend, -0.5, dt), one = scalar(backend, 1, dt);
+  const valid = binaryRaw('gt', tf, half);
+  const cnt = sumRaw(valid, 0);
+  const cntc = binaryRaw('max', cnt, one);
   const total = sumRaw(losses, 0);
   const loss0 = binaryRaw('div', total, cntc);
   const loss = reshapeRaw(loss0, []);
-  for (const x of [losses, tf, valid, cnt, total, loss0]) x.dispose();
+  for (const x of [losses, tf, half, one, valid, cnt, total, loss0]) x.dispose();
   if (needsGrad([logits]))
     record(loss, 'crossEntropy', [logits, targets], [logits, targets, lse, cntc], (g) => {
       const [sl, st, sls, sc] = node(loss).saved as Tensor[];
-      // scale = g / count, read on the host only for synchronous backends; async ones fold it in below
+      // dlogits = (softmax - onehot) · g / count, with g and count kept on the device
       const dl = empty(backend, logits.shape, dt);
       f.crossEntropyBwd!(sl!.buf, st!.buf, sls!.buf, N, V, 1, dl.buf);
       const s = binaryRaw('div', g, sc!);
@@ -795,21 +801,6 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   cntc.dispose();
   lse.dispose();
   return loss;
-}
-
-const scalarCache = new WeakMap<Backend, Map<string, Tensor>>();
-/** small constant scalars reused across calls (kept alive for the backend's lifetime) */
-function scalarTmp(backend: Backend, v: number, dtype: DType): Tensor {
-  let m = scalarCache.get(backend);
-  if (!m) scalarCache.set(backend, (m = new Map()));
-  const key = `${dtype}:${v}`;
-  let t = m.get(key);
-  if (!t || t.disposed) {
-    t = new Tensor(new Storage(backend, backend.alloc(dtype, 1)), [], false);
-    backend.fill(t.buf, v);
-    m.set(key, t);
-  }
-  return t;
 }
 
 function crossEntropyComposed(logits: Tensor, targets: Tensor): Tensor {

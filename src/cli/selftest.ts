@@ -1,0 +1,30 @@
+// `zili selftest --backend NAME [--json] [--filter S]`: the conformance kit a chip vendor runs.
+import { formatHelp, parseArgs } from './args.js';
+import { getBackend } from '../backend/registry.js';
+import { runConformance } from '../backend/conformance/kit.js';
+
+const FLAGS = {
+  backend: { kind: 'string', help: 'backend to test (reference, cpu, meta, ...)', default: 'cpu' },
+  filter: { kind: 'string', help: 'only cases whose name contains this text' },
+  json: { kind: 'bool', help: 'print a JSON summary as the last line' },
+  verbose: { kind: 'bool', help: 'print every case, not only failures' },
+  help: { kind: 'bool', help: 'show this help' },
+} as const;
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, FLAGS, 'selftest');
+  if (a.help) {
+    console.log(formatHelp('selftest', FLAGS));
+    return 0;
+  }
+  const backend = await getBackend(a.backend!);
+  const report = runConformance(backend, { filter: a.filter });
+  for (const r of report.results) {
+    if (r.status === 'passed' && !a.verbose) continue;
+    const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';
+    console.log(`${mark} ${r.name}${r.ratio !== undefined ? ` (worst ${r.ratio.toFixed(3)} of tolerance)` : ''}${r.detail ? `: ${r.detail}` : ''}`);
+  }
+  console.log(`selftest ${report.backend}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped`);
+  if (a.json) console.log(JSON.stringify({ backend: report.backend, passed: report.passed, failed: report.failed, skipped: report.skipped }));
+  return report.failed === 0 ? 0 : 1;
+}
