@@ -131,3 +131,14 @@ export function backward(loss: Tensor, grad?: Tensor): void {
     for (const g of grads.values()) g.dispose();
   }
 }
+
+/** Runs fn with gradient recording on (activation recomputation re-records inside backward). */
+export function withGrad<T>(fn: () => T): T {
+  const prev = enabled;
+  enabled = true;
+  try {
+    return fn();
+  } finally {
+    enabled = prev;
+  }
+}

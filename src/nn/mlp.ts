@@ -1,0 +1,23 @@
+// Feed-forward blocks: SwiGLU (w2 · (silu(w1 x) ⊙ w3 x), LLaMA) or GELU (w2 · gelu(w1 x)).
+import type { ModelConfig } from './config.js';
+import { type ComputeDtype, linear } from './linear.js';
+import type { ParameterStore } from './parameters.js';
+import * as T from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export function createMlpParams(ps: ParameterStore, c: ModelConfig, prefix: string, hidden: number): void {
+  ps.create(`${prefix}.w1.weight`, [hidden, c.dModel], { kind: 'normal', std: 0.02 });
+  if (c.ffnKind === 'swiglu') ps.create(`${prefix}.w3.weight`, [hidden, c.dModel], { kind: 'normal', std: 0.02 });
+  ps.create(`${prefix}.w2.weight`, [c.dModel, hidden], { kind: 'normal', std: 0.02 / Math.sqrt(2 * c.layers) });
+}
+
+/** x [N, d] → [N, d] */
+export function mlp(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, dtype: ComputeDtype): Tensor {
+  const h1 = linear(x, ps.get(`${prefix}.w1.weight`), dtype);
+  let h: Tensor;
+  if (c.ffnKind === 'swiglu') {
+    const h3 = linear(x, ps.get(`${prefix}.w3.weight`), dtype);
+    h = T.swiglu(h1, h3);
+  } else h = T.gelu(h1);
+  return linear(h, ps.get(`${prefix}.w2.weight`), dtype);
+}

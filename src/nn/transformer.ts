@@ -1,0 +1,118 @@
+// The decoder-only transformer of the LLaMA family: token embedding, `layers` pre-norm blocks of
+// grouped-query attention with RoPE and a SwiGLU (or GELU) FFN — dense or Mixture-of-Experts —
+// final RMSNorm and the output projection (tied to the embedding or not). Written once; backends
+// and parallel layouts are applied to it, not written into it.
+import type { Backend } from '../backend/contract.js';
+import { type ModelConfig, isMoeLayer, validateModelConfig } from './config.js';
+import { attentionBlock, createAttentionParams } from './attention.js';
+import { type ComputeDtype, linear } from './linear.js';
+import { createMlpParams, mlp } from './mlp.js';
+import { createMoeParams, moe, updateBias } from './moe.js';
+import { ParameterStore } from './parameters.js';
+import * as T from '../tensor/ops.js';
+import { recompute } from '../tensor/recompute.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { ShapeError } from '../tensor/errors.js';
+import type { KvCache } from '../infer/kv-cache.js';
+
+export interface ModelOptions {
+  seed?: number;
+  /** GEMM precision: f32, or bf16 inputs with f32 accumulation and f32 master weights */
+  dtype?: ComputeDtype;
+  /** activation recomputation: 'none', or 'full' (each dense block re-run in backward; MoE FFNs are kept) */
+  recompute?: 'none' | 'full';
+}
+
+export interface ForwardResult {
+  /** [B·T, vocab], f32 */
+  logits: Tensor;
+  /** sum of the MoE auxiliary losses (null for dense models or bias balancing) */
+  aux: Tensor | null;
+}
+
+export class Transformer {
+  readonly params: ParameterStore;
+  readonly dtype: ComputeDtype;
+  readonly recomputeMode: 'none' | 'full';
+  /** DeepSeek-style routing bias per MoE layer (not a trained parameter; saved in checkpoints) */
+  readonly routerBias = new Map<number, Float64Array>();
+  /** tokens per expert of each MoE layer in the last forward */
+  readonly lastLoads = new Map<number, number[]>();
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly backend: Backend,
+    opts: ModelOptions = {},
+  ) {
+    validateModelConfig(config);
+    this.dtype = opts.dtype ?? 'f32';
+    this.recomputeMode = opts.recompute ?? 'none';
+    const ps = (this.params = new ParameterStore(backend, opts.seed ?? 0));
+    const c = config;
+    ps.create('tok_embeddings.weight', [c.vocab, c.dModel], { kind: 'normal', std: 0.02 });
+    for (let i = 0; i < c.layers; i++) {
+      ps.create(`layers.${i}.attention_norm.weight`, [c.dModel], { kind: 'ones' }, { decay: false });
+      createAttentionParams(ps, c, `layers.${i}.attention`);
+      ps.create(`layers.${i}.ffn_norm.weight`, [c.dModel], { kind: 'ones' }, { decay: false });
+      if (isMoeLayer(c, i)) {
+        createMoeParams(ps, c, `layers.${i}.feed_forward`);
+        if (c.moe!.balance === 'bias') this.routerBias.set(i, new Float64Array(c.moe!.experts));
+      } else createMlpParams(ps, c, `layers.${i}.feed_forward`, c.ffnHidden);
+    }
+    ps.create('norm.weight', [c.dModel], { kind: 'ones' }, { decay: false });
+    if (!c.tiedEmbeddings) ps.create('output.weight', [c.vocab, c.dModel], { kind: 'normal', std: 0.02 });
+  }
+
+  /** ids: i32 [B, T] → logits [B·T, V]. With a KV cache, ids are the new positions only. */
+  forward(ids: Tensor, opts: { cache?: KvCache } = {}): ForwardResult {
+    const c = this.config, ps = this.params;
+    if (ids.rank !== 2 || ids.dtype !== 'i32') throw new ShapeError(`model.forward: ids must be i32 [batch, seq], got ${ids.dtype} [${ids.shape.join(', ')}]`);
+    const [B, S] = ids.shape as [number, number];
+    if (!opts.cache && S > c.seqLen) throw new ShapeError(`model.forward: sequence of ${S} tokens exceeds the model's context of ${c.seqLen}`);
+    let x = T.reshape(T.embedding(ps.get('tok_embeddings.weight'), ids), [B * S, c.dModel]);
+    let aux: Tensor | null = null;
+    for (let i = 0; i < c.layers; i++) {
+      const p = `layers.${i}`;
+      const cache = opts.cache ? { kv: opts.cache, layer: i } : undefined;
+      const attnPart = (h: Tensor) => T.add(h, attentionBlock(ps, c, `${p}.attention`, T.rmsnorm(h, ps.get(`${p}.attention_norm.weight`), c.normEps), B, S, this.dtype, cache));
+      const useRecompute = this.recomputeMode === 'full' && !cache;
+      if (isMoeLayer(c, i)) {
+        const h = useRecompute ? recompute(attnPart, x) : attnPart(x);
+        const r = moe(ps, c, `${p}.feed_forward`, T.rmsnorm(h, ps.get(`${p}.ffn_norm.weight`), c.normEps), this.dtype, this.routerBias.get(i) ?? null);
+        this.lastLoads.set(i, r.loads);
+        if (r.aux) aux = aux ? T.add(aux, r.aux) : r.aux;
+        x = T.add(h, r.y);
+      } else {
+        const block = (h0: Tensor) => {
+          const h = attnPart(h0);
+          return T.add(h, mlp(ps, c, `${p}.feed_forward`, T.rmsnorm(h, ps.get(`${p}.ffn_norm.weight`), c.normEps), this.dtype));
+        };
+        x = useRecompute ? recompute(block, x) : block(x);
+      }
+    }
+    const out = c.tiedEmbeddings ? ps.get('tok_embeddings.weight') : ps.get('output.weight');
+    const logits = linear(T.rmsnorm(x, ps.get('norm.weight'), c.normEps), out, this.dtype);
+    return { logits, aux };
+  }
+
+  /** Mean next-token cross-entropy (targets i32 [B·T], < 0 ignored) plus the balancing loss. */
+  loss(ids: Tensor, targets: Tensor): { loss: Tensor; ce: Tensor; aux: Tensor | null } {
+    const { logits, aux } = this.forward(ids);
+    const ce = T.crossEntropy(logits, T.reshape(targets, [targets.numel]));
+    return { loss: aux ? T.add(ce, aux) : ce, ce, aux };
+  }
+
+  /** After an optimizer step: move the routing biases toward equal expert loads (bias balancing). */
+  updateRouterBias(): void {
+    const m = this.config.moe;
+    if (!m || m.balance !== 'bias') return;
+    for (const [layer, bias] of this.routerBias) {
+      const loads = this.lastLoads.get(layer);
+      if (loads) updateBias(bias, loads, m.biasUpdateRate);
+    }
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+}
