@@ -1,0 +1,105 @@
+// Declarations shared by the zili CPU addon's translation units: the GEMM front ends (OpenBLAS,
+// oneDNN), the fused training kernels and the flash-style attention. Plain C++ functions on raw
+// pointers; addon.cc validates the JS arguments and calls these.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace zili {
+
+// Thrown for bad arguments; addon.cc turns it into a JS TypeError.
+struct ArgError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+int threads();
+void set_threads(int n);
+
+// ---- GEMM (gemm.cc) ----
+enum class SgemmEngine { Auto = 0, OpenBLAS = 1, OneDNN = 2 };
+const char *sgemm_engine_name(SgemmEngine e);
+SgemmEngine sgemm_pick(bool ta, bool tb, int64_t m, int64_t n, int64_t k);
+void sgemm(SgemmEngine e, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+           int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+void sgemm_batched(int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t sa, int64_t lda, const float *b, int64_t sb, int64_t ldb,
+                   float beta, float *c, int64_t sc, int64_t ldc);
+void bgemm_batched(int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const uint16_t *a, int64_t sa, int64_t lda, const uint16_t *b, int64_t sb,
+                   int64_t ldb, float beta, float *c, int64_t sc, int64_t ldc);
+// Name of the oneDNN implementation a 2D bf16 matmul of this shape dispatches to.
+const char *bgemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k);
+void cast_f32_bf16(const float *src, uint16_t *dst, size_t n);
+void cast_bf16_f32(const uint16_t *src, float *dst, size_t n);
+
+// ---- elementwise and fused kernels (kernels.cc) ----
+enum Unary { U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_SIN, U_COS, U_TANH, U_SIGMOID, U_RELU, U_SILU,
+             U_GELU, U_ABS, U_RECIP, U_SQUARE, U_COUNT };
+enum Binary { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN, B_POW, B_EQ, B_LT, B_GT, B_COUNT };
+enum Reduce { R_SUM, R_MAX, R_COUNT };
+
+void unary(int op, const float *x, float *out, size_t n);
+void unary_backward(int op, const float *x, const float *y, const float *dy, float *dx, size_t n);
+// Strides are in elements, ndim <= 8; out is contiguous with shape `shape`.
+void binary(int op, const float *a, const int64_t *as, const float *b, const int64_t *bs, float *out,
+            const int64_t *shape, int ndim);
+void reduce(int op, const float *x, int64_t outer, int64_t axis, int64_t inner, float *out);
+void copy_strided(int elem_bytes, const void *src, const int64_t *ss, void *dst, const int64_t *shape,
+                  int ndim);
+void rmsnorm_fwd(const float *x, const float *w, float eps, int64_t rows, int64_t dim, float *y,
+                 float *rstd);
+void rmsnorm_bwd(const float *dy, const float *x, const float *w, const float *rstd, int64_t rows,
+                 int64_t dim, float *dx, float *dw);
+void rope_fwd(const float *x, int64_t batch, int64_t seq, int64_t heads, int64_t hd, int64_t pos0,
+              double theta, float *out, bool inverse);
+void swiglu_fwd(const float *g, const float *u, float *out, size_t n);
+void swiglu_bwd(const float *g, const float *u, const float *dout, float *dg, float *du, size_t n);
+void cross_entropy_fwd(const float *logits, const int32_t *targets, int64_t rows, int64_t vocab,
+                       float *losses, float *lse);
+void cross_entropy_bwd(const float *logits, const int32_t *targets, const float *lse, int64_t rows,
+                       int64_t vocab, float scale, float *dlogits);
+void adamw(float *p, const float *g, float *m, float *v, size_t n, double lr, double b1, double b2,
+           double eps, double wd, int64_t step);
+void embedding_fwd(const float *table, const int32_t *ids, int64_t n, int64_t dim, float *out);
+void embedding_bwd(const float *dout, const int32_t *ids, int64_t n, int64_t dim, float *dtable);
+double sum_squares(const float *x, size_t n);
+void scale_in_place(float *x, size_t n, float s);
+void axpy(float alpha, const float *x, float *y, size_t n);
+
+// ---- attention (attention.cc) ----
+void attention_fwd(const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t Hq,
+                   int64_t Hkv, int64_t D, float scale, bool causal, float *out, float *lse);
+void attention_bwd(const float *q, const float *k, const float *v, const float *out, const float *lse,
+                   const float *dout, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D,
+                   float scale, bool causal, float *dq, float *dk, float *dv);
+// Bytes of scratch memory one call allocates (all threads together).
+size_t attention_scratch_bytes(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, bool backward);
+
+// Fast vectorisable exp for the fused kernels (relative error ~2e-7); x <= -88 gives 0.
+static inline float fast_exp(float x) {
+  const float hi = 88.0f;
+  float xc = x > hi ? hi : x;
+  float lo_ok = xc;
+  xc = xc < -87.0f ? -87.0f : xc;
+  // Round to nearest by adding and removing 1.5 * 2^23 (vectorises, unlike floorf).
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t e = (int32_t)n + 127;
+  int32_t bits = e << 23;
+  float s;
+  __builtin_memcpy(&s, &bits, 4);
+  float res = p * s;
+  return lo_ok < -87.0f ? 0.0f : res;
+}
+
+}  // namespace zili

@@ -1,0 +1,133 @@
+// Typed loader for the native CPU addon (native/build/Release/zili_native.node, built by
+// `node-gyp rebuild -C native` during `npm ci` or `scripts/setup`). Every kernel the addon exports
+// is described here; all arrays are row-major TypedArrays (subarray views are fine), bf16 data is
+// stored as Uint16Array. Sizes are checked by the addon: a mismatch throws a TypeError naming the
+// function and the sizes.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'relu' | 'silu' | 'gelu' | 'abs' | 'recip' | 'square';
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'eq' | 'lt' | 'gt';
+export type ReduceOp = 'sum' | 'max';
+
+type Gemm<E> = (
+  transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+  a: E, lda: number, b: E, ldb: number, beta: number, c: Float32Array, ldc: number,
+) => void;
+type GemmBatched<E> = (
+  batch: number, transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+  a: E, strideA: number, lda: number, b: E, strideB: number, ldb: number,
+  beta: number, c: Float32Array, strideC: number, ldc: number,
+) => void;
+
+export interface NativeKernels {
+  /** C = alpha*op(A)*op(B) + beta*C, f32. Engine per shape: see sgemmEngine (oneDNN or OpenBLAS). */
+  sgemm: Gemm<Float32Array>;
+  /** Batched sgemm; a stride of 0 broadcasts that operand over the batch. */
+  sgemmBatched: GemmBatched<Float32Array>;
+  /** bf16 x bf16 -> f32 GEMM on the CPU's bf16 instructions (oneDNN matmul, AVX512-BF16 / AMX). */
+  bgemm: Gemm<Uint16Array>;
+  bgemmBatched: GemmBatched<Uint16Array>;
+  /** Plain OpenBLAS cblas_sgemm: the baseline for `bench gemm`. */
+  cblasSgemm: Gemm<Float32Array>;
+  /** Plain oneDNN dnnl_sgemm (for benchmarks). */
+  dnnlSgemm: Gemm<Float32Array>;
+  /** Which engine sgemm uses for this shape: 'openblas' | 'onednn'. */
+  sgemmEngine(transA: boolean, transB: boolean, m: number, n: number, k: number): string;
+  /** oneDNN implementation name a 2D bgemm of this shape dispatches to (e.g. 'brg:avx512_core_bf16'). */
+  bgemmImpl(transA: boolean, transB: boolean, m: number, n: number, k: number): string;
+
+  /** Round to nearest even; NaN stays NaN, +-inf and -0 preserved. */
+  castF32ToBf16(src: Float32Array, dst: Uint16Array): void;
+  castBf16ToF32(src: Uint16Array, dst: Float32Array): void;
+
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  /** dx = dy * f'(x); y = f(x) may be an empty array, then it is recomputed. */
+  unaryBackward(op: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** out[outShape] (contiguous) = a op b with element strides (0 = broadcast), up to 8 dims. */
+  binary(op: number, a: Float32Array, aStrides: Int32Array, b: Float32Array, bStrides: Int32Array, out: Float32Array, outShape: Int32Array): void;
+  /** x viewed as [outer, axis, inner] -> out [outer, inner]; sum accumulates in double. */
+  reduce(op: number, x: Float32Array, outer: number, axis: number, inner: number, out: Float32Array): void;
+  /** dst (contiguous, shape) = src viewed at srcOffset with srcStrides (elements), up to 8 dims. */
+  copyStrided(elemBytes: 2 | 4, src: ArrayBufferView, srcOffset: number, srcStrides: Int32Array, dst: ArrayBufferView, shape: Int32Array): void;
+
+  rmsnormFwd(x: Float32Array, w: Float32Array, eps: number, rows: number, dim: number, y: Float32Array, rstd: Float32Array): void;
+  /** dw is overwritten with the sum over rows. */
+  rmsnormBwd(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, rows: number, dim: number, dx: Float32Array, dw: Float32Array): void;
+  /** x, out [B,T,H,D]; rotate-half pairs (i, i+D/2), freq_i = theta^(-2i/D), pos = posOffset + t. inverse = backward. */
+  ropeFwd(x: Float32Array, batch: number, seq: number, heads: number, headDim: number, posOffset: number, theta: number, out: Float32Array, inverse: boolean): void;
+  swigluFwd(gate: Float32Array, up: Float32Array, out: Float32Array): void;
+  swigluBwd(gate: Float32Array, up: Float32Array, dout: Float32Array, dgate: Float32Array, dup: Float32Array): void;
+  /** q, out [B,T,Hq,D]; k, v [B,T,Hkv,D]; lse [B,Hq,T]. Flash-style, no TxT matrix. */
+  attentionFwd(q: Float32Array, k: Float32Array, v: Float32Array, batch: number, seq: number, hq: number, hkv: number, headDim: number, scale: number, causal: boolean, out: Float32Array, lse: Float32Array): void;
+  /** dq, dk, dv overwritten. */
+  attentionBwd(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, dout: Float32Array, batch: number, seq: number, hq: number, hkv: number, headDim: number, scale: number, causal: boolean, dq: Float32Array, dk: Float32Array, dv: Float32Array): void;
+  /** Bytes of scratch one attention call allocates (per-thread tiles plus packed copies of q/k/v/dout, linear in seq). */
+  attentionScratchBytes(batch: number, seq: number, hq: number, hkv: number, headDim: number, backward: boolean): number;
+  /** target < 0: ignored (loss 0). */
+  crossEntropyFwd(logits: Float32Array, targets: Int32Array, rows: number, vocab: number, losses: Float32Array, lse: Float32Array): void;
+  /** dlogits = (softmax - onehot) * scale; zero rows for ignored targets. */
+  crossEntropyBwd(logits: Float32Array, targets: Int32Array, lse: Float32Array, rows: number, vocab: number, scale: number, dlogits: Float32Array): void;
+  /** In place; decoupled weight decay; bias correction with 1-based step. */
+  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  embeddingFwd(table: Float32Array, ids: Int32Array, dim: number, out: Float32Array): void;
+  /** dtable += scatter-add of dout rows (deterministic). */
+  embeddingBwd(dout: Float32Array, ids: Int32Array, dim: number, dtable: Float32Array): void;
+  /** Sum of squares accumulated in double. */
+  sumSquares(x: Float32Array): number;
+  scaleInPlace(x: Float32Array, s: number): void;
+  /** y += alpha * x */
+  axpy(alpha: number, x: Float32Array, y: Float32Array): void;
+  threads(): number;
+  setThreads(n: number): void;
+
+  readonly UNARY: Readonly<Record<UnaryOp, number>>;
+  readonly BINARY: Readonly<Record<BinaryOp, number>>;
+  readonly REDUCE: Readonly<Record<ReduceOp, number>>;
+}
+
+/** Repository root: the nearest ancestor of this file holding package.json (works from src/ and dist/src/). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('zili: cannot find the repository root (package.json) above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+let cached: NativeKernels | undefined;
+
+/** Loads the addon once. Throws a user-facing error when it is not built. */
+export function loadNative(): NativeKernels {
+  if (cached) return cached;
+  const root = repoRoot();
+  const path = join(root, 'native', 'build', 'Release', 'zili_native.node');
+  if (!existsSync(path)) {
+    const err = new Error(`the native CPU addon is not built (${path} is missing): run scripts/setup (or npm run build:native)`);
+    (err as { userFacing?: boolean }).userFacing = true;
+    throw err;
+  }
+  const require = createRequire(join(root, 'package.json'));
+  try {
+    cached = require(path) as NativeKernels;
+  } catch (e) {
+    const err = new Error(`cannot load the native CPU addon ${path}: ${(e as Error).message}. Rebuild it: run scripts/setup`);
+    (err as { userFacing?: boolean }).userFacing = true;
+    throw err;
+  }
+  return cached;
+}
+
+/** True when the addon is built (for tests and backends that can fall back). */
+export function nativeAvailable(): boolean {
+  try {
+    loadNative();
+    return true;
+  } catch {
+    return false;
+  }
+}
