@@ -632,6 +632,12 @@ napi_value js_axpy(Ctx &c) {
   return undef(c);
 }
 
+napi_value js_peak(Ctx &c) {
+  bool bf16 = c.argc > 0 && bool_arg(c, 0, "bf16");
+  int threads = c.argc > 1 ? (int)num(c, 1, "threads") : zili::threads();
+  return number(c, zili::measure_peak_gflops(bf16, threads, 0.3));
+}
+
 napi_value js_threads(Ctx &c) { return number(c, zili::threads()); }
 napi_value js_set_threads(Ctx &c) {
   int64_t n = size_arg(c, 0, "n");
@@ -679,6 +685,7 @@ const Entry ENTRIES[] = {
     {"scaleInPlace", js_scale_in_place, 2},
     {"axpy", js_axpy, 3},
     {"threads", js_threads, 0},
+    {"measurePeakGflops", js_peak, 0},
     {"setThreads", js_set_threads, 1},
 };
 

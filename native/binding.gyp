@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "zili_native",
-      "sources": ["addon.cc", "gemm.cc", "kernels.cc", "attention.cc"],
+      "sources": ["addon.cc", "gemm.cc", "kernels.cc", "attention.cc", "peak.cc"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-O2", "-O3"],
       "cflags!": ["-fno-exceptions", "-O2"],
       "cflags_cc": ["-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fopenmp", "-fexceptions", "-Wno-unused-function"],

@@ -65,6 +65,8 @@ void adamw(float *p, const float *g, float *m, float *v, size_t n, double lr, do
 void embedding_fwd(const float *table, const int32_t *ids, int64_t n, int64_t dim, float *out);
 void embedding_bwd(const float *dout, const int32_t *ids, int64_t n, int64_t dim, float *dtable);
 double sum_squares(const float *x, size_t n);
+/** measured peak GFLOP/s over nthreads threads (f32 FMA, or bf16 dot products; 0 if the CPU has none) */
+double measure_peak_gflops(bool bf16, int nthreads, double seconds);
 void scale_in_place(float *x, size_t n, float s);
 void axpy(float alpha, const float *x, float *y, size_t n);
 

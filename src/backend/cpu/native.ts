@@ -82,6 +82,8 @@ export interface NativeKernels {
   axpy(alpha: number, x: Float32Array, y: Float32Array): void;
   threads(): number;
   setThreads(n: number): void;
+  /** Measured peak GFLOP/s on `threads` threads: f32 FMA, or bf16 dot products (0 without AVX512-BF16). */
+  measurePeakGflops(bf16?: boolean, threads?: number): number;
 
   readonly UNARY: Readonly<Record<UnaryOp, number>>;
   readonly BINARY: Readonly<Record<BinaryOp, number>>;

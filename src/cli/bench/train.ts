@@ -1,0 +1,113 @@
+// `zili bench train`: training throughput of one model configuration on random token batches —
+// forward, backward and AdamW per step, timed after warm-up steps. Reports tokens/s, MFU (model
+// FLOPs, src/plan/flops.ts, over this CPU's measured peak) and peak memory. Compare with PyTorch by
+// bench/compare-torch.sh.
+import { formatHelp, parseArgs, UsageError } from '../args.js';
+import { getBackend } from '../../backend/registry.js';
+import { type ModelConfig, validateModelConfig } from '../../nn/config.js';
+import { preset } from '../../nn/presets.js';
+import { countParams } from '../../nn/param-count.js';
+import { Transformer } from '../../nn/transformer.js';
+import { AdamW, defaultAdamW } from '../../optim/adamw.js';
+import { modelFlopsPerToken } from '../../plan/flops.js';
+import * as T from '../../tensor/ops.js';
+import { backward } from '../../tensor/autograd.js';
+import { tidy } from '../../tensor/scope.js';
+import { CpuBackend } from '../../backend/cpu/cpu-backend.js';
+import { cpuPeak } from '../../backend/cpu/peak.js';
+
+const SPECS = {
+  preset: { kind: 'string', help: 'start from a preset (flags below override its fields)' },
+  layers: { kind: 'int', help: 'transformer layers' },
+  'd-model': { kind: 'int', help: 'model width' },
+  heads: { kind: 'int', help: 'attention heads' },
+  'kv-heads': { kind: 'int', help: 'key/value heads (GQA)' },
+  'ffn-hidden': { kind: 'int', help: 'SwiGLU hidden width' },
+  vocab: { kind: 'int', help: 'vocabulary size' },
+  seq: { kind: 'int', help: 'sequence length' },
+  batch: { kind: 'int', help: 'sequences per step', default: 8 },
+  steps: { kind: 'int', help: 'timed steps', default: 5 },
+  warmup: { kind: 'int', help: 'untimed steps first', default: 2 },
+  dtype: { kind: 'string', help: 'f32 | bf16 (GEMM precision)', default: 'f32' },
+  recompute: { kind: 'string', help: 'none | full', default: 'none' },
+  backend: { kind: 'string', help: 'backend', default: 'cpu' },
+  threads: { kind: 'int', help: 'CPU threads (default ZILI_THREADS or 2)' },
+  json: { kind: 'bool', help: 'end with one JSON line' },
+  help: { kind: 'bool', help: 'show this help' },
+} as const;
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, SPECS, 'bench train');
+  if (a.help) {
+    console.log(formatHelp('bench train', SPECS));
+    return 0;
+  }
+  const base: ModelConfig = a.preset ? preset(a.preset) : preset('small');
+  const config = validateModelConfig({
+    ...base,
+    name: a.preset ?? 'bench',
+    layers: a.layers ?? base.layers,
+    dModel: a['d-model'] ?? base.dModel,
+    heads: a.heads ?? base.heads,
+    kvHeads: a['kv-heads'] ?? a.heads ?? base.kvHeads,
+    ffnHidden: a['ffn-hidden'] ?? base.ffnHidden,
+    vocab: a.vocab ?? base.vocab,
+    seqLen: a.seq ?? base.seqLen,
+  });
+  if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
+  if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
+  const backend = await getBackend(a.backend!);
+  if (a.threads && backend instanceof CpuBackend) backend.native.setThreads(a.threads);
+  const B = a.batch!, S = config.seqLen;
+  const model = new Transformer(config, backend, { seed: 1, dtype: a.dtype, recompute: a.recompute });
+  const opt = new AdamW(model.params, defaultAdamW());
+  let seed = 12345;
+  const tokens = () => Int32Array.from({ length: B * S }, () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % config.vocab);
+  const step = () => {
+    const ids = tokens(), tgt = tokens();
+    tidy(() => {
+      const { loss } = model.loss(T.tensor(backend, ids, [B, S]), T.tensor(backend, tgt));
+      backward(loss);
+    });
+    opt.update(1e-4);
+    model.params.zeroGrad();
+  };
+  const counts = countParams(config);
+  if (!a.json) console.log(`bench train: ${config.layers} layers, d_model ${config.dModel}, ${counts.total.toLocaleString()} parameters, batch ${B} x seq ${S}, ${a.dtype}, backend ${backend.name}`);
+  for (let i = 0; i < a.warmup!; i++) step();
+  backend.resetPeak();
+  const times: number[] = [];
+  for (let i = 0; i < a.steps!; i++) {
+    const t0 = performance.now();
+    step();
+    times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((x, y) => x - y);
+  const median = times[Math.floor(times.length / 2)]!;
+  const tokensPerSec = (B * S) / median;
+  const threads = backend instanceof CpuBackend ? backend.native.threads() : 1;
+  const peak = backend instanceof CpuBackend ? cpuPeak(threads) : null;
+  const peakGflops = peak ? (a.dtype === 'bf16' && peak.bf16Gflops > 0 ? peak.bf16Gflops : peak.f32Gflops) : 0;
+  const flopsPerToken = modelFlopsPerToken(config);
+  const mfu = peakGflops > 0 ? (tokensPerSec * flopsPerToken) / (peakGflops * 1e9) : 0;
+  const peakMemoryMiB = backend.memory().peakBytes / 2 ** 20;
+  const result = {
+    tokensPerSec: Math.round(tokensPerSec * 10) / 10,
+    stepTimeS: Math.round(median * 1e4) / 1e4,
+    mfu: Math.round(mfu * 1e4) / 1e4,
+    peakMemoryMiB: Math.round(peakMemoryMiB * 10) / 10,
+    peakGflops: Math.round(peakGflops * 10) / 10,
+    modelGflopsPerToken: Math.round(flopsPerToken / 1e6) / 1e3,
+    params: counts.total,
+    dtype: a.dtype,
+    threads,
+  };
+  if (!a.json)
+    console.log(
+      `${result.tokensPerSec} tokens/s, step ${(median * 1000).toFixed(0)} ms (median of ${times.length}), MFU ${(mfu * 100).toFixed(1)}% of a measured ${peakGflops.toFixed(0)} GFLOP/s, peak memory ${peakMemoryMiB.toFixed(0)} MiB`,
+    );
+  console.log(JSON.stringify(result));
+  opt.dispose();
+  model.dispose();
+  return 0;
+}
