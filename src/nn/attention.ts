@@ -24,12 +24,16 @@ export function attentionBlock(
 ): Tensor {
   const hd = headDim(c);
   const pos = cache ? cache.kv.length : 0;
+  // temporaries are disposed as soon as they are consumed: what backward needs, the tape keeps
+  const free = (...ts: Tensor[]) => ts.forEach((t) => t.dispose());
   const q0 = linear(x, ps.get(`${prefix}.wq.weight`), dtype);
   const k0 = linear(x, ps.get(`${prefix}.wk.weight`), dtype);
   const v0 = linear(x, ps.get(`${prefix}.wv.weight`), dtype);
-  const q = T.rope(T.reshape(q0, [batch, seq, c.heads, hd]), c.ropeTheta, pos);
-  const k = T.rope(T.reshape(k0, [batch, seq, c.kvHeads, hd]), c.ropeTheta, pos);
+  const q1 = T.reshape(q0, [batch, seq, c.heads, hd]), k1 = T.reshape(k0, [batch, seq, c.kvHeads, hd]);
+  const q = T.rope(q1, c.ropeTheta, pos);
+  const k = T.rope(k1, c.ropeTheta, pos);
   const v = T.reshape(v0, [batch, seq, c.kvHeads, hd]);
+  free(q0, k0, v0, q1, k1);
   let o: Tensor;
   if (cache && pos > 0) {
     cache.kv.append(cache.layer, k, v);
@@ -38,6 +42,9 @@ export function attentionBlock(
     if (cache) cache.kv.append(cache.layer, k, v);
     o = T.attention(q, k, v, { causal: true });
   }
-  const y = linear(T.reshape(o, [batch * seq, c.heads * hd]), ps.get(`${prefix}.wo.weight`), dtype);
+  free(q, k, v);
+  const o2 = T.reshape(o, [batch * seq, c.heads * hd]);
+  const y = linear(o2, ps.get(`${prefix}.wo.weight`), dtype);
+  free(o, o2);
   return y;
 }

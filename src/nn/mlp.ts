@@ -18,6 +18,10 @@ export function mlp(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tenso
   if (c.ffnKind === 'swiglu') {
     const h3 = linear(x, ps.get(`${prefix}.w3.weight`), dtype);
     h = T.swiglu(h1, h3);
+    h3.dispose();
   } else h = T.gelu(h1);
-  return linear(h, ps.get(`${prefix}.w2.weight`), dtype);
+  h1.dispose();
+  const y = linear(h, ps.get(`${prefix}.w2.weight`), dtype);
+  h.dispose();
+  return y;
 }

@@ -62,15 +62,19 @@ export function moe(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tenso
   const backend = x.backend;
   const logits = linear(x, ps.get(`${prefix}.router.weight`), 'f32');
   const probs = T.softmax(logits, -1);
+  logits.dispose();
+  // temporaries are disposed once consumed (the tape keeps what backward needs)
+  const tmp: Tensor[] = [];
+  const t = <X extends Tensor>(x: X) => (tmp.push(x), x);
   const host = backend.name === 'meta' ? null : (probs.dataSync() as Float32Array);
   const r = route(host, N, m, m.balance === 'bias' ? bias : null);
 
   // gates: the chosen probabilities, renormalised over the k choices when k > 1
   const flatIds = new Int32Array(N * k);
   for (let n = 0; n < N; n++) for (let j = 0; j < k; j++) flatIds[n * k + j] = n * E + r.experts[n * k + j]!;
-  const picked = T.reshape(T.embedding(T.reshape(probs, [N * E, 1]), T.tensor(backend, flatIds)), [N, k]);
-  const gates = k > 1 ? T.div(picked, T.sum(picked, -1, true)) : picked;
-  const gatesFlat = T.reshape(gates, [N * k, 1]);
+  const picked = t(T.reshape(t(T.embedding(t(T.reshape(probs, [N * E, 1])), t(T.tensor(backend, flatIds)))), [N, k]));
+  const gates = k > 1 ? t(T.div(picked, t(T.sum(picked, -1, true)))) : picked;
+  const gatesFlat = t(T.reshape(gates, [N * k, 1]));
 
   // dispatch: each expert computes its tokens; results are weighted and scattered back
   const parts: Tensor[] = [];
@@ -84,22 +88,29 @@ export function moe(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tenso
         tok[i] = Math.floor(s / k);
         slot[i++] = s;
       }
-    const xe = T.embedding(x, T.tensor(backend, tok));
-    const ye = mlp(ps, c, `${prefix}.experts.${e}`, xe, dtype);
-    const ge = T.embedding(gatesFlat, T.tensor(backend, slot));
-    parts.push(T.mul(ye, ge));
+    const xe = t(T.embedding(x, t(T.tensor(backend, tok))));
+    const ye = t(mlp(ps, c, `${prefix}.experts.${e}`, xe, dtype));
+    const ge = t(T.embedding(gatesFlat, t(T.tensor(backend, slot))));
+    parts.push(t(T.mul(ye, ge)));
     for (const t of tok) rows.push(t);
   }
-  let y = T.scatterAddRows(parts.length === 1 ? parts[0]! : T.concat(parts, 0), T.tensor(backend, Int32Array.from(rows)), N);
-  for (let s = 0; s < m.sharedExperts; s++) y = T.add(y, mlp(ps, c, `${prefix}.shared.${s}`, x, dtype));
+  const routed = parts.length === 1 ? parts[0]! : t(T.concat(parts, 0));
+  let y = T.scatterAddRows(routed, t(T.tensor(backend, Int32Array.from(rows))), N);
+  for (let s = 0; s < m.sharedExperts; s++) {
+    const prev = y;
+    y = T.add(prev, t(mlp(ps, c, `${prefix}.shared.${s}`, x, dtype)));
+    prev.dispose();
+  }
 
   let aux: Tensor | null = null;
   if (m.balance === 'aux-loss' && m.auxLossCoef > 0) {
     // Switch Transformer: E · Σ_e f_e · P_e, f = fraction of routed slots, P = mean probability
     const f = Float32Array.from(r.loads, (l) => l / (N * k));
-    const P = T.mean(probs, 0);
-    aux = T.mulScalar(T.sum(T.mul(P, T.tensor(backend, f))), E * m.auxLossCoef);
+    const P = t(T.mean(probs, 0));
+    aux = T.mulScalar(t(T.sum(t(T.mul(P, t(T.tensor(backend, f)))))), E * m.auxLossCoef);
   }
+  probs.dispose();
+  for (const x of tmp) x.dispose();
   return { y, aux, loads: r.loads };
 }
 

@@ -69,36 +69,62 @@ export class Transformer {
     if (ids.rank !== 2 || ids.dtype !== 'i32') throw new ShapeError(`model.forward: ids must be i32 [batch, seq], got ${ids.dtype} [${ids.shape.join(', ')}]`);
     const [B, S] = ids.shape as [number, number];
     if (!opts.cache && S > c.seqLen) throw new ShapeError(`model.forward: sequence of ${S} tokens exceeds the model's context of ${c.seqLen}`);
-    let x = T.reshape(T.embedding(ps.get('tok_embeddings.weight'), ids), [B * S, c.dModel]);
+    const emb = T.embedding(ps.get('tok_embeddings.weight'), ids);
+    let x = T.reshape(emb, [B * S, c.dModel]);
+    emb.dispose();
     let aux: Tensor | null = null;
+    const norm = (h: Tensor, w: string) => T.rmsnorm(h, ps.get(w), c.normEps);
     for (let i = 0; i < c.layers; i++) {
       const p = `layers.${i}`;
       const cache = opts.cache ? { kv: opts.cache, layer: i } : undefined;
-      const attnPart = (h: Tensor) => T.add(h, attentionBlock(ps, c, `${p}.attention`, T.rmsnorm(h, ps.get(`${p}.attention_norm.weight`), c.normEps), B, S, this.dtype, cache));
+      // each temporary is disposed once consumed; what backward needs, the tape keeps
+      const attnPart = (h: Tensor) => {
+        const n = norm(h, `${p}.attention_norm.weight`);
+        const a = attentionBlock(ps, c, `${p}.attention`, n, B, S, this.dtype, cache);
+        const out = T.add(h, a);
+        n.dispose();
+        a.dispose();
+        return out;
+      };
       const useRecompute = this.recomputeMode === 'full' && !cache;
+      let next: Tensor;
       if (isMoeLayer(c, i)) {
         const h = useRecompute ? recompute(attnPart, x) : attnPart(x);
-        const r = moe(ps, c, `${p}.feed_forward`, T.rmsnorm(h, ps.get(`${p}.ffn_norm.weight`), c.normEps), this.dtype, this.routerBias.get(i) ?? null);
+        const n = norm(h, `${p}.ffn_norm.weight`);
+        const r = moe(ps, c, `${p}.feed_forward`, n, this.dtype, this.routerBias.get(i) ?? null);
         this.lastLoads.set(i, r.loads);
         if (r.aux) aux = aux ? T.add(aux, r.aux) : r.aux;
-        x = T.add(h, r.y);
+        next = T.add(h, r.y);
+        for (const t of [h, n, r.y]) t.dispose();
       } else {
         const block = (h0: Tensor) => {
           const h = attnPart(h0);
-          return T.add(h, mlp(ps, c, `${p}.feed_forward`, T.rmsnorm(h, ps.get(`${p}.ffn_norm.weight`), c.normEps), this.dtype));
+          const n = norm(h, `${p}.ffn_norm.weight`);
+          const f = mlp(ps, c, `${p}.feed_forward`, n, this.dtype);
+          const out = T.add(h, f);
+          for (const t of [h, n, f]) t.dispose();
+          return out;
         };
-        x = useRecompute ? recompute(block, x) : block(x);
+        next = useRecompute ? recompute(block, x) : block(x);
       }
+      x.dispose();
+      x = next;
     }
     const out = c.tiedEmbeddings ? ps.get('tok_embeddings.weight') : ps.get('output.weight');
-    const logits = linear(T.rmsnorm(x, ps.get('norm.weight'), c.normEps), out, this.dtype);
+    const xn = norm(x, 'norm.weight');
+    const logits = linear(xn, out, this.dtype);
+    x.dispose();
+    xn.dispose();
     return { logits, aux };
   }
 
   /** Mean next-token cross-entropy (targets i32 [B·T], < 0 ignored) plus the balancing loss. */
   loss(ids: Tensor, targets: Tensor): { loss: Tensor; ce: Tensor; aux: Tensor | null } {
     const { logits, aux } = this.forward(ids);
-    const ce = T.crossEntropy(logits, T.reshape(targets, [targets.numel]));
+    const flat = T.reshape(targets, [targets.numel]);
+    const ce = T.crossEntropy(logits, flat);
+    logits.dispose();
+    flat.dispose();
     return { loss: aux ? T.add(ce, aux) : ce, ce, aux };
   }
 

@@ -60,7 +60,8 @@ export function layerActivationBytes(c: ModelConfig, moeLayer: boolean, o: Activ
   let tensorParallel = sb * (2 * (c.heads / t) * d + 4 * kvPerChip * d + 2 * (c.heads / t) * d);
   if (moeLayer && c.moe) {
     const m = c.moe;
-    replicated += m.topK * sb * 2 * h + 4 * sb * m.experts; // routed copies of the tokens, fp32 router logits
+    // routed copies of the tokens and the experts' outputs (kept for the gate gradient), fp32 router probabilities
+    replicated += 2 * m.topK * sb * 2 * h + 4 * sb * m.experts;
     tensorParallel += (m.topK * sb * ffnActBytes(c, m.expertFfnHidden) + sb * ffnActBytes(c, m.sharedExperts * m.expertFfnHidden)) / t;
   } else {
     tensorParallel += (sb * ffnActBytes(c, c.ffnHidden)) / t;
