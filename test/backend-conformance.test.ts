@@ -30,3 +30,31 @@ test('the kit catches a wrong kernel', () => {
 test('unknown backend names the available ones', async () => {
   await assert.rejects(getBackend('tpu9000'), (e: Error) => e instanceof BackendError && /unknown backend 'tpu9000'. Available backends: reference, reference-unfused, cpu, meta/.test(e.message));
 });
+
+test('out of memory names the size, the usage and the fix, and loses nothing', async () => {
+  const { CpuBackend } = await import('../src/backend/cpu/cpu-backend.js');
+  const { zeros } = await import('../src/tensor/ops.js');
+  for (const be of [new ReferenceBackend({ memoryLimitBytes: 1 << 20 }), ...(nativeAvailable() ? [new CpuBackend({ memoryLimitBytes: 1 << 20 })] : [])]) {
+    const a = zeros(be, [128, 1024]); // 512 KiB
+    assert.throws(
+      () => zeros(be, [256, 1024]),
+      (e: Error) => /out of memory allocating 1\.0 MiB \(262144 × f32\); 512\.0 KiB of 1\.0 MiB in use\. Reduce the batch size/.test(e.message),
+    );
+    assert.equal(be.memory().liveBuffers, 1, 'the failed allocation left nothing behind');
+    assert.equal(a.dataSync().length, 128 * 1024);
+    a.dispose();
+  }
+});
+
+test('selftest CLI: unknown backend is a clear error', async () => {
+  const { main } = await import('../src/cli/main.js');
+  const errors: string[] = [];
+  const orig = console.error;
+  console.error = (m: string) => errors.push(String(m));
+  try {
+    assert.equal(await main(['selftest', '--backend', 'nope']), 1);
+  } finally {
+    console.error = orig;
+  }
+  assert.match(errors.join('\n'), /unknown backend 'nope'\. Available backends:/);
+});
