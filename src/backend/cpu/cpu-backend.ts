@@ -1,18 +1,15 @@
 // The cpu backend: host memory through the caching allocator, kernels from the native addon
 // (OpenBLAS / oneDNN GEMM, hand-written fused kernels, both cores). Element-wise work runs in f32;
 // bf16 is a storage and GEMM-input type (mixed precision), converted by `cast`.
-import type { AdamWDesc, AttentionDesc, Backend, BinaryOp, DeviceBuffer, FusedRoutines, MatmulDesc, MemoryStats, ReduceOp, UnaryOp } from '../contract.js';
-import { HostAllocator, HostBuffer } from '../host-allocator.js';
-import { type DType, type HostArray, bf16ToF32, f32ToBf16 } from '../../tensor/dtype.js';
+import type { AdamWDesc, AttentionDesc, Backend, BinaryOp, DeviceBuffer, FusedRoutines, MatmulDesc, ReduceOp, UnaryOp } from '../contract.js';
+import { HostBackend, hostBuffer } from '../host-backend.js';
+import { type DType, bf16ToF32, f32ToBf16 } from '../../tensor/dtype.js';
 import { DTypeError } from '../../tensor/errors.js';
 import { contiguousStrides } from '../../tensor/shape.js';
 import { randomHost } from '../../tensor/random.js';
 import { type NativeKernels, loadNative } from './native.js';
 
-function hb(b: DeviceBuffer): HostBuffer {
-  if (!(b instanceof HostBuffer) || b.freed) throw new Error(`cpu: buffer ${b instanceof HostBuffer ? 'already freed' : `from backend '${b.backend}'`}`);
-  return b;
-}
+const hb = (b: DeviceBuffer) => hostBuffer(b, 'cpu');
 function f32(b: DeviceBuffer, op: string): Float32Array {
   const d = hb(b).data;
   if (!(d instanceof Float32Array)) throw new DTypeError(`cpu.${op}: needs f32 data, got ${b.dtype}; cast it to f32 first (the cpu backend computes element-wise in f32)`);
@@ -33,18 +30,16 @@ export interface CpuOptions {
   threads?: number;
 }
 
-export class CpuBackend implements Backend {
+export class CpuBackend extends HostBackend implements Backend {
   readonly name = 'cpu';
   readonly dtypes: readonly DType[] = ['f32', 'bf16', 'i32'];
-  readonly asynchronous = false;
   readonly fused: FusedRoutines;
   readonly native: NativeKernels;
-  private readonly heap: HostAllocator;
 
   constructor(opts: CpuOptions = {}) {
+    super('cpu', opts.memoryLimitBytes);
     this.native = loadNative();
     if (opts.threads) this.native.setThreads(opts.threads);
-    this.heap = new HostAllocator('cpu', opts.memoryLimitBytes);
     const n = this.native;
     this.fused = {
       rmsnormFwd: (x, w, eps, rows, dim, y, rstd) => n.rmsnormFwd(f32(x, 'rmsnorm'), f32(w, 'rmsnorm'), eps, rows, dim, f32(y, 'rmsnorm'), f32(rstd, 'rmsnorm')),
@@ -66,41 +61,6 @@ export class CpuBackend implements Backend {
         n.crossEntropyBwd(f32(logits, 'crossEntropy'), i32(targets, 'crossEntropy'), f32(lse, 'crossEntropy'), rows, vocab, scale, f32(dlogits, 'crossEntropy')),
       adamw: (p, g, m, v, d: AdamWDesc) => n.adamw(f32(p, 'adamw'), f32(g, 'adamw'), f32(m, 'adamw'), f32(v, 'adamw'), d.lr, d.beta1, d.beta2, d.eps, d.weightDecay, d.step),
     };
-  }
-
-  alloc(dtype: DType, numel: number): DeviceBuffer {
-    if (!this.dtypes.includes(dtype)) throw new DTypeError(`cpu backend does not store ${dtype}; use f32, bf16 or i32`);
-    return this.heap.alloc(dtype, numel);
-  }
-  free(buf: DeviceBuffer): void {
-    this.heap.release(hb(buf));
-  }
-  write(buf: DeviceBuffer, data: HostArray): void {
-    const d = hb(buf).data;
-    if (data.length !== d.length) throw new RangeError(`cpu.write: ${data.length} elements into a buffer of ${d.length}`);
-    if (Object.getPrototypeOf(data) === Object.getPrototypeOf(d)) {
-      d.set(data as never);
-      return;
-    }
-    if (d instanceof Uint16Array) for (let i = 0; i < data.length; i++) d[i] = f32ToBf16(data[i]!);
-    else if (d instanceof Int32Array) for (let i = 0; i < data.length; i++) d[i] = Math.trunc(data[i]!);
-    else if (data instanceof Uint16Array) for (let i = 0; i < data.length; i++) d[i] = bf16ToF32(data[i]!);
-    else (d as Float32Array).set(data as Float64Array);
-  }
-  async read(buf: DeviceBuffer): Promise<HostArray> {
-    return this.readSync(buf);
-  }
-  readSync(buf: DeviceBuffer): HostArray {
-    return hb(buf).data.slice();
-  }
-  memory(): MemoryStats {
-    return this.heap.memory();
-  }
-  resetPeak(): void {
-    this.heap.resetPeak();
-  }
-  emptyCache(): void {
-    this.heap.emptyCache();
   }
 
   fill(out: DeviceBuffer, value: number): void {

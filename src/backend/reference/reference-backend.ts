@@ -1,15 +1,12 @@
 // The reference backend: plain TypeScript loops with float64 arithmetic, exact and slow. It defines
 // the semantics every other backend is checked against (conformance kit, gradcheck in f64).
-import type { AdamWDesc, AttentionDesc, Backend, BinaryOp, DeviceBuffer, FusedRoutines, MatmulDesc, MemoryStats, ReduceOp, UnaryOp } from '../contract.js';
-import { HostAllocator, HostBuffer } from '../host-allocator.js';
-import { type DType, type HostArray, DTYPES, f32ToBf16, readElement } from '../../tensor/dtype.js';
+import type { AdamWDesc, AttentionDesc, Backend, BinaryOp, DeviceBuffer, FusedRoutines, MatmulDesc, ReduceOp, UnaryOp } from '../contract.js';
+import { HostBackend, hostBuffer } from '../host-backend.js';
+import { type DType, DTYPES, f32ToBf16, readElement } from '../../tensor/dtype.js';
 import { binaryScalar, unaryDerivative, unaryScalar } from './math.js';
 import { randomHost } from '../../tensor/random.js';
 
-function hb(b: DeviceBuffer): HostBuffer {
-  if (!(b instanceof HostBuffer) || b.freed) throw new Error(`buffer of ${b.backend} is ${b instanceof HostBuffer ? 'already freed' : 'not a host buffer'}`);
-  return b;
-}
+const hb = (b: DeviceBuffer) => hostBuffer(b, 'reference');
 
 /** Reads a buffer as float64 values. */
 export function load(b: DeviceBuffer): Float64Array {
@@ -211,45 +208,16 @@ export interface ReferenceOptions {
   memoryLimitBytes?: number;
 }
 
-export class ReferenceBackend implements Backend {
+export class ReferenceBackend extends HostBackend implements Backend {
   readonly name: string;
   readonly dtypes: readonly DType[] = DTYPES;
-  readonly asynchronous = false;
   readonly fused: FusedRoutines;
-  private readonly heap: HostAllocator;
 
   constructor(opts: ReferenceOptions = {}) {
-    this.name = opts.fused === false ? 'reference-unfused' : 'reference';
+    const name = opts.fused === false ? 'reference-unfused' : 'reference';
+    super(name, opts.memoryLimitBytes);
+    this.name = name;
     this.fused = opts.fused === false ? {} : referenceFused();
-    this.heap = new HostAllocator(this.name, opts.memoryLimitBytes);
-  }
-
-  alloc(dtype: DType, numel: number): DeviceBuffer {
-    return this.heap.alloc(dtype, numel);
-  }
-  free(buf: DeviceBuffer): void {
-    this.heap.release(hb(buf));
-  }
-  write(buf: DeviceBuffer, data: HostArray): void {
-    const d = hb(buf).data;
-    if (data.length !== d.length) throw new RangeError(`${this.name}.write: ${data.length} elements into a buffer of ${d.length}`);
-    if (Object.getPrototypeOf(data) === Object.getPrototypeOf(d)) d.set(data as never);
-    else store(buf, Array.from({ length: data.length }, (_, i) => readElement(data, i)));
-  }
-  async read(buf: DeviceBuffer): Promise<HostArray> {
-    return this.readSync(buf);
-  }
-  readSync(buf: DeviceBuffer): HostArray {
-    return hb(buf).data.slice();
-  }
-  memory(): MemoryStats {
-    return this.heap.memory();
-  }
-  resetPeak(): void {
-    this.heap.resetPeak();
-  }
-  emptyCache(): void {
-    this.heap.emptyCache();
   }
 
   fill(out: DeviceBuffer, value: number): void {
