@@ -1,0 +1,88 @@
+// `zili train`: flags (DESIGN.md's CLI contract) to a validated TrainConfig, then the training loop.
+// Exit codes: 0 done (or stopped by --exit-after), 130 when Ctrl-C stopped it after saving.
+import * as path from 'node:path';
+import { formatHelp, parseArgs, UsageError, type FlagSpecs } from './args.js';
+import { ConfigError } from '../nn/config.js';
+import { preset, presetNames } from '../nn/presets.js';
+import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainRecompute } from '../train/train-config.js';
+import { trainRun } from '../train/trainer.js';
+
+const FLAGS = {
+  preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
+  steps: { kind: 'int', help: "the run's total optimizer steps (the LR schedule spans them)", default: 300 },
+  'exit-after': { kind: 'int', help: 'stop after this step with a checkpoint (continue later with --resume)' },
+  'save-every': { kind: 'int', help: 'checkpoint every K steps (0: only at the end)', default: 100 },
+  'keep-checkpoints': { kind: 'int', help: 'checkpoints kept in --out', default: 3 },
+  seed: { kind: 'int', help: 'seed of the initial weights and the data order', default: 1 },
+  out: { kind: 'string', help: 'run folder: checkpoints, tokenizer.json, metrics.jsonl (default runs/<preset>)' },
+  resume: { kind: 'bool', help: 'continue from the latest checkpoint in --out up to --steps' },
+  metrics: { kind: 'string', help: 'append one JSON line per step to this file (default <out>/metrics.jsonl)' },
+  'global-batch': { kind: 'int', help: 'sequences per optimizer step', default: 16 },
+  'micro-batch': { kind: 'int', help: 'sequences per forward/backward (gradients accumulate; default: the global batch, at most 8)' },
+  seq: { kind: 'int', help: "tokens per sequence (default: the model's context)" },
+  lr: { kind: 'number', help: 'peak learning rate (default: 3e-3 for d_model <= 256, less for larger models)' },
+  'min-lr': { kind: 'number', help: 'final learning rate of the cosine decay (default lr/10)' },
+  warmup: { kind: 'int', help: 'warmup steps (default: a tenth of --steps, at most 100)' },
+  'weight-decay': { kind: 'number', help: 'AdamW weight decay (not on norms)', default: 0.1 },
+  clip: { kind: 'number', help: 'clip the global gradient norm to this (0: off)', default: 1.0 },
+  dtype: { kind: 'string', help: 'GEMM precision: f32, or bf16 with fp32 master weights', default: 'f32' },
+  recompute: { kind: 'string', help: 'activation recomputation: none or full', default: 'none' },
+  backend: { kind: 'string', help: 'compute backend (cpu, reference, ...)', default: 'cpu' },
+  data: { kind: 'string', help: 'a prepared dataset (manifest.json from zili prepare; default: the built-in corpus)' },
+  'eval-every': { kind: 'int', help: 'validation loss every K steps and at the end (0: never)', default: 100 },
+  'eval-batches': { kind: 'int', help: 'validation batches per evaluation', default: 4 },
+  threads: { kind: 'int', help: 'CPU threads (default: ZILI_THREADS or 2)' },
+  dp: { kind: 'int', help: 'data-parallel ranks (1 until distributed training lands)', default: 1 },
+  tp: { kind: 'int', help: 'tensor-parallel ranks (1 until distributed training lands)', default: 1 },
+  pp: { kind: 'int', help: 'pipeline stages (1 until distributed training lands)', default: 1 },
+  ep: { kind: 'int', help: 'expert-parallel ranks (1 until distributed training lands)', default: 1 },
+  zero: { kind: 'int', help: 'ZeRO stage (0 until distributed training lands)', default: 0 },
+  help: { kind: 'bool', help: 'show this help' },
+} satisfies FlagSpecs;
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, FLAGS, 'train');
+  if (a.help) {
+    console.log(formatHelp('train', FLAGS, '--preset NAME [options]'));
+    return 0;
+  }
+  if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
+  if (!a.preset) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')})`);
+  for (const k of ['dp', 'tp', 'pp', 'ep'] as const)
+    if (a[k] !== 1) throw new ConfigError(`--${k} ${a[k]}: distributed layouts are not implemented yet; use --${k} 1 (one process)`);
+  if (a.zero !== 0) throw new ConfigError(`--zero ${a.zero}: distributed layouts are not implemented yet; ZeRO needs data-parallel ranks (use --zero 0)`);
+  if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
+  if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
+
+  const model = preset(a.preset);
+  const out = a.out ?? path.join('runs', a.preset);
+  const steps = a.steps!;
+  const lr = a.lr ?? defaultLr(model);
+  const globalBatch = a['global-batch']!;
+  const config = makeTrainConfig(model, out, {
+    steps,
+    exitAfter: a['exit-after'] ?? null,
+    saveEvery: a['save-every']!,
+    keepCheckpoints: a['keep-checkpoints']!,
+    seed: a.seed!,
+    resume: a.resume ?? false,
+    metrics: a.metrics ?? path.join(out, 'metrics.jsonl'),
+    globalBatch,
+    microBatch: a['micro-batch'] ?? Math.min(globalBatch, 8),
+    seqLen: a.seq ?? model.seqLen,
+    lr,
+    minLr: a['min-lr'] ?? lr / 10,
+    warmup: a.warmup ?? defaultWarmup(steps),
+    weightDecay: a['weight-decay']!,
+    clipNorm: a.clip!,
+    dtype: a.dtype as TrainDtype,
+    recompute: a.recompute as TrainRecompute,
+    backend: a.backend!,
+    data: a.data ?? null,
+    evalEvery: a['eval-every']!,
+    evalBatches: a['eval-batches']!,
+    threads: a.threads ?? null,
+  });
+  const r = await trainRun(config);
+  return r.status === 'interrupted' ? 130 : 0;
+}

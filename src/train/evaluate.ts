@@ -1,0 +1,32 @@
+// Validation loss: mean next-token cross-entropy over the first `batches` batches of the
+// validation split, read in order (no shuffle) from the start each time, so successive evaluations
+// of a run measure the same tokens and compare.
+import type { TokenLoader } from '../data/loader.js';
+import type { Transformer } from '../nn/transformer.js';
+import { noGrad } from '../tensor/autograd.js';
+import * as T from '../tensor/ops.js';
+import { tidy } from '../tensor/scope.js';
+
+/** Builds a fresh loader at sample 0 of the validation split. */
+export type ValLoaderFactory = () => TokenLoader;
+
+export function validationLoss(model: Transformer, openVal: ValLoaderFactory, batches: number): number {
+  const loader = openVal();
+  try {
+    const be = model.backend;
+    let sum = 0;
+    for (let i = 0; i < batches; i++) {
+      const b = loader.next();
+      sum += noGrad(() =>
+        tidy(() => {
+          const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
+          const { ce } = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
+          return ce.dataSync()[0]!;
+        }),
+      );
+    }
+    return sum / batches;
+  } finally {
+    loader.close();
+  }
+}

@@ -1,0 +1,46 @@
+// One optimizer step: `accum` micro-batches of forward + backward (gradients accumulate in .grad,
+// every temporary freed by tidy), one AdamW update at the step's learning rate with the gradients
+// scaled by 1/accum and clipped, the MoE routing biases moved toward balance using the expert loads
+// of all the step's micro-batches, and the gradients cleared.
+import type { TokenLoader } from '../data/loader.js';
+import type { Transformer } from '../nn/transformer.js';
+import type { AdamW } from '../optim/adamw.js';
+import { backward } from '../tensor/autograd.js';
+import * as T from '../tensor/ops.js';
+import { tidy } from '../tensor/scope.js';
+
+export interface StepResult {
+  /** mean cross-entropy over the step's micro-batches */
+  loss: number;
+  /** mean MoE balancing loss (0 for dense models and bias balancing) */
+  aux: number;
+  /** global gradient norm before clipping */
+  gradNorm: number;
+}
+
+export function trainStep(model: Transformer, opt: AdamW, loader: TokenLoader, accum: number, lr: number): StepResult {
+  const be = model.backend;
+  let ceSum = 0, auxSum = 0;
+  const loads = new Map<number, number[]>();
+  for (let micro = 0; micro < accum; micro++) {
+    const b = loader.next();
+    const [ce, aux] = tidy(() => {
+      const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
+      const r = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
+      backward(r.loss);
+      return [r.ce.dataSync()[0]!, r.aux ? r.aux.dataSync()[0]! : 0];
+    });
+    ceSum += ce;
+    auxSum += aux;
+    for (const [layer, l] of model.lastLoads) {
+      const acc = loads.get(layer);
+      if (acc) for (let e = 0; e < l.length; e++) acc[e]! += l[e]!;
+      else loads.set(layer, [...l]);
+    }
+  }
+  const gradNorm = opt.update(lr, 1 / accum);
+  for (const [layer, l] of loads) model.lastLoads.set(layer, l);
+  model.updateRouterBias();
+  model.params.zeroGrad();
+  return { loss: ceSum / accum, aux: auxSum / accum, gradNorm };
+}

@@ -1,0 +1,252 @@
+// The training loop (`zili train`, and tests through `trainRun`): data, model, AdamW with a warmup +
+// cosine schedule over the run's total steps, gradient accumulation over micro-batches, clipping,
+// MoE bias balancing, per-step metrics, a progress bar, periodic validation, atomic checkpoints
+// (every --save-every, at the end, at --exit-after and on Ctrl-C) and bit-exact --resume: weights,
+// AdamW moments and step, data position, RNG state and routing biases all come back from the
+// checkpoint, so a resumed run computes exactly what the uninterrupted one would have.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Backend } from '../backend/contract.js';
+import { getBackend } from '../backend/registry.js';
+import { ensureBuiltinData } from '../data/builtin.js';
+import { TokenLoader } from '../data/loader.js';
+import { assertVocabMatches, type LoadedManifest, manifestFile, readManifest, type SplitName, tokenizerPathOf } from '../data/manifest.js';
+import { ShardReader } from '../data/shard.js';
+import type { LoaderState } from '../data/loader.js';
+import { countParams } from '../nn/param-count.js';
+import { Transformer } from '../nn/transformer.js';
+import { AdamW } from '../optim/adamw.js';
+import { type CosineSchedule, lrAt, validateSchedule } from '../optim/schedule.js';
+import { assertCompatible, type Checkpoint, CheckpointError, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
+import { validationLoss } from './evaluate.js';
+import { formatDuration, formatPercent } from './format.js';
+import { assertFitsInMemory } from './memory-check.js';
+import { type StepMetrics, MetricsWriter } from './metrics.js';
+import { mfu } from './mfu.js';
+import { Progress, type ProgressStream } from './progress.js';
+import { Rng, type RngState } from './rng-state.js';
+import { installInterruptHandler, interrupted } from './signals.js';
+import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, validateTrainConfig } from './train-config.js';
+import { trainStep } from './step.js';
+import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from './train-state.js';
+
+/** Name of the tokenizer copy in a run folder (zili generate reads it). */
+export const RUN_TOKENIZER_FILE = 'tokenizer.json';
+
+export interface TrainHooks {
+  /** information lines (default: stderr) */
+  log?: (line: string) => void;
+  /** where the progress bar goes (default: stderr) */
+  progressStream?: ProgressStream;
+  /** install SIGINT/SIGTERM handlers (default true) */
+  handleSignals?: boolean;
+  /** bytes of memory available, for the fit check (default: the OS's available memory) */
+  memoryAvailable?: number;
+  /** called after each step's metrics are computed */
+  onStep?: (m: StepMetrics) => void;
+}
+
+export type TrainStatus = 'completed' | 'exited' | 'interrupted' | 'nothing-to-do';
+
+export interface TrainResult {
+  status: TrainStatus;
+  /** optimizer steps completed */
+  step: number;
+  /** the last checkpoint written (null when none was) */
+  checkpoint: string | null;
+  /** the training loss of each step this call ran */
+  losses: number[];
+  /** the last validation loss measured (null when none) */
+  valLoss: number | null;
+  seconds: number;
+}
+
+interface DataSource {
+  manifest: LoadedManifest;
+  tokenizerPath: string;
+}
+
+async function resolveData(c: TrainConfig, log: (l: string) => void): Promise<DataSource> {
+  if (c.data) {
+    const manifest = readManifest(c.data);
+    return { manifest, tokenizerPath: tokenizerPathOf(manifest) };
+  }
+  const d = await ensureBuiltinData({ vocab: c.model.vocab, log });
+  return { manifest: readManifest(d.manifestPath), tokenizerPath: d.tokenizerPath };
+}
+
+/**
+ * Opens every shard of the splits the run reads (header, checksum of the header, exact size), so a
+ * missing or damaged shard is reported before the model is allocated; blocks are checked as read.
+ */
+function checkShards(m: LoadedManifest, splits: SplitName[]): void {
+  for (const split of splits) for (const s of m.splits[split].shards) ShardReader.open(manifestFile(m, s.file)).close();
+}
+
+/** Copies the data's tokenizer into the run folder (when it exists and differs), so generate finds it. */
+function copyTokenizer(src: string, out: string, log: (l: string) => void): void {
+  const dst = path.join(out, RUN_TOKENIZER_FILE);
+  if (!fs.existsSync(src)) {
+    log(`train: note: tokenizer ${src} not found; zili generate will need it next to the checkpoints`);
+    return;
+  }
+  const text = fs.readFileSync(src, 'utf8');
+  if (fs.existsSync(dst) && fs.readFileSync(dst, 'utf8') === text) return;
+  const tmp = `${dst}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, dst);
+}
+
+/** Settings that change the numbers of a run; a resume with different ones is not bit-exact. */
+const EXACTNESS_KEYS = ['steps', 'seed', 'globalBatch', 'microBatch', 'seqLen', 'lr', 'minLr', 'warmup', 'weightDecay', 'clipNorm', 'beta1', 'beta2', 'dtype', 'data'] as const;
+
+function threadsOf(be: Backend, c: TrainConfig): number {
+  const native = (be as { native?: { threads(): number; setThreads(n: number): void } }).native;
+  if (!native) return 1;
+  if (c.threads !== null) native.setThreads(c.threads);
+  return native.threads();
+}
+
+/** Runs (or resumes) a training run to `steps` (or `exitAfter`). */
+export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const c = validateTrainConfig(config);
+  const log = hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const startTime = performance.now();
+  const quiet = { warn: () => {} };
+
+  // ---- everything that can be wrong is checked before any tensor is allocated ----
+  const existing = latestCheckpoint(c.out, c.resume ? {} : quiet);
+  if (c.resume && !existing)
+    throw new CheckpointError(`--resume: no complete checkpoint in ${c.out} (expected step-NNNNNNNN folders); run without --resume to start a new run there`);
+  if (!c.resume && existing)
+    throw new CheckpointError(`${c.out} already holds a run (checkpoint ${path.basename(existing)}); pass --resume to continue it, or choose a fresh --out`);
+  const schedule: CosineSchedule = { maxLr: c.lr, minLr: c.minLr, warmupSteps: c.warmup, totalSteps: c.steps };
+  validateSchedule(schedule);
+  if (c.backend !== 'meta') assertFitsInMemory(c, hooks.memoryAvailable);
+  const data = await resolveData(c, log);
+  assertVocabMatches(data.manifest, c.model.vocab);
+  checkShards(data.manifest, c.evalEvery > 0 ? ['train', 'val'] : ['train']);
+  let ckpt: Checkpoint | null = null;
+  if (c.resume) {
+    ckpt = loadCheckpoint(existing!);
+    assertCompatible(ckpt.modelConfig, c.model, c.out);
+    const saved = (ckpt.trainConfig ?? {}) as Record<string, unknown>;
+    const now = trainConfigJson(c);
+    const diff = EXACTNESS_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]));
+    if (diff.length) log(`train: note: resuming with different ${diff.map((k) => `${k} (${JSON.stringify(saved[k])} -> ${JSON.stringify(now[k])})`).join(', ')}; the run will not match an uninterrupted one`);
+  }
+  const startStep = ckpt?.step ?? 0;
+  const stopAt = c.exitAfter ?? c.steps;
+  const pc = countParams(c.model);
+  log(`train: model '${c.model.name}': ${pc.total.toLocaleString('en-US')} parameters (${pc.active.toLocaleString('en-US')} active per token)`);
+  if (startStep >= stopAt) {
+    log(`train: ${ckpt!.dir} is at step ${startStep}; nothing to do up to step ${stopAt} (raise --steps to train further)`);
+    return { status: 'nothing-to-do', step: startStep, checkpoint: ckpt!.dir, losses: [], valLoss: null, seconds: 0 };
+  }
+
+  fs.mkdirSync(c.out, { recursive: true });
+  copyTokenizer(data.tokenizerPath, c.out, log);
+  const be = await getBackend(c.backend);
+  const threads = threadsOf(be, c);
+  const accum = gradAccumSteps(c);
+  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined });
+  const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false });
+  if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
+  const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
+  const opt = new AdamW(model.params, { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm });
+  let metrics: MetricsWriter | null = null;
+  let removeHandler = () => {};
+  const losses: number[] = [];
+  let valLoss: number | null = null;
+  let lastSaved: string | null = null;
+  let status: TrainStatus = 'completed';
+  try {
+    // Reserved for stochastic parts of training (dropout, sampling-based data mixing): saved and restored
+    // with every checkpoint so that adding one keeps resume exact.
+    let rng = new Rng(c.seed, 1);
+    if (ckpt) {
+      restoreModel(model, ckpt.tensors, ckpt.dir);
+      restoreOptimizer(opt, model, ckpt.optimizer, ckpt.dir);
+      if (ckpt.rng) rng = Rng.fromState(ckpt.rng as RngState);
+      log(`train: resumed from ${ckpt.dir} at step ${startStep}`);
+    }
+    ckpt = null; // its host copies are no longer needed
+
+    metrics = c.metrics ? new MetricsWriter(c.metrics, c.resume ? { resumeStep: startStep } : {}) : null;
+    if (hooks.handleSignals !== false) removeHandler = installInterruptHandler();
+    const progress = new Progress({ total: stopAt, label: 'train', stream: hooks.progressStream });
+    log(
+      `train: steps ${startStep + 1}..${stopAt} of ${c.steps}, ${c.globalBatch} x ${c.seqLen} tokens per step` +
+        (accum > 1 ? ` (${accum} micro-batches of ${c.microBatch})` : '') +
+        `, lr ${+c.lr.toPrecision(4)} (warmup ${c.warmup}, cosine to ${+c.minLr.toPrecision(4)}), ${c.dtype}, backend ${be.name}, ${threads} thread(s), out ${c.out}`,
+    );
+
+    const save = (step: number, extra: Record<string, unknown>) => {
+      lastSaved = saveCheckpoint(c.out, {
+        modelConfig: c.model,
+        step,
+        trainConfig: trainConfigJson(c),
+        tensors: modelTensors(model),
+        optimizer: optimizerState(opt, model),
+        data: loader.state(),
+        rng: rng.state(),
+        metrics: extra,
+      });
+      pruneCheckpoints(c.out, c.keepCheckpoints);
+      progress.log(`train: saved checkpoint ${lastSaved}`);
+    };
+
+    for (let step = startStep + 1; step <= stopAt; step++) {
+      const t0 = performance.now();
+      const lr = lrAt(step, schedule);
+      const { loss, aux, gradNorm } = trainStep(model, opt, loader, accum, lr);
+      const stepS = (performance.now() - t0) / 1000;
+      const tokensPerSec = tokensPerStep(c) / stepS;
+      const util = mfu(tokensPerSec, c.model, c.seqLen, c.dtype, threads);
+      losses.push(loss);
+      if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
+        valLoss = validationLoss(model, openVal, c.evalBatches);
+        progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);
+      }
+      const record: StepMetrics = {
+        step,
+        loss,
+        lr,
+        tokensPerSec,
+        gradNorm,
+        mfu: util,
+        elapsedS: (performance.now() - startTime) / 1000,
+        tokens: step * tokensPerStep(c),
+        ...(c.model.moe ? { aux } : {}),
+        ...(c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps) ? { valLoss } : {}),
+      };
+      metrics?.write(record);
+      hooks.onStep?.(record);
+      progress.update(step, { loss, 'tok/s': Math.round(tokensPerSec), MFU: formatPercent(util) });
+      if (!Number.isFinite(loss)) throw new Error(`train: the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
+
+      await new Promise((r) => setImmediate(r)); // lets a Ctrl-C be seen
+      const stop = interrupted();
+      if (stop || step === stopAt || (c.saveEvery > 0 && step % c.saveEvery === 0)) save(step, { loss, valLoss });
+      if (stop) {
+        status = 'interrupted';
+        break;
+      }
+      if (step === stopAt && stopAt < c.steps) status = 'exited';
+    }
+    progress.finish();
+  } finally {
+    removeHandler();
+    metrics?.close();
+    loader.close();
+    opt.dispose();
+    model.dispose();
+  }
+  const seconds = (performance.now() - startTime) / 1000;
+  const last = losses.length ? losses[losses.length - 1]! : NaN;
+  log(
+    `train: ${status === 'interrupted' ? 'interrupted' : status === 'exited' ? 'stopped (--exit-after)' : 'done'} at step ${startStep + losses.length}: ` +
+      `loss ${last.toFixed(4)} (first ${losses[0]?.toFixed(4)})${valLoss !== null ? `, validation ${valLoss.toFixed(4)}` : ''}, ${formatDuration(seconds)}`,
+  );
+  return { status, step: startStep + losses.length, checkpoint: lastSaved, losses, valLoss, seconds };
+}
