@@ -1,0 +1,87 @@
+// `zili generate`: text from a checkpoint. Loads the model config and weights (a run folder means its
+// newest checkpoint), the tokenizer copied into the run folder by `zili train`, then decodes with a
+// KV cache — greedy at --temperature 0, else seeded sampling with top-k / top-p — streaming text to
+// stdout as tokens arrive (a UTF-8 character split across tokens is printed once complete).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { formatHelp, parseArgs, UsageError, type FlagSpecs } from './args.js';
+import { getBackend } from '../backend/registry.js';
+import { DataError } from '../data/errors.js';
+import { END_OF_TEXT } from '../data/tokenizer.js';
+import { loadTokenizer } from '../data/tokenizer-json.js';
+import { generate, Utf8Stream } from '../infer/generate.js';
+import { validateSampling } from '../infer/sample.js';
+import { Transformer } from '../nn/transformer.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { restoreModel } from '../train/train-state.js';
+import { RUN_TOKENIZER_FILE } from '../train/trainer.js';
+
+const FLAGS = {
+  checkpoint: { kind: 'string', help: "a run's --out folder (its newest checkpoint) or one step-NNNNNNNN folder" },
+  prompt: { kind: 'string', help: 'text to continue (empty: start a new document)', default: '' },
+  'max-tokens': { kind: 'int', help: 'new tokens to generate at most', default: 100 },
+  temperature: { kind: 'number', help: 'sampling temperature (0: greedy)', default: 0.8 },
+  'top-k': { kind: 'int', help: 'sample from the k most likely tokens (0: all)', default: 40 },
+  'top-p': { kind: 'number', help: 'sample from the most likely tokens up to this probability (1: all)', default: 1 },
+  seed: { kind: 'int', help: 'sampling seed', default: 0 },
+  tokenizer: { kind: 'string', help: "tokenizer.json (default: the one in the run folder)" },
+  backend: { kind: 'string', help: 'compute backend', default: 'cpu' },
+  'no-stop': { kind: 'bool', help: 'keep going past <|endoftext|>' },
+  help: { kind: 'bool', help: 'show this help' },
+} satisfies FlagSpecs;
+
+function findTokenizer(stepDir: string): string {
+  const candidates = [path.join(stepDir, RUN_TOKENIZER_FILE), path.join(path.dirname(stepDir), RUN_TOKENIZER_FILE)];
+  const found = candidates.find((f) => fs.existsSync(f));
+  if (!found) throw new DataError(`no tokenizer found for checkpoint ${stepDir} (looked for ${candidates.join(' and ')}); name one with --tokenizer FILE`);
+  return found;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, FLAGS, 'generate');
+  if (a.help) {
+    console.log(formatHelp('generate', FLAGS, '--checkpoint DIR --prompt TEXT [options]'));
+    return 0;
+  }
+  if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
+  if (!a.checkpoint) throw new UsageError('name the checkpoint with --checkpoint DIR (a run folder or a step folder)');
+  const sampling = { temperature: a.temperature!, topK: a['top-k']!, topP: a['top-p']! };
+  try {
+    validateSampling(sampling);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (a['max-tokens']! < 0) throw new UsageError(`--max-tokens must be >= 0, got ${a['max-tokens']}`);
+
+  const ckpt = loadCheckpoint(a.checkpoint);
+  const { tokenizer } = loadTokenizer(a.tokenizer ?? findTokenizer(ckpt.dir));
+  const cfg = ckpt.modelConfig;
+  if (tokenizer.vocabSize > cfg.vocab)
+    throw new DataError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model in ${ckpt.dir} only ${cfg.vocab}; use the tokenizer the model was trained with`);
+  const be = await getBackend(a.backend!);
+  const model = new Transformer(cfg, be, { seed: 0 });
+  restoreModel(model, ckpt.tensors, ckpt.dir);
+  const eot = tokenizer.specials.find((s) => s.content === END_OF_TEXT)?.id ?? null;
+  let prompt = tokenizer.encode(a.prompt!);
+  if (prompt.length === 0) {
+    if (eot === null) throw new UsageError('give a --prompt: this tokenizer has no <|endoftext|> token to start from');
+    prompt = [eot];
+  }
+  process.stderr.write(`generate: model '${cfg.name}' at step ${ckpt.step} (${ckpt.dir}), prompt ${prompt.length} tokens, ` +
+    (sampling.temperature === 0 ? 'greedy' : `temperature ${sampling.temperature}, top-k ${sampling.topK}, top-p ${sampling.topP}, seed ${a.seed}`) + '\n');
+  const text = new Utf8Stream();
+  process.stdout.write(a.prompt!);
+  const t0 = performance.now();
+  const ids = generate(model, prompt, {
+    ...sampling,
+    maxTokens: a['max-tokens']!,
+    seed: a.seed!,
+    stopId: a['no-stop'] ? null : eot,
+    onToken: (id) => process.stdout.write(text.push(tokenizer.tokenBytes(id))),
+  });
+  process.stdout.write(text.end() + '\n');
+  const s = (performance.now() - t0) / 1000;
+  process.stderr.write(`generate: ${ids.length} tokens in ${s.toFixed(2)} s (${(ids.length / s).toFixed(1)} tokens/s)\n`);
+  model.dispose();
+  return 0;
+}
