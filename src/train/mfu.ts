@@ -1,32 +1,26 @@
 // Model FLOPs utilisation (MFU): the FLOPs a training step needs by the model's arithmetic, per
-// second, over the hardware's peak. The peaks are the FMA loops measured on the development
-// machines (DESIGN.md, "Facts measured": about 210 GFLOP/s per core in fp32 and 394 per core with
-// bf16 `vdpbf16ps`); they live here and nowhere else.
+// second, over the hardware's peak. One definition for the trainer, `bench train` and the planner:
+// model FLOPs per token come from src/plan/flops.ts (Megatron-LM's conventions: every matmul,
+// attention over the full T² square, backward = 2 × forward, no recomputation); the peak is this
+// CPU's FMA (f32) or bf16 dot-product throughput as measured by src/backend/cpu/peak.ts.
+import type { Backend } from '../backend/contract.js';
 import type { ModelConfig } from '../nn/config.js';
-import { countParams } from '../nn/param-count.js';
+import { modelFlopsPerToken } from '../plan/flops.js';
+import { cpuPeak } from '../backend/cpu/peak.js';
 
-/** Measured FMA peak per CPU core, GFLOP/s (DESIGN.md). */
-export const CPU_PEAK_GFLOPS_PER_CORE = { f32: 210, bf16: 394 } as const;
-
-/** Peak FLOP/s of `threads` CPU cores at a compute dtype. */
-export function cpuPeakFlops(dtype: 'f32' | 'bf16', threads: number): number {
-  return CPU_PEAK_GFLOPS_PER_CORE[dtype] * 1e9 * Math.max(1, threads);
-}
-
-/**
- * Training FLOPs per token (PaLM's formula, appendix B): 6·N + 12·L·T·d, where N counts the active
- * parameters that take part in a matmul (all active parameters but an untied input-embedding table,
- * which is a lookup; the tied table does the output projection) and 12·L·T·d is attention's
- * scores and weighted sum over a context of T tokens, forward and backward. Recomputation is not
- * counted (MFU, not hardware utilisation).
- */
+/** Training FLOPs per token of a model at a sequence length (forward + backward). */
 export function trainFlopsPerToken(c: ModelConfig, seqLen: number): number {
-  const p = countParams(c);
-  const matmulParams = p.active - p.norms - (c.tiedEmbeddings ? 0 : c.vocab * c.dModel);
-  return 6 * matmulParams + 12 * c.layers * seqLen * c.dModel;
+  return modelFlopsPerToken(seqLen === c.seqLen ? c : { ...c, seqLen });
 }
 
-/** MFU of a measured throughput. */
-export function mfu(tokensPerSec: number, c: ModelConfig, seqLen: number, dtype: 'f32' | 'bf16', threads: number): number {
-  return (tokensPerSec * trainFlopsPerToken(c, seqLen)) / cpuPeakFlops(dtype, threads);
+/** Peak FLOP/s of the backend's device at a compute dtype: measured on the cpu backend, 0 (unknown) elsewhere. */
+export function peakFlops(backend: Backend, dtype: 'f32' | 'bf16', threads: number): number {
+  if (backend.name !== 'cpu') return 0;
+  const p = cpuPeak(threads);
+  return (dtype === 'bf16' && p.bf16Gflops > 0 ? p.bf16Gflops : p.f32Gflops) * 1e9;
+}
+
+/** MFU of a measured throughput (0 when the peak is unknown). */
+export function mfu(tokensPerSec: number, c: ModelConfig, seqLen: number, peak: number): number {
+  return peak > 0 ? (tokensPerSec * trainFlopsPerToken(c, seqLen)) / peak : 0;
 }

@@ -22,7 +22,7 @@ import { validationLoss } from './evaluate.js';
 import { formatDuration, formatPercent } from './format.js';
 import { assertFitsInMemory } from './memory-check.js';
 import { type StepMetrics, MetricsWriter } from './metrics.js';
-import { mfu } from './mfu.js';
+import { mfu, peakFlops } from './mfu.js';
 import { Progress, type ProgressStream } from './progress.js';
 import { Rng, type RngState } from './rng-state.js';
 import { installInterruptHandler, interrupted } from './signals.js';
@@ -148,6 +148,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   copyTokenizer(data.tokenizerPath, c.out, log);
   const be = await getBackend(c.backend);
   const threads = threadsOf(be, c);
+  const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
   const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined });
   const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false });
@@ -202,7 +203,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       const { loss, aux, gradNorm } = trainStep(model, opt, loader, accum, lr);
       const stepS = (performance.now() - t0) / 1000;
       const tokensPerSec = tokensPerStep(c) / stepS;
-      const util = mfu(tokensPerSec, c.model, c.seqLen, c.dtype, threads);
+      const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
       if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
         valLoss = validationLoss(model, openVal, c.evalBatches);

@@ -9,12 +9,11 @@ import { preset } from '../../nn/presets.js';
 import { countParams } from '../../nn/param-count.js';
 import { Transformer } from '../../nn/transformer.js';
 import { AdamW, defaultAdamW } from '../../optim/adamw.js';
-import { modelFlopsPerToken } from '../../plan/flops.js';
+import { mfu as mfuOf, peakFlops, trainFlopsPerToken } from '../../train/mfu.js';
 import * as T from '../../tensor/ops.js';
 import { backward } from '../../tensor/autograd.js';
 import { tidy } from '../../tensor/scope.js';
 import { CpuBackend } from '../../backend/cpu/cpu-backend.js';
-import { cpuPeak } from '../../backend/cpu/peak.js';
 
 const SPECS = {
   preset: { kind: 'string', help: 'start from a preset (flags below override its fields)' },
@@ -86,10 +85,10 @@ export async function run(argv: string[]): Promise<number> {
   const median = times[Math.floor(times.length / 2)]!;
   const tokensPerSec = (B * S) / median;
   const threads = backend instanceof CpuBackend ? backend.native.threads() : 1;
-  const peak = backend instanceof CpuBackend ? cpuPeak(threads) : null;
-  const peakGflops = peak ? (a.dtype === 'bf16' && peak.bf16Gflops > 0 ? peak.bf16Gflops : peak.f32Gflops) : 0;
-  const flopsPerToken = modelFlopsPerToken(config);
-  const mfu = peakGflops > 0 ? (tokensPerSec * flopsPerToken) / (peakGflops * 1e9) : 0;
+  const peak = peakFlops(backend, a.dtype, threads);
+  const peakGflops = peak / 1e9;
+  const flopsPerToken = trainFlopsPerToken(config, S);
+  const mfu = mfuOf(tokensPerSec, config, S, peak);
   const peakMemoryMiB = backend.memory().peakBytes / 2 ** 20;
   const result = {
     tokensPerSec: Math.round(tokensPerSec * 10) / 10,
