@@ -9,20 +9,20 @@ import { BackendError } from '../src/tensor/errors.js';
 
 for (const name of ['reference', 'cpu', 'meta']) {
   test(`selftest passes on ${name}`, { skip: name === 'cpu' && !nativeAvailable() ? 'native addon not built' : false }, async () => {
-    const report = runConformance(await getBackend(name));
+    const report = await runConformance(await getBackend(name));
     const failures = report.results.filter((r) => r.status === 'failed').map((r) => `${r.name}: ${r.detail}`);
     assert.deepEqual(failures, []);
     assert.ok(report.passed >= 60, `only ${report.passed} cases ran`);
   });
 }
 
-test('the kit catches a wrong kernel', () => {
+test('the kit catches a wrong kernel', async () => {
   class Broken extends ReferenceBackend {
     override unary(op: Parameters<ReferenceBackend['unary']>[0], x: Parameters<ReferenceBackend['unary']>[1], out: Parameters<ReferenceBackend['unary']>[2]): void {
       super.unary(op === 'exp' ? 'sin' : op, x, out);
     }
   }
-  const report = runConformance(new Broken(), { filter: 'exp' });
+  const report = await runConformance(new Broken(), { filter: 'exp' });
   assert.equal(report.failed, 1);
   assert.match(report.results[0]!.detail!, /tolerance/);
 });

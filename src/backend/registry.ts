@@ -10,6 +10,7 @@ const factories = new Map<string, Factory>([
   ['reference-unfused', () => new ReferenceBackend({ fused: false })],
   ['cpu', async () => new (await import('./cpu/cpu-backend.js')).CpuBackend()],
   ['meta', async () => new (await import('./meta/meta-backend.js')).MetaBackend()],
+  ['webgpu', async () => (await import('./webgpu/webgpu-backend.js')).WebGpuBackend.create()],
 ]);
 const instances = new Map<string, Backend>();
 

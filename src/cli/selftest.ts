@@ -18,7 +18,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const backend = await getBackend(a.backend!);
-  const report = runConformance(backend, { filter: a.filter });
+  const report = await runConformance(backend, { filter: a.filter });
   for (const r of report.results) {
     if (r.status === 'passed' && !a.verbose) continue;
     const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';

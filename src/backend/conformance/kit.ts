@@ -8,7 +8,7 @@ import { ReferenceBackend } from '../reference/reference-backend.js';
 import { backward } from '../../tensor/autograd.js';
 import { type DType, type HostArray, readElement } from '../../tensor/dtype.js';
 import * as T from '../../tensor/ops.js';
-import { tidy } from '../../tensor/scope.js';
+import { tidy, tidyAsync } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { OP_CASES, type OpCase, caseData } from './cases.js';
 
@@ -61,9 +61,12 @@ interface Output {
   data: HostArray;
 }
 
-/** Runs the case's forward and backward on a backend; returns the output and every input gradient. */
-function runCase(backend: Backend, c: OpCase, dtype: DType): Output[] {
-  return tidy(() => {
+/**
+ * Runs the case's forward and backward on a backend; returns the output and every input gradient.
+ * Results come back through `await tensor.data()`, so asynchronous backends (webgpu) run the kit too.
+ */
+function runCase(backend: Backend, c: OpCase, dtype: DType): Promise<Output[]> {
+  return tidyAsync(async () => {
     const xs = c.inputs.map((inp) => {
       const d = caseData(inp);
       const t = d instanceof Int32Array ? T.tensor(backend, d, inp.shape, 'i32') : T.tensor(backend, Float32Array.from(d), inp.shape, dtype);
@@ -71,7 +74,7 @@ function runCase(backend: Backend, c: OpCase, dtype: DType): Output[] {
       return t;
     });
     const y = c.f(xs);
-    const outputs: Output[] = [{ shape: y.shape, dtype: y.dtype, data: y.dataSync() }];
+    const outputs: Output[] = [{ shape: y.shape, dtype: y.dtype, data: await y.data() }];
     if (c.differentiable !== false) {
       // contract the output with fixed weights so every element gets a distinct gradient
       const wdata = caseData({ shape: [y.numel], seed: 99 });
@@ -80,7 +83,7 @@ function runCase(backend: Backend, c: OpCase, dtype: DType): Output[] {
       for (const x of xs)
         if (x.requiresGrad) {
           const g = x.grad!;
-          outputs.push({ shape: g.shape, dtype: g.dtype, data: g.dataSync() });
+          outputs.push({ shape: g.shape, dtype: g.dtype, data: await g.data() });
           g.dispose();
           x.grad = null;
         }
@@ -90,21 +93,21 @@ function runCase(backend: Backend, c: OpCase, dtype: DType): Output[] {
   });
 }
 
-function check(name: string, fn: () => void): CaseResult {
+async function check(name: string, fn: () => void | Promise<void>): Promise<CaseResult> {
   try {
-    fn();
+    await fn();
     return { name, status: 'passed' };
   } catch (e) {
     return { name, status: 'failed', detail: (e as Error).message.split('\n')[0] };
   }
 }
 
-function runOpCase(backend: Backend, ref: Backend, c: OpCase, shapesOnly: boolean): CaseResult {
+async function runOpCase(backend: Backend, ref: Backend, c: OpCase, shapesOnly: boolean): Promise<CaseResult> {
   const name = `${c.name} (fwd${c.differentiable === false ? '' : '+bwd'}, f32)`;
   try {
     const live = backend.memory().liveBuffers;
-    const got = runCase(backend, c, 'f32');
-    const want = runCase(ref, c, 'f32');
+    const got = await runCase(backend, c, 'f32');
+    const want = await runCase(ref, c, 'f32');
     const leaked = backend.memory().liveBuffers - live;
     if (got.length !== want.length) return { name, status: 'failed', detail: `${got.length} outputs and gradients vs reference ${want.length}` };
     let worst = 0, where = '';
@@ -128,18 +131,18 @@ function runOpCase(backend: Backend, ref: Backend, c: OpCase, shapesOnly: boolea
   }
 }
 
-function bf16Cases(backend: Backend, ref: Backend, shapesOnly: boolean): CaseResult[] {
+async function bf16Cases(backend: Backend, ref: Backend, shapesOnly: boolean): Promise<CaseResult[]> {
   if (!backend.dtypes.includes('bf16')) return [{ name: 'bf16 cast and matmul', status: 'skipped', detail: `backend stores no bf16` }];
   const out: CaseResult[] = [];
   const golden = [1.00390625, 1.01171875, -0.0, Infinity, -Infinity, 3.4e38, 1e-40, 65504.5];
   out.push(
-    check('bf16 cast round-to-nearest-even', () => {
+    await check('bf16 cast round-to-nearest-even', async () => {
       const res = (b: Backend) =>
-        tidy(() => {
+        tidyAsync(async () => {
           const x = T.tensor(b, Float32Array.from(golden), [golden.length]);
-          return T.cast(T.cast(x, 'bf16'), 'f32').dataSync();
+          return T.cast(T.cast(x, 'bf16'), 'f32').data();
         });
-      const got = res(backend), want = res(ref);
+      const got = await res(backend), want = await res(ref);
       if (shapesOnly) return;
       for (let i = 0; i < golden.length; i++)
         if (!Object.is(got[i], want[i])) throw new Error(`cast(${golden[i]}) gave ${got[i]}, reference ${want[i]}`);
@@ -147,22 +150,22 @@ function bf16Cases(backend: Backend, ref: Backend, shapesOnly: boolean): CaseRes
   );
   for (const [m, n, k, ta, tb] of [[33, 17, 65, false, false], [64, 48, 96, false, true], [20, 30, 40, true, false]] as const)
     out.push(
-      check(`bf16 matmul ${m}x${n}x${k}${ta ? ' transA' : ''}${tb ? ' transB' : ''} (fwd+bwd)`, () => {
+      await check(`bf16 matmul ${m}x${n}x${k}${ta ? ' transA' : ''}${tb ? ' transB' : ''} (fwd+bwd)`, async () => {
         const res = (b: Backend) =>
-          tidy(() => {
+          tidyAsync(async () => {
             const a = T.tensor(b, Float32Array.from(caseData({ shape: [m * k], seed: 3 })), ta ? [k, m] : [m, k], 'bf16');
             const w = T.tensor(b, Float32Array.from(caseData({ shape: [k * n], seed: 4 })), tb ? [n, k] : [k, n], 'bf16');
             a.requiresGrad = w.requiresGrad = true;
             const y = T.matmul(a, w, { transA: ta, transB: tb });
             backward(T.sum(T.square(y)));
-            const r = [y.dataSync(), a.grad!.dataSync(), w.grad!.dataSync()] as const;
+            const r = [await y.data(), await a.grad!.data(), await w.grad!.data()] as const;
             a.grad!.dispose();
             w.grad!.dispose();
             a.dispose();
             w.dispose();
             return r;
           });
-        const got = res(backend), want = res(ref);
+        const got = await res(backend), want = await res(ref);
         if (shapesOnly) return;
         const r = compare(got[0], want[0], 'f32');
         // products of bf16 inputs are exact in f32; only the accumulation order differs
@@ -176,7 +179,7 @@ function bf16Cases(backend: Backend, ref: Backend, shapesOnly: boolean): CaseRes
   return out;
 }
 
-function errorCases(backend: Backend): CaseResult[] {
+function errorCases(backend: Backend): Promise<CaseResult[]> {
   const expectThrow = (name: string, fn: () => unknown, pattern: RegExp) =>
     check(name, () => {
       let msg = '';
@@ -187,14 +190,14 @@ function errorCases(backend: Backend): CaseResult[] {
       }
       if (!pattern.test(msg)) throw new Error(`expected an error matching ${pattern}, got '${msg || 'no error'}'`);
     });
-  return [
+  return Promise.all([
     expectThrow('error: matmul shape mismatch', () => T.matmul(T.zeros(backend, [2, 3]), T.zeros(backend, [4, 5])), /matmul: inner dimensions differ: \[2, 3\] @ \[4, 5\]/),
     expectThrow('error: dtype mismatch', () => T.add(T.zeros(backend, [2]), T.zeros(backend, [2], 'i32')), /add: dtype mismatch, f32 \[2\] vs i32 \[2\]; cast/),
     expectThrow('error: broadcast mismatch', () => T.mul(T.zeros(backend, [2, 3]), T.zeros(backend, [3, 2])), /mul: shapes \[2, 3\] and \[3, 2\] do not broadcast/),
-  ];
+  ]);
 }
 
-function leakCase(backend: Backend): CaseResult {
+function leakCase(backend: Backend): Promise<CaseResult> {
   return check('leak check: a training-like step frees everything it allocates', () => {
     const before = backend.memory().liveBuffers;
     const w = T.random(backend, [8, 8], { seed: 5, std: 0.3 });
@@ -214,19 +217,22 @@ function leakCase(backend: Backend): CaseResult {
   });
 }
 
-/** Runs the whole kit. `filter` selects cases by substring. */
-export function runConformance(backend: Backend, opts: { filter?: string } = {}): KitReport {
+/**
+ * Runs the whole kit (asynchronous so that it runs on asynchronous backends too: results are read
+ * with `await tensor.data()`). `filter` selects cases by substring.
+ */
+export async function runConformance(backend: Backend, opts: { filter?: string } = {}): Promise<KitReport> {
   const ref = new ReferenceBackend();
   const shapesOnly = backend.name === 'meta';
   const results: CaseResult[] = [];
   for (const c of OP_CASES) {
     if (opts.filter && !c.name.includes(opts.filter)) continue;
-    results.push(runOpCase(backend, ref, c, shapesOnly));
+    results.push(await runOpCase(backend, ref, c, shapesOnly));
   }
-  if (!opts.filter || 'bf16'.includes(opts.filter) || opts.filter.includes('bf16')) results.push(...bf16Cases(backend, ref, shapesOnly));
+  if (!opts.filter || 'bf16'.includes(opts.filter) || opts.filter.includes('bf16')) results.push(...(await bf16Cases(backend, ref, shapesOnly)));
   if (!opts.filter) {
-    results.push(...errorCases(backend));
-    results.push(leakCase(backend));
+    results.push(...(await errorCases(backend)));
+    results.push(await leakCase(backend));
   }
   const count = (s: CaseResult['status']) => results.filter((r) => r.status === s).length;
   return { backend: backend.name, passed: count('passed'), failed: count('failed'), skipped: count('skipped'), results };
