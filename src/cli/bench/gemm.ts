@@ -16,6 +16,7 @@ const SPECS = {
   repeat: { kind: 'int', help: 'timed runs (best is reported)', default: 5 },
   suite: { kind: 'bool', help: 'run the training shapes and 1024^3, 2048^3 with every engine' },
   threads: { kind: 'int', help: 'threads (default: ZILI_THREADS or 2)' },
+  backend: { kind: 'string', help: 'cpu (native GEMM vs OpenBLAS) or another backend, e.g. webgpu (its matmul alone)', default: 'cpu' },
   json: { kind: 'bool', help: 'end with one JSON line' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
@@ -83,6 +84,14 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (o.dtype !== 'f32' && o.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${o.dtype}'`);
+  if (o.backend && o.backend !== 'cpu') {
+    if (o.dtype !== 'f32' || o.suite) throw new UsageError(`--backend ${o.backend}: only single f32 shapes are measured`);
+    const { measureDevice } = await import('./gemm-device.js');
+    const r = await measureDevice(o.backend, o.m!, o.n!, o.k!, !!o['trans-a'], !!o['trans-b'], Math.max(1, o.repeat ?? 5));
+    console.log(`${r.backend} sgemm f32 ${r.m}x${r.n}x${r.k}${r.transA ? ' transA' : ''}${r.transB ? ' transB' : ''}: ${r.gflops.toFixed(1)} GFLOP/s (${r.msPerGemm.toFixed(2)} ms) on ${r.device}`);
+    if (o.json) console.log(JSON.stringify({ gflops: +r.gflops.toFixed(2), backend: r.backend, device: r.device, m: r.m, n: r.n, k: r.k, dtype: 'f32', transA: r.transA, transB: r.transB, msPerGemm: +r.msPerGemm.toFixed(3) }));
+    return 0;
+  }
   const N = loadNative();
   if (o.threads !== undefined) N.setThreads(o.threads);
   const repeat = Math.max(1, o.repeat ?? 5);
