@@ -70,7 +70,7 @@ test('greedy generation with the KV cache picks the arg max of a full forward at
   for (const p of m.params.tensors.values()) be.write(p.buf, Float32Array.from(p.dataSync() as Float32Array, (x) => x * 20)); // sharper logits
   const prompt = [3, 17, 42];
   const streamed: number[] = [];
-  const out = generate(m, prompt, { temperature: 0, maxTokens: 8, onToken: (id) => streamed.push(id) });
+  const out = await generate(m, prompt, { temperature: 0, maxTokens: 8, onToken: (id) => streamed.push(id) });
   assert.equal(out.length, 8);
   assert.deepEqual(streamed, out);
   const seq = [...prompt];
@@ -79,11 +79,11 @@ test('greedy generation with the KV cache picks the arg max of a full forward at
     seq.push(id);
   }
   // past the context (12): the cache is rebuilt from the last half of the sequence
-  const long = generate(m, prompt, { temperature: 0, maxTokens: 20 });
+  const long = await generate(m, prompt, { temperature: 0, maxTokens: 20 });
   assert.equal(long.length, 20);
   assert.deepEqual(long.slice(0, 8), out);
-  assert.deepEqual(generate(m, prompt, { temperature: 0.9, topK: 5, maxTokens: 6, seed: 1 }), generate(m, prompt, { temperature: 0.9, topK: 5, maxTokens: 6, seed: 1 }));
-  const stop = generate(m, prompt, { temperature: 0, maxTokens: 8, stopId: out[2] });
+  assert.deepEqual(await generate(m, prompt, { temperature: 0.9, topK: 5, maxTokens: 6, seed: 1 }), await generate(m, prompt, { temperature: 0.9, topK: 5, maxTokens: 6, seed: 1 }));
+  const stop = await generate(m, prompt, { temperature: 0, maxTokens: 8, stopId: out[2] });
   assert.deepEqual(stop, out.slice(0, 2), 'stops before the stop token');
   m.dispose();
 });

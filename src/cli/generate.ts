@@ -72,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   const text = new Utf8Stream();
   process.stdout.write(a.prompt!);
   const t0 = performance.now();
-  const ids = generate(model, prompt, {
+  const ids = await generate(model, prompt, {
     ...sampling,
     maxTokens: a['max-tokens']!,
     seed: a.seed!,

@@ -19,21 +19,22 @@ export interface GenerateOptions extends SamplingOptions {
 }
 
 /** Logits of the last position after feeding ids (new positions) through the model and the cache. */
-function step(model: Transformer, cache: KvCache, ids: number[]): Float32Array {
+async function step(model: Transformer, cache: KvCache, ids: number[]): Promise<Float32Array> {
   const V = model.config.vocab;
-  const out = noGrad(() =>
+  const last = noGrad(() =>
     tidy(() => {
       const t = T.tensor(model.backend, Int32Array.from(ids), [1, ids.length], 'i32');
-      const all = model.forward(t, { cache }).logits.dataSync() as Float32Array;
-      return all.slice((ids.length - 1) * V, ids.length * V);
+      return T.slice(model.forward(t, { cache }).logits, 0, ids.length - 1, ids.length);
     }),
   );
   cache.advance(ids.length);
-  return out;
+  const out = (await last.data()) as Float32Array;
+  last.dispose();
+  return out.length === V ? out : out.slice(0, V);
 }
 
 /** Generates up to maxTokens new tokens after the prompt (at least one prompt token). Returns them. */
-export function generate(model: Transformer, prompt: readonly number[], o: GenerateOptions): number[] {
+export async function generate(model: Transformer, prompt: readonly number[], o: GenerateOptions): Promise<number[]> {
   validateSampling(o);
   if (prompt.length === 0) throw new RangeError('generate: the prompt needs at least one token');
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`generate: maxTokens must be a whole number >= 0, got ${o.maxTokens}`);
@@ -43,7 +44,7 @@ export function generate(model: Transformer, prompt: readonly number[], o: Gener
   const out: number[] = [];
   let cache = new KvCache(model.backend, model.config, 1, ctx);
   try {
-    let logits = step(model, cache, seq.slice(-ctx));
+    let logits = await step(model, cache, seq.slice(-ctx));
     while (out.length < o.maxTokens) {
       const id = sampleToken(logits, o, rng);
       if (o.stopId !== undefined && o.stopId !== null && id === o.stopId) break;
@@ -54,8 +55,8 @@ export function generate(model: Transformer, prompt: readonly number[], o: Gener
       if (cache.length >= ctx) {
         cache.dispose();
         cache = new KvCache(model.backend, model.config, 1, ctx);
-        logits = step(model, cache, seq.slice(-Math.max(1, Math.floor(ctx / 2))));
-      } else logits = step(model, cache, [id]);
+        logits = await step(model, cache, seq.slice(-Math.max(1, Math.floor(ctx / 2))));
+      } else logits = await step(model, cache, [id]);
     }
   } finally {
     cache.dispose();

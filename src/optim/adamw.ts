@@ -37,13 +37,22 @@ export class AdamW {
     }
   }
 
-  /** Global L2 norm of all gradients (read on the host: one number per step). */
-  gradNorm(): number {
-    let ss = 0;
-    for (const p of this.params.tensors.values()) {
-      if (!p.grad) continue;
-      ss += noGrad(() => tidy(() => T.sum(T.square(p.grad!)).dataSync()[0]!));
-    }
+  /** Global L2 norm of all gradients: summed on the device, one host read per step. */
+  async gradNorm(): Promise<number> {
+    const total = noGrad(() =>
+      tidy(() => {
+        let acc: Tensor | null = null;
+        for (const p of this.params.tensors.values()) {
+          if (!p.grad) continue;
+          const s = T.sum(T.square(p.grad));
+          acc = acc ? T.add(acc, s) : s;
+        }
+        return acc;
+      }),
+    );
+    if (!total) return 0;
+    const ss = await total.item();
+    total.dispose();
     return Math.sqrt(ss);
   }
 
@@ -51,9 +60,9 @@ export class AdamW {
    * Clips (if configured), multiplies gradients by gradScale (e.g. 1/accumulation steps) and takes
    * one step at learning rate lr. Returns the gradient norm before clipping.
    */
-  update(lr: number, gradScale = 1): number {
+  async update(lr: number, gradScale = 1): Promise<number> {
     const c = this.config;
-    const rawNorm = this.gradNorm() * gradScale;
+    const rawNorm = (await this.gradNorm()) * gradScale;
     let scale = gradScale;
     if (c.clipNorm > 0 && rawNorm > c.clipNorm) scale *= c.clipNorm / (rawNorm + 1e-6);
     this.step++;

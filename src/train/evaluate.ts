@@ -10,20 +10,21 @@ import { tidy } from '../tensor/scope.js';
 /** Builds a fresh loader at sample 0 of the validation split. */
 export type ValLoaderFactory = () => TokenLoader;
 
-export function validationLoss(model: Transformer, openVal: ValLoaderFactory, batches: number): number {
+export async function validationLoss(model: Transformer, openVal: ValLoaderFactory, batches: number): Promise<number> {
   const loader = openVal();
   try {
     const be = model.backend;
     let sum = 0;
     for (let i = 0; i < batches; i++) {
       const b = loader.next();
-      sum += noGrad(() =>
+      const ce = noGrad(() =>
         tidy(() => {
           const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
-          const { ce } = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
-          return ce.dataSync()[0]!;
+          return model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32')).ce;
         }),
       );
+      sum += await ce.item();
+      ce.dispose();
     }
     return sum / batches;
   } finally {

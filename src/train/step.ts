@@ -18,7 +18,7 @@ export interface StepResult {
   gradNorm: number;
 }
 
-export function trainStep(model: Transformer, opt: AdamW, loader: TokenLoader, accum: number, lr: number): StepResult {
+export async function trainStep(model: Transformer, opt: AdamW, loader: TokenLoader, accum: number, lr: number): Promise<StepResult> {
   const be = model.backend;
   let ceSum = 0, auxSum = 0;
   const loads = new Map<number, number[]>();
@@ -28,17 +28,20 @@ export function trainStep(model: Transformer, opt: AdamW, loader: TokenLoader, a
       const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
       const r = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
       backward(r.loss);
-      return [r.ce.dataSync()[0]!, r.aux ? r.aux.dataSync()[0]! : 0];
+      return [r.ce, r.aux];
     });
-    ceSum += ce;
-    auxSum += aux;
+    // the two scalars are read after the step's work is enqueued (async devices return them later)
+    ceSum += await ce.item();
+    auxSum += aux ? await aux.item() : 0;
+    ce.dispose();
+    aux?.dispose();
     for (const [layer, l] of model.lastLoads) {
       const acc = loads.get(layer);
       if (acc) for (let e = 0; e < l.length; e++) acc[e]! += l[e]!;
       else loads.set(layer, [...l]);
     }
   }
-  const gradNorm = opt.update(lr, 1 / accum);
+  const gradNorm = await opt.update(lr, 1 / accum);
   for (const [layer, l] of loads) model.lastLoads.set(layer, l);
   model.updateRouterBias();
   model.params.zeroGrad();

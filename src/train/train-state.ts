@@ -10,24 +10,24 @@ import type { Tensor } from '../tensor/tensor.js';
 
 const ROUTER_BIAS_PREFIX = 'router_bias.layers.';
 
-function toNamed(t: Tensor): NamedTensor {
+async function toNamed(t: Tensor): Promise<NamedTensor> {
   if (t.dtype !== 'f32') throw new Error(`checkpoint: tensor ${t.name ?? ''} is ${t.dtype}; weights and moments are saved in f32`);
-  return { dtype: 'f32', shape: [...t.shape], data: t.dataSync() as Float32Array };
+  return { dtype: 'f32', shape: [...t.shape], data: (await t.data()) as Float32Array };
 }
 
 /** Model weights by parameter name (fp32 host copies). */
-export function modelTensors(model: Transformer): NamedTensors {
+export async function modelTensors(model: Transformer): Promise<NamedTensors> {
   const out: NamedTensors = {};
-  for (const [name, p] of model.params.tensors) out[name] = toNamed(p);
+  for (const [name, p] of model.params.tensors) out[name] = await toNamed(p);
   return out;
 }
 
 /** AdamW moments, the MoE routing biases and the optimizer's JSON state. */
-export function optimizerState(opt: AdamW, model: Transformer): OptimizerState {
+export async function optimizerState(opt: AdamW, model: Transformer): Promise<OptimizerState> {
   const m: NamedTensors = {};
   const v: NamedTensors = {};
-  for (const [name, t] of opt.m) m[name] = toNamed(t);
-  for (const [name, t] of opt.v) v[name] = toNamed(t);
+  for (const [name, t] of opt.m) m[name] = await toNamed(t);
+  for (const [name, t] of opt.v) v[name] = await toNamed(t);
   const tensors: NamedTensors = {};
   for (const [layer, bias] of model.routerBias) tensors[`${ROUTER_BIAS_PREFIX}${layer}`] = { dtype: 'f64', shape: [bias.length], data: Float64Array.from(bias) };
   return { m, v, tensors, state: { step: opt.step, config: opt.config } };

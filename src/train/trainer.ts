@@ -182,13 +182,15 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
         `, lr ${+c.lr.toPrecision(4)} (warmup ${c.warmup}, cosine to ${+c.minLr.toPrecision(4)}), ${c.dtype}, backend ${be.name}, ${threads} thread(s), out ${c.out}`,
     );
 
-    const save = (step: number, extra: Record<string, unknown>) => {
+    const save = async (step: number, extra: Record<string, unknown>) => {
+      const tensors = await modelTensors(model);
+      const optimizer = await optimizerState(opt, model);
       lastSaved = saveCheckpoint(c.out, {
         modelConfig: c.model,
         step,
         trainConfig: trainConfigJson(c),
-        tensors: modelTensors(model),
-        optimizer: optimizerState(opt, model),
+        tensors,
+        optimizer,
         data: loader.state(),
         rng: rng.state(),
         metrics: extra,
@@ -200,13 +202,13 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     for (let step = startStep + 1; step <= stopAt; step++) {
       const t0 = performance.now();
       const lr = lrAt(step, schedule);
-      const { loss, aux, gradNorm } = trainStep(model, opt, loader, accum, lr);
+      const { loss, aux, gradNorm } = await trainStep(model, opt, loader, accum, lr);
       const stepS = (performance.now() - t0) / 1000;
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
       if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
-        valLoss = validationLoss(model, openVal, c.evalBatches);
+        valLoss = await validationLoss(model, openVal, c.evalBatches);
         progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);
       }
       const record: StepMetrics = {
@@ -228,7 +230,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
 
       await new Promise((r) => setImmediate(r)); // lets a Ctrl-C be seen
       const stop = interrupted();
-      if (stop || step === stopAt || (c.saveEvery > 0 && step % c.saveEvery === 0)) save(step, { loss, valLoss });
+      if (stop || step === stopAt || (c.saveEvery > 0 && step % c.saveEvery === 0)) await save(step, { loss, valLoss });
       if (stop) {
         status = 'interrupted';
         break;

@@ -62,23 +62,23 @@ export async function run(argv: string[]): Promise<number> {
   const opt = new AdamW(model.params, defaultAdamW());
   let seed = 12345;
   const tokens = () => Int32Array.from({ length: B * S }, () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % config.vocab);
-  const step = () => {
+  const step = async () => {
     const ids = tokens(), tgt = tokens();
     tidy(() => {
       const { loss } = model.loss(T.tensor(backend, ids, [B, S]), T.tensor(backend, tgt));
       backward(loss);
     });
-    opt.update(1e-4);
+    await opt.update(1e-4);
     model.params.zeroGrad();
   };
   const counts = countParams(config);
   if (!a.json) console.log(`bench train: ${config.layers} layers, d_model ${config.dModel}, ${counts.total.toLocaleString()} parameters, batch ${B} x seq ${S}, ${a.dtype}, backend ${backend.name}`);
-  for (let i = 0; i < a.warmup!; i++) step();
+  for (let i = 0; i < a.warmup!; i++) await step();
   backend.resetPeak();
   const times: number[] = [];
   for (let i = 0; i < a.steps!; i++) {
     const t0 = performance.now();
-    step();
+    await step();
     times.push((performance.now() - t0) / 1000);
   }
   times.sort((x, y) => x - y);
