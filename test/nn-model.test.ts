@@ -34,6 +34,15 @@ function step(m: Transformer, seed: number): { loss: number; grads: Map<string, 
   return { loss, grads };
 }
 
+test('every FFN kind builds the matrices countParams counts (gated kinds have w3)', () => {
+  for (const ffnKind of ['swiglu', 'geglu', 'gelu', 'relu'] as const) {
+    const m = new Transformer({ ...micro(true), ffnKind }, be, { seed: 1 });
+    assert.equal(m.params.count(), countParams(m.config).total, ffnKind);
+    assert.equal(m.params.tensors.has('layers.0.feed_forward.w3.weight'), ffnKind === 'swiglu' || ffnKind === 'geglu', ffnKind);
+    m.dispose();
+  }
+});
+
 for (const moe of [false, true]) {
   test(`parameter count equals countParams (${moe ? 'MoE' : 'dense'})`, () => {
     const m = new Transformer(micro(moe), be, { seed: 1 });

@@ -1,5 +1,6 @@
-// Feed-forward blocks: SwiGLU (w2 · (silu(w1 x) ⊙ w3 x), LLaMA) or GELU (w2 · gelu(w1 x)).
-import type { ModelConfig } from './config.js';
+// Feed-forward blocks: gated SwiGLU (w2 · (silu(w1 x) ⊙ w3 x), LLaMA) or GeGLU (w2 · (gelu(w1 x) ⊙
+// w3 x)), or two-matrix GELU (w2 · gelu(w1 x), GPT) or ReLU. GELU is the tanh approximation.
+import { type ModelConfig, isGatedFfn } from './config.js';
 import { type ComputeDtype, linear } from './linear.js';
 import type { ParameterStore } from './parameters.js';
 import * as T from '../tensor/ops.js';
@@ -7,7 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 
 export function createMlpParams(ps: ParameterStore, c: ModelConfig, prefix: string, hidden: number): void {
   ps.create(`${prefix}.w1.weight`, [hidden, c.dModel], { kind: 'normal', std: 0.02 });
-  if (c.ffnKind === 'swiglu') ps.create(`${prefix}.w3.weight`, [hidden, c.dModel], { kind: 'normal', std: 0.02 });
+  if (isGatedFfn(c.ffnKind)) ps.create(`${prefix}.w3.weight`, [hidden, c.dModel], { kind: 'normal', std: 0.02 });
   ps.create(`${prefix}.w2.weight`, [c.dModel, hidden], { kind: 'normal', std: 0.02 / Math.sqrt(2 * c.layers) });
 }
 
@@ -15,11 +16,16 @@ export function createMlpParams(ps: ParameterStore, c: ModelConfig, prefix: stri
 export function mlp(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, dtype: ComputeDtype): Tensor {
   const h1 = linear(x, ps.get(`${prefix}.w1.weight`), dtype);
   let h: Tensor;
-  if (c.ffnKind === 'swiglu') {
+  if (c.ffnKind === 'swiglu' || c.ffnKind === 'geglu') {
     const h3 = linear(x, ps.get(`${prefix}.w3.weight`), dtype);
-    h = T.swiglu(h1, h3);
+    if (c.ffnKind === 'swiglu') h = T.swiglu(h1, h3);
+    else {
+      const g = T.gelu(h1);
+      h = T.mul(g, h3);
+      g.dispose();
+    }
     h3.dispose();
-  } else h = T.gelu(h1);
+  } else h = c.ffnKind === 'relu' ? T.relu(h1) : T.gelu(h1);
   h1.dispose();
   const y = linear(h, ps.get(`${prefix}.w2.weight`), dtype);
   h.dispose();
