@@ -435,7 +435,8 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return reshape(x, x.shape);
   const out = empty(x.backend, x.shape, dtype);
   x.backend.cast(x.buf, out.buf);
-  if (needsGrad([x]) && isFloat(dtype) && isFloat(x.dtype)) record(out, 'cast', [x], [], (g) => [castRaw(g, x.dtype)]);
+  // the gradient may arrive wider than `dtype` (matmul keeps f32 gradients for bf16 operands)
+  if (needsGrad([x]) && isFloat(dtype) && isFloat(x.dtype)) record(out, 'cast', [x], [], (g) => [g.dtype === x.dtype ? g.share() : castRaw(g, x.dtype)]);
   return out;
 }
 function castRaw(x: Tensor, dtype: DType): Tensor {
@@ -497,16 +498,25 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       let ga: Tensor | null = null, gb: Tensor | null = null;
       if (a.requiresGrad) {
         const r = transA ? matmul(sb, gl, { transA: transB, transB: true }) : matmul(gl, sb, { transB: !transB });
-        ga = reduceBatch(r, a.shape, a.dtype);
+        ga = reduceBatch(r, a.shape, gradDtype(a.dtype));
       }
       if (b.requiresGrad) {
         const r = transB ? matmul(gl, sa, { transA: true, transB: transA }) : matmul(sa, gl, { transA: !transA });
-        gb = reduceBatch(r, b.shape, b.dtype);
+        gb = reduceBatch(r, b.shape, gradDtype(b.dtype));
       }
       gl.dispose();
       return [ga, gb];
     });
   return out;
+}
+
+/**
+ * bf16 operands get f32 gradients: the GEMM accumulates in f32, and rounding to bf16 only to widen
+ * again in the cast's backward would cost two passes and precision (mixed precision keeps f32 master
+ * weights, which is where these gradients go).
+ */
+function gradDtype(dtype: DType): DType {
+  return dtype === 'bf16' ? 'f32' : dtype;
 }
 
 /** Reduces a batched gradient to the operand's shape (summing a broadcast batch) and dtype. */
@@ -845,7 +855,15 @@ export function hostFor(shape: Shape, dtype: DType): HostArray {
 }
 
 installGradOps({
-  add: (a, b) => binaryRaw('add', a, b),
+  // gradients of one tensor from several consumers may differ in width (bf16 vs f32): sum in the wider
+  add: (a, b) => {
+    if (a.dtype === b.dtype) return binaryRaw('add', a, b);
+    const [wide, narrow] = a.dtype === 'bf16' ? [b, a] : [a, b];
+    const w = castRaw(narrow, wide.dtype);
+    const s = binaryRaw('add', wide, w);
+    w.dispose();
+    return s;
+  },
   onesLike: (t) => {
     const o = empty(t.backend, t.shape, t.dtype);
     t.backend.fill(o.buf, 1);
