@@ -58,3 +58,9 @@ test('a global batch no layout can split gets told which batch to use', () => {
   assert.equal(r.ranked.length, 0);
   assert.match(impossibleError(o, r).message, /global batch 7.*multiple of/);
 });
+
+test('the reason names the runner-up even when only the best layout is kept', () => {
+  const r = searchLayouts({ model: loadModel('dense-1t'), chip, chips: 4096, globalBatch: 8192, tokens: 1e13, keep: 1 });
+  assert.equal(r.ranked.length, 1);
+  assert.match(r.reason, /wins: .* faster per step than the next shape/);
+});

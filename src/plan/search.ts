@@ -113,10 +113,11 @@ export function searchLayouts(o: SearchOptions): SearchResult {
     }
   }
   // the best variant (micro-batch, ZeRO, recompute) of each parallel shape, fastest first
-  const top = [...bestByShape.values()].sort((a, b) => a.stepS - b.stepS).slice(0, keep)
+  // (the runner-up is estimated even when keep = 1: the reason compares the winner with it)
+  const top = [...bestByShape.values()].sort((a, b) => a.stepS - b.stepS).slice(0, Math.max(keep, 2))
     .map((b) => estimateUnchecked({ model: o.model, chip: o.chip, chips: N, layout: b.layout, cluster, efficiency: eff, tokens: o.tokens, cache }));
   return {
-    ranked: top, considered, fitting, leastMemory, leastMemoryLayout, reason: top.length ? whyWinner(top) : '', elapsedMs: performance.now() - t0,
+    ranked: top.slice(0, keep), considered, fitting, leastMemory, leastMemoryLayout, reason: top.length ? whyWinner(top) : '', elapsedMs: performance.now() - t0,
   };
 }
 
