@@ -3,7 +3,7 @@
 // Paths inside are relative to the manifest's folder, so a prepared folder can be moved whole.
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../util/atomic-fs.js';
 import { DataError } from './errors.js';
 import type { TokenDtype } from './shard.js';
 

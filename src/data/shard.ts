@@ -3,7 +3,7 @@
 // the tokens (little-endian uint16 or uint32). Readers fetch any token range with positioned reads
 // and verify only the blocks they touch, so a shard is never read whole.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../util/atomic-fs.js';
 import { crc32 } from './crc32.js';
 import { DataError } from './errors.js';
 

@@ -4,7 +4,7 @@
 // either as "a b" strings or as ["a", "b"] pairs.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../util/atomic-fs.js';
 import { DataError } from './errors.js';
 import { Tokenizer, type SpecialToken } from './tokenizer.js';
 

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelConfig } from '../nn/config.js';
-import { fsyncDir, hashFile, writeFileAtomic, writeFileDurable } from './atomic-fs.js';
+import { fsyncDir, hashFile, writeFileAtomic, writeFileDurable } from '../util/atomic-fs.js';
 import { type NamedTensors, readSafetensors, writeSafetensors } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'zili-checkpoint';

@@ -1,7 +1,7 @@
 // Per-step training metrics as JSON lines (`--metrics FILE`): appended, one write per line, so a crash loses no written line.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from './atomic-fs.js';
+import { writeFileAtomic } from '../util/atomic-fs.js';
 
 export interface StepMetrics {
   step: number;

@@ -1,4 +1,5 @@
-// Durable file-system helpers for checkpoints: fsync of files and folders, atomic small-file replace, streaming sha256.
+// Durable file-system helpers shared by checkpoints, token shards and manifests: fsync of files and
+// folders, atomic replace (a crash never leaves a file that looks complete), streaming sha256.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,24 +21,35 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Writes a whole file and fsyncs it; returns its size and sha256. */
-export function writeFileDurable(file: string, data: string | Uint8Array): { bytes: number; sha256: string } {
-  const buf = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+/** Writes a whole file (a string, bytes, or byte chunks) and fsyncs it; returns its size and sha256. */
+export function writeFileDurable(file: string, data: string | Uint8Array | Uint8Array[]): { bytes: number; sha256: string } {
+  const chunks = Array.isArray(data) ? data : [typeof data === 'string' ? new TextEncoder().encode(data) : data];
+  const hash = createHash('sha256');
+  let bytes = 0;
   const fd = fs.openSync(file, 'w');
   try {
-    for (let at = 0; at < buf.length; ) at += fs.writeSync(fd, buf, at, buf.length - at);
+    for (const buf of chunks) {
+      for (let at = 0; at < buf.length; ) at += fs.writeSync(fd, buf, at, buf.length - at);
+      hash.update(buf);
+      bytes += buf.length;
+    }
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
-  return { bytes: buf.length, sha256: createHash('sha256').update(buf).digest('hex') };
+  return { bytes, sha256: hash.digest('hex') };
 }
 
 /** Replaces `file` atomically: readers see the old content or the new, never a mix (tmp file, fsync, rename, fsync folder). */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
-  writeFileDurable(tmp, data);
-  fs.renameSync(tmp, file);
+export function writeFileAtomic(file: string, data: string | Uint8Array | Uint8Array[]): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+  try {
+    writeFileDurable(tmp, data);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
   fsyncDir(path.dirname(file));
 }
 
