@@ -4,12 +4,12 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { trainBpe, WordCounter } from './bpe-train.js';
 import { brownDocuments } from './builtin-corpus.js';
 import { readManifest, tokenizerPathOf } from './manifest.js';
 import { prepareShards } from './prepare.js';
 import { saveTokenizer } from './tokenizer-json.js';
+import { cacheDir } from '../util/paths.js';
 
 export interface BuiltinDataOptions {
   /** folder for the tokenizer and shards (default: see defaultBuiltinDir) */
@@ -25,19 +25,8 @@ export interface BuiltinData {
   manifestPath: string;
 }
 
-/** The repository root (this file is src/data/builtin.ts, compiled to dist/src/data/builtin.js). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  return process.cwd();
-}
-
 export function defaultBuiltinDir(vocab: number): string {
-  const base = process.env['ZILI_CACHE'] ? resolve(process.env['ZILI_CACHE']) : join(repoRoot(), '.cache', 'zili');
-  return join(base, `brown-v${vocab}`);
+  return join(cacheDir(), `brown-v${vocab}`);
 }
 
 /** The prepared data in dir if complete and consistent for this vocabulary, else null. */

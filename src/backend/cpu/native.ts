@@ -4,9 +4,9 @@
 // stored as Uint16Array. Sizes are checked by the addon: a mismatch throws a TypeError naming the
 // function and the sizes.
 import { createRequire } from 'node:module';
+import { repoRoot } from '../../util/paths.js';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'relu' | 'silu' | 'gelu' | 'abs' | 'recip' | 'square';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'eq' | 'lt' | 'gt';
@@ -88,17 +88,6 @@ export interface NativeKernels {
   readonly UNARY: Readonly<Record<UnaryOp, number>>;
   readonly BINARY: Readonly<Record<BinaryOp, number>>;
   readonly REDUCE: Readonly<Record<ReduceOp, number>>;
-}
-
-/** Repository root: the nearest ancestor of this file holding package.json (works from src/ and dist/src/). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('zili: cannot find the repository root (package.json) above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
 }
 
 let cached: NativeKernels | undefined;

@@ -5,6 +5,7 @@ import { cpus } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadNative } from './native.js';
+import { cacheDir } from '../../util/paths.js';
 
 export interface CpuPeak {
   cpu: string;
@@ -14,7 +15,7 @@ export interface CpuPeak {
 }
 
 function cacheFile(): string {
-  return join(process.env.ZILI_CACHE ?? join(process.cwd(), '.cache', 'zili'), 'cpu-peak.json');
+  return join(cacheDir(), 'cpu-peak.json');
 }
 
 const memo = new Map<number, CpuPeak>();
