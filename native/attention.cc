@@ -1,10 +1,23 @@
 // Flash-style multi-head attention (forward and backward) with grouped-query heads and an optional
-// causal mask, for the zili CPU addon. Keys are processed in tiles with an online softmax, so no
-// T x T score matrix is ever materialised per head: scratch is a few 64 x 64 tiles per thread.
+// causal mask, for the zili CPU addon. Keys are processed in 64-wide tiles with an online softmax,
+// so no T x T score matrix is ever materialised per head: scratch is a few 64 x 64 tiles per thread
+// (plus, in the backward, T softmax statistics per query head of a task, and zero-padded copies of
+// the inputs only when the head dimension is not a multiple of 16). Linear in T, never T^2.
 // Written by hand because no library on this platform offers it: OpenBLAS has only GEMM, and
 // oneDNN 2.6 has no fused attention (its matmul + softmax primitives would materialise the scores).
-// The tile products use a small register-blocked kernel written with GCC vector extensions
-// (portable: 512-bit registers under AVX-512, split into narrower ones elsewhere).
+// The tile products use a register-blocked kernel (6 rows x 64 columns, 24 accumulators) written
+// with GCC vector extensions (portable: 512-bit registers under AVX-512, split into narrower ones
+// elsewhere). Its A operand takes any row and column stride, so q/k/v/dout are read in place from
+// their [B,T,H,D] rows and a product with a transposed operand needs no copy; the only copies are
+// 64 x D transposes done in registers (Q^T per forward task, K^T and V^T per backward key tile).
+// On the causal diagonal tile the products skip the masked half.
+//
+// Forward, per (batch, head, 64-query tile): S^T = K Q^T, so the softmax statistics (max, sum) of
+// 64 queries are whole vectors reduced down the rows (no horizontal reductions); then
+// O = corr * O + P V, the online-softmax rescaling folded into the product's accumulator load.
+// Backward, per (batch, kv head): S = Q K^T and dP = dO V^T per (key tile, query head, query tile);
+// dV += P^T dO, dK += dS^T Q and dQ += dS K accumulate straight into the outputs, which the task
+// owns (deterministic, no atomics; the softmax scale is folded into dS).
 #include <omp.h>
 
 #include <algorithm>
@@ -18,6 +31,7 @@
 namespace zili {
 
 typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t i16v __attribute__((vector_size(64)));
 
 static inline v16 ld(const float *p) {
   v16 v;
@@ -25,14 +39,45 @@ static inline v16 ld(const float *p) {
   return v;
 }
 static inline void st(float *p, v16 v) { std::memcpy(p, &v, sizeof v); }
+static inline v16 splat(float x) { return v16{} + x; }
+static inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
+// fast_exp (zili.h) on 16 lanes, same arithmetic.
+static inline v16 vexp(v16 x) {
+  v16 xc = x > 88.0f ? splat(88.0f) : x, lo = xc;
+  xc = xc < -87.0f ? splat(-87.0f) : xc;
+  v16 n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  v16 r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  v16 p = splat(1.9875691500E-4f);
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.0f;
+  i16v bits = (__builtin_convertvector(n, i16v) + 127) << 23;
+  v16 sc;
+  std::memcpy(&sc, &bits, sizeof sc);
+  return lo < -87.0f ? v16{} : p * sc;
+}
+static const i16v IOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
-// C[R x 16*NV] (+)= A[R x K] * B[K x 16*NV], row-major with leading dims.
+// C[R x 16*NV] (+)= A[R x K] * B[K x 16*NV]; A(r, k) = A[r * ars + k * aks], B and C row-major.
+// With rs, the accumulated C is first scaled row-wise: row r by rs[r].
 template <int R, int NV>
-static inline void micro(int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc,
-                         bool acc) {
+static inline void micro(int64_t K, const float *A, int64_t ars, int64_t aks, const float *B, int64_t ldb, float *C,
+                         int64_t ldc, bool acc, const float *rs) {
   v16 c[R][NV];
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++) c[r][v] = acc ? ld(C + r * ldc + 16 * v) : v16{};
+  if (acc) {
+    for (int r = 0; r < R; r++)
+      for (int v = 0; v < NV; v++) c[r][v] = ld(C + r * ldc + 16 * v);
+    if (rs)
+      for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) c[r][v] *= rs[r];
+  } else {
+    for (int r = 0; r < R; r++)
+      for (int v = 0; v < NV; v++) c[r][v] = v16{};
+  }
   for (int64_t k = 0; k < K; k++) {
     v16 b[NV];
     for (int v = 0; v < NV; v++) {
@@ -44,7 +89,7 @@ static inline void micro(int64_t K, const float *A, int64_t lda, const float *B,
 #endif
     }
     for (int r = 0; r < R; r++) {
-      float a = A[r * lda + k];
+      float a = A[r * ars + k * aks];
       for (int v = 0; v < NV; v++) c[r][v] += a * b[v];
     }
   }
@@ -53,32 +98,76 @@ static inline void micro(int64_t K, const float *A, int64_t lda, const float *B,
 }
 
 template <int R>
-static inline void micro_r(int nv, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                           int64_t ldc, bool acc) {
+static inline void micro_r(int nv, int64_t K, const float *A, int64_t ars, int64_t aks, const float *B, int64_t ldb,
+                           float *C, int64_t ldc, bool acc, const float *rs) {
   switch (nv) {
-    case 4: micro<R, 4>(K, A, lda, B, ldb, C, ldc, acc); break;
-    case 3: micro<R, 3>(K, A, lda, B, ldb, C, ldc, acc); break;
-    case 2: micro<R, 2>(K, A, lda, B, ldb, C, ldc, acc); break;
-    default: micro<R, 1>(K, A, lda, B, ldb, C, ldc, acc); break;
+    case 4: micro<R, 4>(K, A, ars, aks, B, ldb, C, ldc, acc, rs); break;
+    case 3: micro<R, 3>(K, A, ars, aks, B, ldb, C, ldc, acc, rs); break;
+    case 2: micro<R, 2>(K, A, ars, aks, B, ldb, C, ldc, acc, rs); break;
+    default: micro<R, 1>(K, A, ars, aks, B, ldb, C, ldc, acc, rs); break;
   }
 }
 
+// Triangular modes for the causal diagonal tile (row r of C against column n or inner index k):
+// only the listed part of the product is computed, the rest of C is left as it was (TRI_N_*) or
+// gets no contribution (TRI_K_*, where A is zero outside the range).
+enum Tri { TRI_NONE, TRI_N_GE_ROW, TRI_N_LE_ROW, TRI_K_GE_ROW, TRI_K_LE_ROW };
+
+// Rows per micro-kernel call: 6 x 4 accumulators + 4 B vectors + a broadcast fit 32 registers
+// (4 rows ran about 10% slower in isolation; 8 spill).
+static constexpr int RMAX = 6;
+
 // C[M x N] (+)= A[M x K] * B[K x N]; N must be a multiple of 16.
-static void tile_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
-                    float *C, int64_t ldc, bool acc) {
-  for (int64_t j = 0; j < N; j += 64) {
-    int nv = (int)std::min<int64_t>(4, (N - j) / 16);
-    int64_t i = 0;
-    for (; i + 4 <= M; i += 4) micro_r<4>(nv, K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
-    for (; i < M; i++) micro_r<1>(nv, K, A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, acc);
+static void tile_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t ars, int64_t aks, const float *B,
+                    int64_t ldb, float *C, int64_t ldc, bool acc, Tri tri = TRI_NONE, const float *rs = nullptr) {
+  const int64_t NV = N / 16;
+  for (int64_t i = 0; i < M;) {
+    const int64_t R = M - i >= RMAX ? RMAX : M - i >= 4 ? 4 : 1;
+    int64_t v0 = 0, v1 = NV, k0 = 0, k1 = K;
+    if (tri == TRI_N_GE_ROW) v0 = std::min(NV, i / 16);
+    else if (tri == TRI_N_LE_ROW) v1 = std::min(NV, (i + R - 1) / 16 + 1);
+    else if (tri == TRI_K_GE_ROW) k0 = std::min(K, i);
+    else if (tri == TRI_K_LE_ROW) k1 = std::min(K, i + R);
+    const float *a = A + i * ars + k0 * aks, *b = B + k0 * ldb, *ri = rs ? rs + i : nullptr;
+    for (int64_t v = v0; v < v1; v += 4) {
+      int nv = (int)std::min<int64_t>(4, v1 - v);
+      if (R == RMAX) micro_r<RMAX>(nv, k1 - k0, a, ars, aks, b + 16 * v, ldb, C + i * ldc + 16 * v, ldc, acc, ri);
+      else if (R == 4) micro_r<4>(nv, k1 - k0, a, ars, aks, b + 16 * v, ldb, C + i * ldc + 16 * v, ldc, acc, ri);
+      else micro_r<1>(nv, k1 - k0, a, ars, aks, b + 16 * v, ldb, C + i * ldc + 16 * v, ldc, acc, ri);
+    }
+    i += R;
+  }
+}
+
+// dst[c * ldd + r] = s * src[r * lds + c] for r < 64, c < cols, with zeros for rows >= rows:
+// a 64 x cols block transposed 16 x 16 at a time in registers (four interleave stages).
+static void transpose64(const float *src, int64_t lds, int64_t rows, int64_t cols, float s, float *dst, int64_t ldd) {
+  const i16v lo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+  const i16v hi = lo + 8;
+  const int64_t c16 = cols / 16 * 16;
+  for (int64_t r0 = 0; r0 < 64; r0 += 16) {
+    for (int64_t c0 = 0; c0 < c16; c0 += 16) {
+      v16 x[16], y[16];
+      for (int r = 0; r < 16; r++) x[r] = r0 + r < rows ? ld(src + (r0 + r) * lds + c0) * s : v16{};
+      for (int stage = 0; stage < 4; stage++) {
+        for (int r = 0; r < 8; r++) {
+          y[2 * r] = __builtin_shuffle(x[r], x[r + 8], lo);
+          y[2 * r + 1] = __builtin_shuffle(x[r], x[r + 8], hi);
+        }
+        for (int r = 0; r < 16; r++) x[r] = y[r];
+      }
+      for (int c = 0; c < 16; c++) st(dst + (c0 + c) * ldd + r0, x[c]);
+    }
+    for (int64_t c = c16; c < cols; c++)
+      for (int64_t r = r0; r < r0 + 16; r++) dst[c * ldd + r] = r < rows ? src[r * lds + c] * s : 0.0f;
   }
 }
 
 static const int64_t BQ = 64, BK = 64;
 
 // One workspace reused across calls: touching fresh pages costs ~12 us each on these machines, so
-// allocating the packed copies per call would cost more than the attention itself. It only grows
-// (linear in B*T*H*D, never T^2); calls are serialised by the mutex.
+// allocating scratch per call would cost more than the attention itself. It only grows (linear in
+// B*T*H*D, never T^2); calls are serialised by the mutex.
 static std::mutex g_ws_mutex;
 static float *workspace(size_t floats) {
   static std::vector<float> ws;
@@ -89,124 +178,107 @@ static float *workspace(size_t floats) {
   return ws.data();
 }
 static inline int64_t round16(int64_t x) { return (x + 15) / 16 * 16; }
-static inline int64_t round64(int64_t x) { return (x + 63) / 64 * 64; }
-// Leading dim of column-packed (transposed) arrays: Tp plus 16 floats, so a tile's rows do not all
-// map to the same few L1 sets when Tp is a power of two.
-static inline int64_t ldt(int64_t Tp) { return Tp + 16; }
-// Floats per head in every packed array (row-packed [Tp][Dp] or column-packed [Dp][ldt]).
-static inline int64_t head_size(int64_t Tp, int64_t Dp) { return Dp * ldt(Tp); }
 
-// x [B,T,H,D] -> packed [B*H][Tp][Dp] (rows = positions, zero padded), values scaled by s.
-// Orphaned work-sharing loops: called inside a parallel region, no barrier at the end.
-static void pack_rows(const float *x, int64_t B, int64_t T, int64_t H, int64_t D, int64_t Tp, int64_t Dp, float s,
-                      float *dst, int nt) {
-#pragma omp for schedule(static) nowait
-  for (int64_t bh = 0; bh < B * H; bh++) {
-    int64_t b = bh / H, h = bh % H;
-    float *d = dst + bh * head_size(Tp, Dp);
-    for (int64_t t = 0; t < Tp; t++) {
-      float *row = d + t * Dp;
-      if (t < T) {
-        const float *p = x + ((b * T + t) * H + h) * D;
-        for (int64_t c = 0; c < D; c++) row[c] = p[c] * s;
-        for (int64_t c = D; c < Dp; c++) row[c] = 0.0f;
-      } else
-        for (int64_t c = 0; c < Dp; c++) row[c] = 0.0f;
-    }
-  }
+// Per-thread scratch floats. Forward: Q^T [D][BQ], S^T [BK][BQ], O [BQ][Dp], m/l/corr [BQ].
+// Backward: K^T and V^T tiles [Dp][BK], S and dP [BQ][BK], Delta/lse rows [G][T].
+static inline size_t fwd_per(int64_t D) { return D * BQ + BK * BQ + BQ * round16(D) + 3 * BQ; }
+static inline size_t bwd_per(int64_t Dp, int64_t G, int64_t T) { return 2 * Dp * BK + 2 * BQ * BK + 2 * G * T; }
+// With D not a multiple of 16, zero-padded copies [B,T,H,Dp]: of v in the forward; of q, k, v, out,
+// dout, dq, dk, dv in the backward.
+static inline size_t fwd_pad(int64_t B, int64_t T, int64_t Hkv, int64_t D) {
+  return D % 16 ? (size_t)B * T * Hkv * round16(D) : 0;
 }
-
-// x [B,T,H,D] -> packed transposed [B*H][Dp][Tp] (zero padded), in 64 x 64 blocks.
-static void pack_cols(const float *x, int64_t B, int64_t T, int64_t H, int64_t D, int64_t Tp, int64_t Dp, float *dst,
-                      int nt) {
-  int64_t ntb = Tp / 64;
-#pragma omp for schedule(static) nowait
-  for (int64_t task = 0; task < B * H * ntb; task++) {
-    int64_t bh = task / ntb, t0 = (task % ntb) * 64, b = bh / H, h = bh % H;
-    const int64_t L = ldt(Tp);
-    float *d = dst + bh * head_size(Tp, Dp);
-    for (int64_t c = 0; c < Dp; c++)
-      for (int64_t t = t0; t < t0 + 64 + (t0 + 64 == Tp ? 16 : 0); t++) d[c * L + t] = 0.0f;
-    for (int64_t t = t0; t < std::min(T, t0 + 64); t++) {
-      const float *p = x + ((b * T + t) * H + h) * D;
-      for (int64_t c = 0; c < D; c++) d[c * L + t] = p[c];
-    }
-  }
+static inline size_t bwd_pad(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D) {
+  return D % 16 ? (size_t)B * T * round16(D) * (4 * Hq + 4 * Hkv) : 0;
 }
 
 size_t attention_scratch_bytes(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, bool backward) {
-  int64_t Dp = round16(D), Tp = round64(T), hs = head_size(Tp, Dp);
   size_t nt = (size_t)threads();
-  size_t per, global;
-  if (!backward) {
-    per = 2 * BQ * Dp + BQ * BK + 2 * BQ;
-    global = 2 * (size_t)B * Hkv * hs;  // K^T and V, packed
-  } else {
-    per = 2 * BK * Dp + 3 * BQ * BK;
-    global = 2 * (size_t)B * Hkv * hs + 5 * (size_t)B * Hq * hs + (size_t)B * Hq * T;
+  if (!backward) return (nt * fwd_per(D) + fwd_pad(B, T, Hkv, D)) * sizeof(float);
+  return (nt * bwd_per(round16(D), Hq / Hkv, T) + bwd_pad(B, T, Hq, Hkv, D)) * sizeof(float);
+}
+
+// x [B,T,H,D] -> [B,T,H,Dp], zero padded (orphaned work-sharing loop, no barrier at the end).
+static void pad_rows(const float *x, int64_t rows, int64_t D, int64_t Dp, float *dst) {
+#pragma omp for schedule(static) nowait
+  for (int64_t r = 0; r < rows; r++) {
+    std::memcpy(dst + r * Dp, x + r * D, D * sizeof(float));
+    std::fill(dst + r * Dp + D, dst + r * Dp + Dp, 0.0f);
   }
-  return (nt * per + global) * sizeof(float);
 }
 
 void attention_fwd(const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t Hq, int64_t Hkv,
                    int64_t D, float scale, bool causal, float *out, float *lse) {
-  const int64_t Dp = round16(D), Tp = round64(T), G = Hq / Hkv, nqt = (T + BQ - 1) / BQ, hs = head_size(Tp, Dp), L = ldt(Tp);
+  const int64_t G = Hq / Hkv, nqt = (T + BQ - 1) / BQ, Dp = round16(D), ldq = Hq * D, ldk = Hkv * D, ldv = Hkv * Dp;
   const int nt = threads();
-  const size_t kvs = (size_t)B * Hkv * hs, per = 2 * BQ * Dp + BQ * BK + 2 * BQ;
+  const size_t per = fwd_per(D);
   std::lock_guard<std::mutex> lock(g_ws_mutex);
-  float *Kt = workspace(2 * kvs + nt * per), *Vp = Kt + kvs, *tbuf = Vp + kvs;
+  float *tbuf = workspace(nt * per + fwd_pad(B, T, Hkv, D)), *vpad = tbuf + nt * per;
+  const float *vv = D == Dp ? v : vpad;
   const int64_t tasks = B * Hq * nqt;
 #pragma omp parallel num_threads(nt)
   {
-    // One parallel region per call: each barrier can cost a time slice when the cores are shared.
-    pack_cols(k, B, T, Hkv, D, Tp, Dp, Kt, nt);
-    pack_rows(v, B, T, Hkv, D, Tp, Dp, 1.0f, Vp, nt);
+    if (D != Dp) {
+      pad_rows(v, B * T * Hkv, D, Dp, vpad);
 #pragma omp barrier
-    float *Qs = tbuf + omp_get_thread_num() * per, *O = Qs + BQ * Dp, *S = O + BQ * Dp, *m = S + BQ * BK, *l = m + BQ;
+    }
+    float *QT = tbuf + omp_get_thread_num() * per, *ST = QT + D * BQ, *O = ST + BK * BQ, *m = O + BQ * Dp, *l = m + BQ,
+          *corr = l + BQ;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; task++) {
       // Causal: later query tiles have more work; run them first for better balance.
       int64_t qt = causal ? nqt - 1 - task % nqt : task % nqt, bh = task / nqt, b = bh / Hq, h = bh % Hq;
       int64_t hk = h / G, q0 = qt * BQ, nq = std::min(BQ, T - q0);
-      const float *Kth = Kt + (b * Hkv + hk) * hs, *Vh = Vp + (b * Hkv + hk) * hs;
-      for (int64_t i = 0; i < nq; i++) {
-        const float *p = q + ((b * T + q0 + i) * Hq + h) * D;
-        float *r = Qs + i * Dp;
-        for (int64_t c = 0; c < D; c++) r[c] = p[c] * scale;
-        m[i] = -INFINITY;
-        l[i] = 0.0f;
+      const float *Kh = k + (b * T * Hkv + hk) * D, *Vh = vv + (b * T * Hkv + hk) * Dp;
+      // Q^T tile [D][BQ], scaled, zero columns past the last query.
+      transpose64(q + ((b * T + q0) * Hq + h) * D, ldq, nq, D, scale, QT, BQ);
+      for (int64_t i = 0; i < BQ; i += 16) {
+        st(m + i, splat(-INFINITY));
+        st(l + i, v16{});
       }
-      std::fill(O, O + nq * Dp, 0.0f);
       int64_t kend = causal ? std::min(T, q0 + nq) : T;
       for (int64_t j0 = 0; j0 < kend; j0 += BK) {
-        int64_t nk = std::min(BK, kend - j0), nkp = round16(nk);
-        tile_nn(nq, nkp, D, Qs, Dp, Kth + j0, L, S, BK, false);
-        for (int64_t i = 0; i < nq; i++) {
-          float *s = S + i * BK;
-          int64_t lim = causal ? std::min(nk, q0 + i - j0 + 1) : nk;
-          if (lim <= 0) {
-            for (int64_t c = 0; c < nkp; c++) s[c] = 0.0f;
-            continue;
+        int64_t nk = std::min(BK, kend - j0);
+        bool diag = causal && j0 + nk > q0;  // some key of the tile is after some query (j0 == q0)
+        // S^T [nk x BQ] = K Q^T (K read in place). On the diagonal, row j only needs columns i >= j.
+        tile_nn(nk, BQ, D, Kh + j0 * ldk, ldk, 1, QT, BQ, ST, BQ, false, diag ? TRI_N_GE_ROW : TRI_NONE);
+        for (int64_t i = 0; i < BQ; i += 16) {
+          // Column block of 16 queries: online softmax over the nk keys, reduced down the rows.
+          const i16v qi = IOTA + (int32_t)(q0 + i - j0);  // key j is visible to query i iff j <= qi
+          v16 mo = ld(m + i), mx = mo;
+          if (diag) {
+            for (int64_t j = 0; j < nk; j++) {
+              v16 s = ld(ST + j * BQ + i);
+              mx = (i16v{} + (int32_t)j) <= qi ? vmax(mx, s) : mx;
+            }
+          } else {
+            for (int64_t j = 0; j < nk; j++) mx = vmax(mx, ld(ST + j * BQ + i));
           }
-          float mx = m[i];
-#pragma omp simd reduction(max : mx)
-          for (int64_t c = 0; c < lim; c++) mx = s[c] > mx ? s[c] : mx;
-          float corr = fast_exp(m[i] - mx), sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t c = 0; c < lim; c++) {
-            float p = fast_exp(s[c] - mx);
-            s[c] = p;
-            sum += p;
+          v16 sum = v16{};
+          if (diag) {
+            for (int64_t j = 0; j < nk; j++) {
+              v16 p = vexp(ld(ST + j * BQ + i) - mx);
+              p = (i16v{} + (int32_t)j) <= qi ? p : v16{};
+              st(ST + j * BQ + i, p);
+              sum += p;
+            }
+          } else {
+            for (int64_t j = 0; j < nk; j++) {
+              v16 p = vexp(ld(ST + j * BQ + i) - mx);
+              st(ST + j * BQ + i, p);
+              sum += p;
+            }
           }
-          for (int64_t c = lim; c < nkp; c++) s[c] = 0.0f;
-          m[i] = mx;
-          l[i] = l[i] * corr + sum;
-          if (corr != 1.0f) {
-            float *o = O + i * Dp;
-            for (int64_t c = 0; c < Dp; c++) o[c] *= corr;
-          }
+          // Every column sees key 0 in the first tile (causal or not), so mx is finite from then on
+          // and corr = exp(-inf) = 0 only multiplies the zero-initialised state.
+          v16 c = vexp(mo - mx);
+          st(corr + i, c);
+          st(m + i, mx);
+          st(l + i, ld(l + i) * c + sum);
         }
-        tile_nn(nq, Dp, nkp, S, BK, Vh + j0 * Dp, Dp, O, Dp, true);
+        // O [nq x Dp] = corr * O + P V, P read transposed from S^T (A(i, j) = S^T[j][i]); on the
+        // diagonal, query i only meets keys j <= i.
+        tile_nn(nq, Dp, nk, ST, 1, BQ, Vh + j0 * ldv, ldv, O, Dp, j0 > 0, diag ? TRI_K_LE_ROW : TRI_NONE, corr);
       }
       for (int64_t i = 0; i < nq; i++) {
         float inv = 1.0f / l[i];
@@ -218,89 +290,119 @@ void attention_fwd(const float *q, const float *k, const float *v, int64_t B, in
   }
 }
 
+// Backward on rows whose length D is a multiple of 16 (the caller pads otherwise).
+static void bwd_core(const float *q, const float *k, const float *v, const float *out, const float *lse,
+                     const float *dout, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                     bool causal, float *dq, float *dk, float *dv, float *tbuf, size_t per) {
+  const int64_t G = Hq / Hkv, nkt = (T + BK - 1) / BK, ldq = Hq * D, ldk = Hkv * D;
+  float *KT = tbuf + omp_get_thread_num() * per, *VT = KT + D * BK, *S = VT + D * BK, *dP = S + BQ * BK,
+        *Dl = dP + BQ * BK, *Ll = Dl + G * T;
+  // One task per (batch, kv head): it owns the dk/dv rows of that kv head and the dq rows of the
+  // query heads that share it, so no two threads write the same output (deterministic, no atomics).
+#pragma omp for schedule(dynamic, 1)
+  for (int64_t task = 0; task < B * Hkv; task++) {
+    int64_t b = task / Hkv, hk = task % Hkv;
+    // Delta = rowsum(dO * O) and lse of the task's query heads; zero its dq, dk and dv rows.
+    for (int64_t g = 0; g < G; g++) {
+      int64_t h = hk * G + g;
+      for (int64_t t = 0; t < T; t++) {
+        const int64_t r = (b * T + t) * ldq + h * D;
+        v16 s = v16{};
+        for (int64_t c = 0; c < D; c += 16) {
+          s += ld(dout + r + c) * ld(out + r + c);
+          st(dq + r + c, v16{});
+        }
+        float sum = 0.0f;
+        for (int u = 0; u < 16; u++) sum += s[u];
+        Dl[g * T + t] = sum;
+        Ll[g * T + t] = lse[(b * Hq + h) * T + t];
+      }
+    }
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t c = 0; c < D; c += 16) {
+        st(dk + (b * T + t) * ldk + hk * D + c, v16{});
+        st(dv + (b * T + t) * ldk + hk * D + c, v16{});
+      }
+    for (int64_t kt = 0; kt < nkt; kt++) {
+      int64_t j0 = kt * BK, nk = std::min(BK, T - j0);
+      const float *Kh = k + (b * T + j0) * ldk + hk * D, *Vh = v + (b * T + j0) * ldk + hk * D;
+      float *dKh = dk + (b * T + j0) * ldk + hk * D, *dVh = dv + (b * T + j0) * ldk + hk * D;
+      // K^T and V^T tiles [D][BK], zero columns past the last key.
+      transpose64(Kh, ldk, nk, D, 1.0f, KT, BK);
+      transpose64(Vh, ldk, nk, D, 1.0f, VT, BK);
+      for (int64_t g = 0; g < G; g++) {
+        int64_t h = hk * G + g;
+        const float *lh = Ll + g * T, *Dh = Dl + g * T;
+        for (int64_t i0 = causal ? j0 / BQ * BQ : 0; i0 < T; i0 += BQ) {
+          int64_t nq = std::min(BQ, T - i0);
+          bool diag = causal && i0 == j0;
+          const float *Qh = q + (b * T + i0) * ldq + h * D, *dOh = dout + (b * T + i0) * ldq + h * D;
+          float *dQh = dq + (b * T + i0) * ldq + h * D;
+          Tri tn = diag ? TRI_N_LE_ROW : TRI_NONE;
+          tile_nn(nq, BK, D, Qh, ldq, 1, KT, BK, S, BK, false, tn);    // S = Q K^T [nq x BK]
+          tile_nn(nq, BK, D, dOh, ldq, 1, VT, BK, dP, BK, false, tn);  // dP = dO V^T
+          for (int64_t i = 0; i < nq; i++) {
+            float *s = S + i * BK, *dp = dP + i * BK;
+            const v16 li = splat(lh[i0 + i]), di = splat(Dh[i0 + i]), sc = splat(scale);
+            const int32_t lim = (int32_t)(diag ? std::min(nk, i + 1) : nk);  // keys j < lim are visible
+            const int64_t nv = diag ? i / 16 + 1 : BK / 16;
+            for (int64_t c = 0; c < nv * 16; c += 16) {
+              v16 p = vexp(ld(s + c) * sc - li);
+              v16 ds = p * (ld(dp + c) - di) * sc;  // scale folded in: dK = dS^T Q and dQ = dS K
+              i16v vis = IOTA + (int32_t)c < lim;
+              st(s + c, vis ? p : v16{});
+              st(dp + c, vis ? ds : v16{});
+            }
+            for (int64_t c = nv * 16; c < BK; c += 16) {
+              st(s + c, v16{});
+              st(dp + c, v16{});
+            }
+          }
+          // dV += P^T dO, dK += dS^T Q (A read transposed: A(j, i) = P[i][j]); on the diagonal, key j
+          // only meets queries i >= j.
+          Tri tk = diag ? TRI_K_GE_ROW : TRI_NONE;
+          tile_nn(nk, D, nq, S, 1, BK, dOh, ldq, dVh, ldk, true, tk);
+          tile_nn(nk, D, nq, dP, 1, BK, Qh, ldq, dKh, ldk, true, tk);
+          // dQ += dS K; on the diagonal, query i only meets keys j <= i.
+          tile_nn(nq, D, nk, dP, BK, 1, Kh, ldk, dQh, ldq, true, diag ? TRI_K_LE_ROW : TRI_NONE);
+        }
+      }
+    }
+  }
+}
+
 void attention_bwd(const float *q, const float *k, const float *v, const float *out, const float *lse,
                    const float *dout, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                    bool causal, float *dq, float *dk, float *dv) {
-  const int64_t Dp = round16(D), Tp = round64(T), G = Hq / Hkv, nkt = (T + BK - 1) / BK;
-  const int64_t hs = head_size(Tp, Dp), L = ldt(Tp);
+  const int64_t Dp = round16(D), G = Hq / Hkv;
   const int nt = threads();
-  const size_t kvs = (size_t)B * Hkv * hs, qs = (size_t)B * Hq * hs;
-  const size_t per = 2 * BK * Dp + 3 * BQ * BK;
+  const size_t per = bwd_per(Dp, G, T), pad = bwd_pad(B, T, Hq, Hkv, D);
   std::lock_guard<std::mutex> lock(g_ws_mutex);
-  float *Kp = workspace(2 * kvs + 5 * qs + (size_t)B * Hq * T + nt * per), *Vp = Kp + kvs, *Qp = Vp + kvs,
-        *Qt = Qp + qs, *dOp = Qt + qs, *dOt = dOp + qs, *dQp = dOt + qs, *Dall = dQp + qs, *tbuf = Dall + (size_t)B * Hq * T;
+  float *tbuf = workspace(nt * per + pad);
+  if (D % 16 == 0) {
+#pragma omp parallel num_threads(nt)
+    bwd_core(q, k, v, out, lse, dout, B, T, Hq, Hkv, D, scale, causal, dq, dk, dv, tbuf, per);
+    return;
+  }
+  // Pad the head dimension to Dp with zeros (they add nothing to any product), run, and unpad.
+  const int64_t nq = B * T * Hq, nk = B * T * Hkv;
+  float *qp = tbuf + nt * per, *op = qp + nq * Dp, *dop = op + nq * Dp, *dqp = dop + nq * Dp, *kp = dqp + nq * Dp,
+        *vp = kp + nk * Dp, *dkp = vp + nk * Dp, *dvp = dkp + nk * Dp;
 #pragma omp parallel num_threads(nt)
   {
-    // One parallel region per call: each barrier can cost a time slice when the cores are shared.
-    pack_rows(k, B, T, Hkv, D, Tp, Dp, 1.0f, Kp, nt);
-    pack_rows(v, B, T, Hkv, D, Tp, Dp, 1.0f, Vp, nt);
-    pack_rows(q, B, T, Hq, D, Tp, Dp, 1.0f, Qp, nt);
-    pack_cols(q, B, T, Hq, D, Tp, Dp, Qt, nt);
-    pack_rows(dout, B, T, Hq, D, Tp, Dp, 1.0f, dOp, nt);
-    pack_cols(dout, B, T, Hq, D, Tp, Dp, dOt, nt);
-#pragma omp for schedule(static) nowait
-    for (int64_t r = 0; r < B * T * Hq; r++) {
-      const float *a = dout + r * D, *o = out + r * D;
-      float s = 0.0f;
-      for (int64_t c = 0; c < D; c++) s += a[c] * o[c];
-      int64_t h = r % Hq, bt = r / Hq, b = bt / T, t = bt % T;
-      Dall[(b * Hq + h) * T + t] = s;
-    }
+    pad_rows(q, nq, D, Dp, qp);
+    pad_rows(out, nq, D, Dp, op);
+    pad_rows(dout, nq, D, Dp, dop);
+    pad_rows(k, nk, D, Dp, kp);
+    pad_rows(v, nk, D, Dp, vp);
 #pragma omp barrier
-    float *dKa = tbuf + omp_get_thread_num() * per, *dVa = dKa + BK * Dp, *S = dVa + BK * Dp, *dP = S + BQ * BK,
-          *dS = dP + BQ * BK;
-    // One task per (batch, kv head): it owns the dk/dv rows of that kv head and the dq rows of the
-    // query heads that share it, so no two threads write the same output (deterministic, no atomics).
-    // Works on transposed tiles: S^T = K Q^T, dP^T = V dO^T, so P^T and dS^T feed dV and dK directly.
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < B * Hkv; task++) {
-      int64_t b = task / Hkv, hk = task % Hkv;
-      for (int64_t h = hk * G; h < (hk + 1) * G; h++) std::fill(dQp + (b * Hq + h) * hs, dQp + (b * Hq + h) * hs + T * Dp, 0.0f);
-      for (int64_t kt = 0; kt < nkt; kt++) {
-        int64_t j0 = kt * BK, nk = std::min(BK, T - j0);
-        const float *Kh = Kp + (b * Hkv + hk) * hs + j0 * Dp, *Vh = Vp + (b * Hkv + hk) * hs + j0 * Dp;
-        std::fill(dKa, dKa + nk * Dp, 0.0f);
-        std::fill(dVa, dVa + nk * Dp, 0.0f);
-        for (int64_t h = hk * G; h < (hk + 1) * G; h++) {
-          const float *lh = lse + (b * Hq + h) * T, *Dh = Dall + (b * Hq + h) * T;
-          const size_t qoff = (size_t)(b * Hq + h) * hs;
-          for (int64_t i0 = causal ? j0 / BQ * BQ : 0; i0 < T; i0 += BQ) {
-            int64_t nq = std::min(BQ, T - i0), nqp = round16(nq);
-            tile_nn(nk, nqp, D, Kh, Dp, Qt + qoff + i0, L, S, BQ, false);    // S^T [nk x nq]
-            tile_nn(nk, nqp, D, Vh, Dp, dOt + qoff + i0, L, dP, BQ, false);  // dP^T
-            for (int64_t c = 0; c < nk; c++) {
-              float *s = S + c * BQ, *dp = dP + c * BQ;
-              int64_t first = causal ? std::max<int64_t>(0, j0 + c - i0) : 0;  // first query row that sees key c
-              for (int64_t i = 0; i < first && i < nqp; i++) s[i] = dp[i] = 0.0f;
-#pragma omp simd
-              for (int64_t i = first; i < nq; i++) {
-                float p = fast_exp(s[i] * scale - lh[i0 + i]);
-                s[i] = p;
-                dp[i] = p * (dp[i] - Dh[i0 + i]);
-              }
-              for (int64_t i = std::max(first, nq); i < nqp; i++) s[i] = dp[i] = 0.0f;
-            }
-            tile_nn(nk, Dp, nq, S, BQ, dOp + qoff + i0 * Dp, Dp, dVa, Dp, true);  // dV += P^T dO
-            tile_nn(nk, Dp, nq, dP, BQ, Qp + qoff + i0 * Dp, Dp, dKa, Dp, true);  // dK += dS^T Q
-            for (int64_t i = 0; i < nq; i++)
-              for (int64_t c = 0; c < nk; c++) dS[i * BK + c] = dP[c * BQ + i];
-            tile_nn(nq, Dp, nk, dS, BK, Kh, Dp, dQp + qoff + i0 * Dp, Dp, true);  // dQ += dS K
-          }
-        }
-        for (int64_t c = 0; c < nk; c++) {
-          float *pk = dk + ((b * T + j0 + c) * Hkv + hk) * D, *pv = dv + ((b * T + j0 + c) * Hkv + hk) * D;
-          for (int64_t d = 0; d < D; d++) {
-            pk[d] = dKa[c * Dp + d] * scale;
-            pv[d] = dVa[c * Dp + d];
-          }
-        }
-      }
-      for (int64_t h = hk * G; h < (hk + 1) * G; h++)
-        for (int64_t t = 0; t < T; t++) {
-          const float *src = dQp + (b * Hq + h) * hs + t * Dp;
-          float *p = dq + ((b * T + t) * Hq + h) * D;
-          for (int64_t d = 0; d < D; d++) p[d] = src[d] * scale;
-        }
+    bwd_core(qp, kp, vp, op, lse, dop, B, T, Hq, Hkv, Dp, scale, causal, dqp, dkp, dvp, tbuf, per);
+#pragma omp for schedule(static) nowait
+    for (int64_t r = 0; r < nq; r++) std::memcpy(dq + r * D, dqp + r * Dp, D * sizeof(float));
+#pragma omp for schedule(static) nowait
+    for (int64_t r = 0; r < nk; r++) {
+      std::memcpy(dk + r * D, dkp + r * Dp, D * sizeof(float));
+      std::memcpy(dv + r * D, dvp + r * Dp, D * sizeof(float));
     }
   }
 }

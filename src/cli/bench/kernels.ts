@@ -1,14 +1,15 @@
 // `zili bench kernels`: each fused CPU kernel of the native addon against an unfused composition
 // of the addon's primitives (sgemm / sgemmBatched, unary, binary, reduce, copyStrided, axpy...),
 // the path a backend without that fused routine would take. Shapes are those of the reference
-// training config (batch 8 x seq 256 tokens, d_model 384, 6 heads of 64, SwiGLU 1024, vocab 4096).
+// training config (batch 8 x seq 256 tokens, d_model 384, 6 heads of 64, SwiGLU 1024, vocab 4096);
+// attention also at T = 1024 (batch 1) and with grouped kv heads (8:2 and 6:2).
 // Also reports the attention's scratch memory, fused against unfused, at T = 256, 1024, 4096.
 import { formatHelp, parseArgs } from '../args.js';
 import { loadNative, type NativeKernels } from '../../backend/cpu/native.js';
 
 const SPECS = {
   repeat: { kind: 'int', help: 'timed runs per kernel (best is reported)', default: 5 },
-  only: { kind: 'string', help: 'comma-separated kernel names to run (attention,rmsnorm,rope,swiglu,cross-entropy,adamw,embedding)' },
+  only: { kind: 'string', help: 'comma-separated kernel names to run (attention [also runs attention-1k, -gqa4, -gqa3],rmsnorm,rope,swiglu,cross-entropy,adamw,embedding)' },
   threads: { kind: 'int', help: 'threads (default: ZILI_THREADS or 2)' },
   json: { kind: 'bool', help: 'end with one JSON line' },
   help: { kind: 'bool', help: 'show this help' },
@@ -83,21 +84,30 @@ export class UnfusedAttention {
   }
 }
 
-function attentionCase(N: NativeKernels, B: number, T: number, H: number, D: number): Case {
-  const n = B * T * H * D, scale = 1 / Math.sqrt(D);
-  const q = rand(n, 1), k = rand(n, 2), v = rand(n, 3), dout = rand(n, 4);
-  const out = new Float32Array(n), lse = new Float32Array(B * H * T), dq = new Float32Array(n), dk = new Float32Array(n), dv = new Float32Array(n);
+function attentionCase(N: NativeKernels, B: number, T: number, H: number, D: number, Hkv = H): Case {
+  const n = B * T * H * D, nkv = B * T * Hkv * D, scale = 1 / Math.sqrt(D), G = H / Hkv;
+  const q = rand(n, 1), k = rand(nkv, 2), v = rand(nkv, 3), dout = rand(n, 4);
+  const out = new Float32Array(n), lse = new Float32Array(B * H * T), dq = new Float32Array(n), dk = new Float32Array(nkv), dv = new Float32Array(nkv);
+  // The unfused path has no grouped heads: it runs on k/v repeated to H heads (expanded once, outside
+  // the timing) and leaves the per-query-head dk/dv unsummed, so it slightly flatters the unfused side.
+  const expand = (x: Float32Array) => {
+    if (G === 1) return x;
+    const e = new Float32Array(n);
+    for (let r = 0; r < B * T; r++) for (let h = 0; h < H; h++) e.set(x.subarray((r * Hkv + Math.floor(h / G)) * D, (r * Hkv + Math.floor(h / G) + 1) * D), (r * H + h) * D);
+    return e;
+  };
+  const ke = expand(k), ve = expand(v), dke = G === 1 ? dk : new Float32Array(n), dve = G === 1 ? dv : new Float32Array(n);
   const un = new UnfusedAttention(N, B, T, H, D);
   return {
     name: 'attention',
-    detail: `causal fwd+bwd B=${B} T=${T} H=${H} D=${D}`,
+    detail: `causal fwd+bwd B=${B} T=${T} H=${H}${Hkv !== H ? ` Hkv=${Hkv}` : ''} D=${D}`,
     fused: () => {
-      N.attentionFwd(q, k, v, B, T, H, H, D, scale, true, out, lse);
-      N.attentionBwd(q, k, v, out, lse, dout, B, T, H, H, D, scale, true, dq, dk, dv);
+      N.attentionFwd(q, k, v, B, T, H, Hkv, D, scale, true, out, lse);
+      N.attentionBwd(q, k, v, out, lse, dout, B, T, H, Hkv, D, scale, true, dq, dk, dv);
     },
     unfused: () => {
-      un.forward(q, k, v, out, scale);
-      un.backward(q, k, v, dout, scale, dq, dk, dv);
+      un.forward(q, ke, ve, out, scale);
+      un.backward(q, ke, ve, dout, scale, dq, dke, dve);
     },
   };
 }
@@ -276,6 +286,8 @@ export async function run(argv: string[]): Promise<number> {
   const makers: Record<string, () => Case> = {
     attention: () => attentionCase(N, B, T, H, D),
     'attention-1k': () => attentionCase(N, 1, 1024, H, D),
+    'attention-gqa4': () => attentionCase(N, B, T, 8, D, 2),
+    'attention-gqa3': () => attentionCase(N, B, T, 6, D, 2),
     rmsnorm: () => rmsnormCase(N, B * T, d),
     rope: () => ropeCase(N, B, T, H, D),
     swiglu: () => swigluCase(N, B * T * F),
@@ -288,7 +300,7 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`threads ${N.threads()}, best of ${repeat}, milliseconds`);
   console.log('kernel'.padEnd(15) + 'fused'.padStart(10) + 'unfused'.padStart(10) + 'speed-up'.padStart(10) + '  shape');
   for (const [key, make] of Object.entries(makers)) {
-    if (only && !only.has(key) && !(key === 'attention-1k' && only.has('attention'))) continue;
+    if (only && !only.has(key) && !(key.startsWith('attention-') && only.has('attention'))) continue;
     const c = make();
     const fusedMs = bestMs(c.fused, repeat), unfusedMs = bestMs(c.unfused, repeat);
     results.push({ name: key, detail: c.detail, fusedMs: +fusedMs.toFixed(3), unfusedMs: +unfusedMs.toFixed(3), speedup: +(unfusedMs / fusedMs).toFixed(2) });
