@@ -106,7 +106,7 @@ test('attention backward agrees with finite differences of the forward', () => {
 });
 
 test('attention: memory does not grow with T^2, size errors', () => {
-  // Scratch is per-thread tiles plus packed (padded) copies of the inputs: linear in T, never T^2.
+  // Scratch is a few per-thread tiles (inputs are read in place): linear in T, never T^2.
   for (const bwd of [false, true]) {
     const [a, b, c] = [256, 1024, 4096].map((t) => N.attentionScratchBytes(1, t, 6, 6, 64, bwd));
     assert.ok(c! - b! === 4 * (b! - a!) * (4096 - 1024) / (4 * (1024 - 256)), `linear growth (bwd=${bwd}): ${a} ${b} ${c}`);
