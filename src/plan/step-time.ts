@@ -9,14 +9,18 @@ import { type Layout, microBatches } from './layout.js';
 import { stageLayers, stageParams } from './memory.js';
 import { ffnMatrices, type PlanModel } from './model.js';
 
-/** Seconds per micro-batch on one chip, forward + backward (+ recompute), split by cause. */
-export interface MicroBatchTime {
+/** Seconds of one layer's forward + backward (+ recompute) on one chip, split by cause. */
+interface LayerTime {
   gemm: number;
   attention: number;
   elementwise: number;
   tp: number;
   cp: number;
   ep: number;
+}
+
+/** Seconds per micro-batch on one chip: its layers' times, plus pipeline sends, and the total. */
+export interface MicroBatchTime extends LayerTime {
   p2p: number;
   total: number;
 }
@@ -43,14 +47,6 @@ export interface StepTime {
   microBatches: number;
 }
 
-interface LayerTime {
-  gemm: number;
-  attention: number;
-  elementwise: number;
-  tp: number;
-  cp: number;
-  ep: number;
-}
 
 const ZERO_LAYER: LayerTime = { gemm: 0, attention: 0, elementwise: 0, tp: 0, cp: 0, ep: 0 };
 
