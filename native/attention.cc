@@ -41,20 +41,12 @@ static inline v16 ld(const float *p) {
 static inline void st(float *p, v16 v) { std::memcpy(p, &v, sizeof v); }
 static inline v16 splat(float x) { return v16{} + x; }
 static inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
-// fast_exp (zili.h) on 16 lanes, same arithmetic.
+// fast_exp (zili.h) on 16 lanes: the same polynomial, exp_poly.
 static inline v16 vexp(v16 x) {
   v16 xc = x > 88.0f ? splat(88.0f) : x, lo = xc;
   xc = xc < -87.0f ? splat(-87.0f) : xc;
-  v16 n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  v16 r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  v16 p = splat(1.9875691500E-4f);
-  p = p * r + 1.3981999507E-3f;
-  p = p * r + 8.3334519073E-3f;
-  p = p * r + 4.1665795894E-2f;
-  p = p * r + 1.6666665459E-1f;
-  p = p * r + 5.0000001201E-1f;
-  p = p * r * r + r + 1.0f;
+  v16 n;
+  v16 p = zili::exp_poly(xc, n);
   i16v bits = (__builtin_convertvector(n, i16v) + 127) << 23;
   v16 sc;
   std::memcpy(&sc, &bits, sizeof sc);

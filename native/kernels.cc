@@ -374,17 +374,16 @@ void rope_fwd(const float *x, int64_t B, int64_t T, int64_t H, int64_t D, int64_
   }
 }
 
-static inline float fsigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
 
 void swiglu_fwd(const float *g, const float *u, float *out, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR)
-  for (size_t i = 0; i < n; i++) out[i] = g[i] * fsigmoid(g[i]) * u[i];
+  for (size_t i = 0; i < n; i++) out[i] = g[i] * sigmoidf(g[i]) * u[i];
 }
 
 void swiglu_bwd(const float *g, const float *u, const float *dout, float *dg, float *du, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR)
   for (size_t i = 0; i < n; i++) {
-    float x = g[i], s = fsigmoid(x), d = dout[i];
+    float x = g[i], s = sigmoidf(x), d = dout[i];
     float sl = x * s;
     du[i] = d * sl;
     dg[i] = d * u[i] * (s + sl * (1.0f - s));

@@ -79,29 +79,33 @@ void attention_bwd(const float *q, const float *k, const float *v, const float *
 // Bytes of scratch memory one call allocates (all threads together).
 size_t attention_scratch_bytes(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, bool backward);
 
-// Fast vectorisable exp for the fused kernels (relative error ~2e-7); x <= -88 gives 0.
-static inline float fast_exp(float x) {
-  const float hi = 88.0f;
-  float xc = x > hi ? hi : x;
-  float lo_ok = xc;
-  xc = xc < -87.0f ? -87.0f : xc;
-  // Round to nearest by adding and removing 1.5 * 2^23 (vectorises, unlike floorf).
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - n * 0.693359375f;
+// The polynomial core of fast_exp, shared by the scalar version below and the 16-lane version in
+// attention.cc (T = float or a GCC vector of floats): for xc in [-87, 88] returns p and n with
+// exp(xc) = p * 2^n. Rounds n to nearest by adding and removing 1.5 * 2^23 (vectorises, unlike floorf).
+template <typename T>
+static inline T exp_poly(T xc, T &n) {
+  n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  T r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500E-4f;
-  p = p * r + 1.3981999507E-3f;
+  T p = r * 1.9875691500E-4f + 1.3981999507E-3f;
   p = p * r + 8.3334519073E-3f;
   p = p * r + 4.1665795894E-2f;
   p = p * r + 1.6666665459E-1f;
   p = p * r + 5.0000001201E-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t e = (int32_t)n + 127;
-  int32_t bits = e << 23;
+  return p * r * r + r + 1.0f;
+}
+
+// Fast vectorisable exp for the fused kernels (relative error ~2e-7); x <= -88 gives 0.
+static inline float fast_exp(float x) {
+  float xc = x > 88.0f ? 88.0f : x;
+  const float lo = xc;
+  xc = xc < -87.0f ? -87.0f : xc;
+  float n;
+  const float p = exp_poly(xc, n);
+  int32_t bits = ((int32_t)n + 127) << 23;
   float s;
   __builtin_memcpy(&s, &bits, 4);
-  float res = p * s;
-  return lo_ok < -87.0f ? 0.0f : res;
+  return lo < -87.0f ? 0.0f : p * s;
 }
 
 }  // namespace zili
