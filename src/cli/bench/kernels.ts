@@ -312,7 +312,7 @@ export async function run(argv: string[]): Promise<number> {
     fusedBwdBytes: N.attentionScratchBytes(1, t, H, H, D, true),
     unfusedBytes: UnfusedAttention.scratchBytes(1, t, H),
   }));
-  console.log(`\nattention scratch memory, batch 1, ${H} heads of ${D} (fused: per call: tiles per thread + packed copies of q/k/v/dout; unfused: [B,H,T,T] buffers)`);
+  console.log(`\nattention scratch memory, batch 1, ${H} heads of ${D} (fused: a few tiles per thread, inputs read in place; unfused: [B,H,T,T] buffers)`);
   console.log('T'.padStart(6) + 'fused fwd'.padStart(14) + 'fused bwd'.padStart(14) + 'unfused'.padStart(16));
   const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;
   for (const m of memory) console.log(String(m.T).padStart(6) + mib(m.fusedFwdBytes).padStart(14) + mib(m.fusedBwdBytes).padStart(14) + mib(m.unfusedBytes).padStart(16));
