@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 namespace zili {
 
@@ -190,8 +191,46 @@ static CachedMatmul &get_matmul(int64_t batch, bool ta, bool tb, int64_t m, int6
   return ref;
 }
 
+// oneDNN 2.x has bf16 matmul only from avx512_core up. Without it (AVX2-only CPUs, an ISA cap)
+// the bf16 GEMM widens its operands to f32 and runs the f32 GEMM: the products of bf16 values are
+// exact in f32 and the accumulation is f32 either way, so results match; only speed differs.
+static bool onednn_bf16_available() {
+  static int ok = -1;
+  if (ok < 0) {
+    try {
+      memory::desc amd({8, 8}, memory::data_type::bf16, memory::dims{8, 1});
+      memory::desc cmd({8, 8}, memory::data_type::f32, memory::dims{8, 1});
+      auto pd = matmul::primitive_desc(matmul::desc(amd, amd, cmd), cpu_engine());
+      ok = 1;
+    } catch (dnnl::error &) {
+      ok = 0;
+    }
+  }
+  return ok == 1;
+}
+
+static void bgemm_widened(int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                          const uint16_t *a, int64_t sa, int64_t lda, const uint16_t *b, int64_t sb, int64_t ldb,
+                          float beta, float *c, int64_t sc, int64_t ldc) {
+  // Extent of one operand item in elements (rows x leading dimension, trimmed to the last row).
+  int64_t arows = ta ? k : m, acols = ta ? m : k, brows = tb ? n : k, bcols = tb ? k : n;
+  int64_t aext = (arows - 1) * lda + acols, bext = (brows - 1) * ldb + bcols;
+  std::vector<float> af((size_t)aext), bf((size_t)bext);
+  const uint16_t *pa = nullptr, *pb = nullptr;
+  for (int64_t i = 0; i < batch; i++) {
+    const uint16_t *ai = a + i * sa, *bi = b + i * sb;
+    if (ai != pa) { cast_bf16_f32(ai, af.data(), (size_t)aext); pa = ai; }
+    if (bi != pb) { cast_bf16_f32(bi, bf.data(), (size_t)bext); pb = bi; }
+    sgemm(SgemmEngine::Auto, ta, tb, m, n, k, alpha, af.data(), lda, bf.data(), ldb, beta, c + i * sc, ldc);
+  }
+}
+
 const char *bgemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
   static std::string s;
+  if (!onednn_bf16_available()) {
+    s = std::string("f32-widen:") + sgemm_engine_name(sgemm_pick(ta, tb, m, n, k));
+    return s.c_str();
+  }
   memory::desc amd({m, k}, memory::data_type::bf16, memory::dims{ta ? 1 : k, ta ? m : 1});
   memory::desc bmd({k, n}, memory::data_type::bf16, memory::dims{tb ? 1 : n, tb ? k : 1});
   memory::desc cmd({m, n}, memory::data_type::f32, memory::dims{n, 1});
@@ -207,6 +246,10 @@ void bgemm_batched(int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_
   threads();
   if (k == 0 || alpha == 0.0f) {
     for (int64_t i = 0; i < batch; i++) scale_c(m, n, beta, c + i * sc, ldc);
+    return;
+  }
+  if (!onednn_bf16_available()) {
+    bgemm_widened(batch, ta, tb, m, n, k, alpha, a, sa, lda, b, sb, ldb, beta, c, sc, ldc);
     return;
   }
   try {

@@ -12,7 +12,14 @@ namespace zili {
 
 namespace {
 constexpr int CHAINS = 12;
-typedef float vf __attribute__((vector_size(64)));  // 16 floats; the compiler maps it to the widest FMA it has
+// Portable path: one vector of the widest width the compiler targets (AVX 32 bytes, SSE/NEON 16),
+// so each accumulator is exactly one register and the chains stay independent.
+#if defined(__AVX__)
+constexpr int VLANES = 8;
+#else
+constexpr int VLANES = 4;
+#endif
+typedef float vf __attribute__((vector_size(VLANES * 4)));
 
 #if defined(__AVX512F__)
 double f32_loop(long iters) {
@@ -31,15 +38,19 @@ double f32_loop(long iters) {
 double f32_loop(long iters) {
   vf acc[CHAINS];
   vf a, b;
-  for (int i = 0; i < 16; i++) { a[i] = 0.999999f; b[i] = 1e-7f; }
-  for (int c = 0; c < CHAINS; c++) for (int i = 0; i < 16; i++) acc[c][i] = (float)c;
+  for (int i = 0; i < VLANES; i++) { a[i] = 0.999999f; b[i] = 1e-7f; }
+  for (int c = 0; c < CHAINS; c++) for (int i = 0; i < VLANES; i++) acc[c][i] = (float)c;
   for (long it = 0; it < iters; it++) {
 #pragma GCC unroll 12
     for (int c = 0; c < CHAINS; c++) acc[c] = acc[c] * a + b;
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]));
+#elif defined(__aarch64__)
+    __asm__ volatile("" : "+w"(acc[0]), "+w"(acc[1]), "+w"(acc[2]), "+w"(acc[3]));
+#endif
   }
   float s = 0;
-  for (int c = 0; c < CHAINS; c++) for (int i = 0; i < 16; i++) s += acc[c][i];
+  for (int c = 0; c < CHAINS; c++) for (int i = 0; i < VLANES; i++) s += acc[c][i];
   return s;
 }
 #endif
@@ -65,7 +76,12 @@ double measure_peak_gflops(bool bf16, int nthreads, double seconds) {
   if (bf16) return 0;
 #endif
   // flops per iteration: f32 16 lanes × 2 (FMA); bf16 dot product 32 pairs × 2
-  const double per_iter = (bf16 ? 64.0 : 32.0) * CHAINS;
+#if defined(__AVX512F__)
+  const double f32_per_chain = 32.0;
+#else
+  const double f32_per_chain = 2.0 * VLANES;
+#endif
+  const double per_iter = (bf16 ? 64.0 : f32_per_chain) * CHAINS;
   long iters = 1 << 16;
   double best = 0;
   for (int round = 0; round < 30; round++) {
