@@ -633,9 +633,36 @@ napi_value js_axpy(Ctx &c) {
 }
 
 napi_value js_peak(Ctx &c) {
-  bool bf16 = c.argc > 0 && bool_arg(c, 0, "bf16");
-  int threads = c.argc > 1 ? (int)num(c, 1, "threads") : zili::threads();
-  return number(c, zili::measure_peak_gflops(bf16, threads, 0.3));
+  int64_t unit = int_arg(c, 0, "unit");
+  int threads = c.argc > 1 ? (int)size_arg(c, 1, "threads") : zili::threads();
+  if (threads < 1) fail(c, "threads must be >= 1");
+  return number(c, zili::measure_peak_gflops((int)unit, threads, 0.3));
+}
+
+napi_value string(Ctx &c, const char *s) {
+  napi_value r;
+  napi_create_string_utf8(c.env, s, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
+napi_value js_gemm_class(Ctx &c) {
+  int64_t m = size_arg(c, 0, "m"), n = size_arg(c, 1, "n"), k = size_arg(c, 2, "k");
+  return string(c, zili::gemm_class_name(zili::gemm_class(m, n, k)));
+}
+
+napi_value js_set_gemm_choice(Ctx &c) {
+  bool bf16 = bool_arg(c, 0, "bf16");
+  int64_t cls = int_arg(c, 1, "shapeClass"), engine = int_arg(c, 2, "engine");
+  zili::set_gemm_choice(bf16, (int)cls, (int)engine);
+  return undef(c);
+}
+
+napi_value js_openblas_core(Ctx &c) { return string(c, zili::openblas_core()); }
+
+napi_value js_onednn_bf16(Ctx &c) {
+  napi_value r;
+  napi_get_boolean(c.env, zili::onednn_bf16_available(), &r);
+  return r;
 }
 
 napi_value js_threads(Ctx &c) { return number(c, zili::threads()); }
@@ -685,7 +712,11 @@ const Entry ENTRIES[] = {
     {"scaleInPlace", js_scale_in_place, 2},
     {"axpy", js_axpy, 3},
     {"threads", js_threads, 0},
-    {"measurePeakGflops", js_peak, 0},
+    {"measurePeakGflops", js_peak, 1},
+    {"gemmClass", js_gemm_class, 3},
+    {"setGemmChoice", js_set_gemm_choice, 3},
+    {"openblasCore", js_openblas_core, 0},
+    {"onednnBf16", js_onednn_bf16, 0},
     {"setThreads", js_set_threads, 1},
 };
 

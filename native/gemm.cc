@@ -1,7 +1,8 @@
 // GEMM front ends for the zili CPU addon: f32 GEMM from OpenBLAS (cblas_sgemm) or oneDNN
-// (dnnl_sgemm) by a fixed per-shape rule (see sgemm_pick), and bf16 x bf16 -> f32 GEMM through
-// oneDNN's matmul primitive, which dispatches to its AVX512-BF16 / AMX brgemm kernels
-// (vdpbf16ps). The libraries do the arithmetic; this file only adapts row-major, strided and
+// (dnnl_sgemm), and bf16 x bf16 -> f32 GEMM through oneDNN's matmul primitive (AVX512-BF16 / AMX
+// brgemm kernels) or, where that is missing or slower, by widening to f32. Which engine serves
+// which shape class is decided by measurement in src/backend/cpu/gemm-tune.ts and handed in with
+// set_gemm_choice; this file only classifies shapes and dispatches. The libraries do the arithmetic; this file only adapts row-major, strided and
 // batched calls to them, caches oneDNN primitives per shape, and holds the f32 <-> bf16 casts (a
 // few lines of integer rounding that no library exposes on plain arrays).
 #include "zili.h"
@@ -10,6 +11,7 @@
 #include <dnnl.hpp>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -47,15 +49,35 @@ const char *sgemm_engine_name(SgemmEngine e) {
   }
 }
 
-// The rule (measured with `bench gemm --suite`, see bench/RESULTS.md):
-//  - OpenBLAS by default. With its own kernel choice (OPENBLAS_CORETYPE unset) it matches oneDNN's
-//    sgemm within a few percent at 1024^3 / 2048^3 and at most training shapes, is 2.5x faster at
-//    shapes like 2048x384x384 where oneDNN's sgemm is weak, and its pthread pool degrades far less
-//    than oneDNN's OpenMP barriers when other processes share the cores.
-//  - When OPENBLAS_CORETYPE is set (this environment forces Haswell kernels, about half speed on
-//    AVX-512 cores), oneDNN for large products (m, n and k all >= 512), where its AVX-512 sgemm
-//    measured faster; OpenBLAS for the rest.
-//  - ZILI_SGEMM=openblas|onednn overrides the rule.
+int gemm_class(int64_t m, int64_t n, int64_t k) {
+  if ((double)m * n * k < 256.0 * 256 * 256) return GEMM_SMALL;
+  if (std::min(m, std::min(n, k)) < 512) return GEMM_THIN;
+  return GEMM_LARGE;
+}
+
+const char *gemm_class_name(int cls) {
+  static const char *const names[GEMM_CLASSES] = {"small", "thin", "large"};
+  return cls >= 0 && cls < GEMM_CLASSES ? names[cls] : "?";
+}
+
+// The measured winner per shape class (src/backend/cpu/gemm-tune.ts); OpenBLAS and oneDNN-bf16
+// until a choice is set. ZILI_SGEMM=openblas|onednn overrides the f32 choice.
+static SgemmEngine g_sgemm_choice[GEMM_CLASSES] = {SgemmEngine::OpenBLAS, SgemmEngine::OpenBLAS, SgemmEngine::OpenBLAS};
+static BgemmEngine g_bgemm_choice[GEMM_CLASSES] = {BgemmEngine::OneDNN, BgemmEngine::OneDNN, BgemmEngine::OneDNN};
+
+void set_gemm_choice(bool bf16, int cls, int engine) {
+  if (cls < 0 || cls >= GEMM_CLASSES) throw ArgError("setGemmChoice: unknown shape class " + std::to_string(cls));
+  if (bf16) {
+    if (engine != (int)BgemmEngine::OneDNN && engine != (int)BgemmEngine::Widen)
+      throw ArgError("setGemmChoice: unknown bf16 engine " + std::to_string(engine));
+    g_bgemm_choice[cls] = (BgemmEngine)engine;
+  } else {
+    if (engine != (int)SgemmEngine::OpenBLAS && engine != (int)SgemmEngine::OneDNN)
+      throw ArgError("setGemmChoice: unknown f32 engine " + std::to_string(engine));
+    g_sgemm_choice[cls] = (SgemmEngine)engine;
+  }
+}
+
 SgemmEngine sgemm_pick(bool, bool, int64_t m, int64_t n, int64_t k) {
   static int forced = -1;
   if (forced < 0) {
@@ -63,13 +85,13 @@ SgemmEngine sgemm_pick(bool, bool, int64_t m, int64_t n, int64_t k) {
     forced = 0;
     if (e && !std::strcmp(e, "openblas")) forced = 1;
     if (e && !std::strcmp(e, "onednn")) forced = 2;
-    if (!forced && std::getenv("OPENBLAS_CORETYPE")) forced = 3;
   }
   if (forced == 1) return SgemmEngine::OpenBLAS;
   if (forced == 2) return SgemmEngine::OneDNN;
-  if (forced == 3 && m >= 512 && n >= 512 && k >= 512) return SgemmEngine::OneDNN;
-  return SgemmEngine::OpenBLAS;
+  return g_sgemm_choice[gemm_class(m, n, k)];
 }
+
+const char *openblas_core() { return openblas_get_corename(); }
 
 static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
   for (int64_t i = 0; i < m; i++) {
@@ -194,7 +216,7 @@ static CachedMatmul &get_matmul(int64_t batch, bool ta, bool tb, int64_t m, int6
 // oneDNN 2.x has bf16 matmul only from avx512_core up. Without it (AVX2-only CPUs, an ISA cap)
 // the bf16 GEMM widens its operands to f32 and runs the f32 GEMM: the products of bf16 values are
 // exact in f32 and the accumulation is f32 either way, so results match; only speed differs.
-static bool onednn_bf16_available() {
+bool onednn_bf16_available() {
   static int ok = -1;
   if (ok < 0) {
     try {
@@ -227,7 +249,7 @@ static void bgemm_widened(int64_t batch, bool ta, bool tb, int64_t m, int64_t n,
 
 const char *bgemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
   static std::string s;
-  if (!onednn_bf16_available()) {
+  if (!onednn_bf16_available() || g_bgemm_choice[gemm_class(m, n, k)] == BgemmEngine::Widen) {
     s = std::string("f32-widen:") + sgemm_engine_name(sgemm_pick(ta, tb, m, n, k));
     return s.c_str();
   }
@@ -248,7 +270,7 @@ void bgemm_batched(int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_
     for (int64_t i = 0; i < batch; i++) scale_c(m, n, beta, c + i * sc, ldc);
     return;
   }
-  if (!onednn_bf16_available()) {
+  if (!onednn_bf16_available() || g_bgemm_choice[gemm_class(m, n, k)] == BgemmEngine::Widen) {
     bgemm_widened(batch, ta, tb, m, n, k, alpha, a, sa, lda, b, sb, ldb, beta, c, sc, ldc);
     return;
   }

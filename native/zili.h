@@ -21,6 +21,18 @@ void set_threads(int n);
 enum class SgemmEngine { Auto = 0, OpenBLAS = 1, OneDNN = 2 };
 const char *sgemm_engine_name(SgemmEngine e);
 SgemmEngine sgemm_pick(bool ta, bool tb, int64_t m, int64_t n, int64_t k);
+// bf16 GEMM engines: oneDNN's bf16 matmul, or widening both operands to f32 and the f32 GEMM.
+enum class BgemmEngine { OneDNN = 1, Widen = 2 };
+// Shape classes the engine choice is made for: small (m*n*k < 256^3), thin (some dim < 512), large.
+enum GemmClass { GEMM_SMALL, GEMM_THIN, GEMM_LARGE, GEMM_CLASSES };
+int gemm_class(int64_t m, int64_t n, int64_t k);
+const char *gemm_class_name(int cls);
+// Sets the engine for a shape class: f32 (SgemmEngine) or bf16 (BgemmEngine) as an int.
+void set_gemm_choice(bool bf16, int cls, int engine);
+// True when oneDNN has a bf16 matmul for this CPU (avx512_core and up, within ONEDNN_MAX_CPU_ISA).
+bool onednn_bf16_available();
+// The kernel family OpenBLAS selected at load (its own detection or OPENBLAS_CORETYPE).
+const char *openblas_core();
 void sgemm(SgemmEngine e, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
            int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 void sgemm_batched(int64_t batch, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
@@ -65,8 +77,11 @@ void adamw(float *p, const float *g, float *m, float *v, size_t n, double lr, do
 void embedding_fwd(const float *table, const int32_t *ids, int64_t n, int64_t dim, float *out);
 void embedding_bwd(const float *dout, const int32_t *ids, int64_t n, int64_t dim, float *dtable);
 double sum_squares(const float *x, size_t n);
-/** measured peak GFLOP/s over nthreads threads (f32 FMA, or bf16 dot products; 0 if the CPU has none) */
-double measure_peak_gflops(bool bf16, int nthreads, double seconds);
+// Compute units whose peak is measured (peak.cc): f32 FMA (AVX/AVX-512/NEON, whatever the build
+// targets), AVX512-BF16 dot products (vdpbf16ps), AMX bf16 tiles (tdpbf16ps).
+enum PeakUnit { UNIT_F32_FMA, UNIT_AVX512_BF16, UNIT_AMX_BF16, UNIT_COUNT };
+/** measured peak GFLOP/s over nthreads threads of one unit; 0 when this CPU (or build) lacks it */
+double measure_peak_gflops(int unit, int nthreads, double seconds);
 void scale_in_place(float *x, size_t n, float s);
 void axpy(float alpha, const float *x, float *y, size_t n);
 

@@ -5,6 +5,8 @@
 // function and the sizes.
 import { createRequire } from 'node:module';
 import { repoRoot } from '../../util/paths.js';
+import { type GemmTuning, USER_CORETYPE_VAR, gemmTuning } from './gemm-tune.js';
+import { BF16_ENGINES, F32_ENGINES, GEMM_CLASSES, classIndex } from './gemm-engines.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -36,8 +38,16 @@ export interface NativeKernels {
   dnnlSgemm: Gemm<Float32Array>;
   /** Which engine sgemm uses for this shape: 'openblas' | 'onednn'. */
   sgemmEngine(transA: boolean, transB: boolean, m: number, n: number, k: number): string;
-  /** oneDNN implementation name a 2D bgemm of this shape dispatches to (e.g. 'brg:avx512_core_bf16'). */
+  /** What a 2D bgemm of this shape runs: oneDNN's implementation name (e.g. 'brg:avx512_core_amx_bf16') or 'f32-widen:<f32 engine>'. */
   bgemmImpl(transA: boolean, transB: boolean, m: number, n: number, k: number): string;
+  /** The shape class the engine choice is made for: 'small' | 'thin' | 'large'. */
+  gemmClass(m: number, n: number, k: number): string;
+  /** Engine for a shape class (index into GEMM_CLASSES): f32 F32_ENGINES code, bf16 BF16_ENGINES code. */
+  setGemmChoice(bf16: boolean, shapeClass: number, engine: number): void;
+  /** The kernel family OpenBLAS loaded with (its detection, or OPENBLAS_CORETYPE). */
+  openblasCore(): string;
+  /** True when oneDNN has a bf16 matmul on this CPU (within ONEDNN_MAX_CPU_ISA). */
+  onednnBf16(): boolean;
 
   /** Round to nearest even; NaN stays NaN, +-inf and -0 preserved. */
   castF32ToBf16(src: Float32Array, dst: Uint16Array): void;
@@ -82,17 +92,38 @@ export interface NativeKernels {
   axpy(alpha: number, x: Float32Array, y: Float32Array): void;
   threads(): number;
   setThreads(n: number): void;
-  /** Measured peak GFLOP/s on `threads` threads: f32 FMA, or bf16 dot products (0 without AVX512-BF16). */
-  measurePeakGflops(bf16?: boolean, threads?: number): number;
+  /** Measured peak GFLOP/s on `threads` threads of one unit (PEAK_UNITS index); 0 where the CPU or build lacks it. */
+  measurePeakGflops(unit: number, threads?: number): number;
 
   readonly UNARY: Readonly<Record<UnaryOp, number>>;
   readonly BINARY: Readonly<Record<BinaryOp, number>>;
   readonly REDUCE: Readonly<Record<ReduceOp, number>>;
 }
 
-let cached: NativeKernels | undefined;
+/** Compute units with a peak kernel in native/peak.cc, in the addon's order. */
+export const PEAK_UNITS = ['f32-fma', 'avx512-bf16', 'amx-bf16'] as const;
+export type PeakUnit = (typeof PEAK_UNITS)[number];
 
-/** Loads the addon once. Throws a user-facing error when it is not built. */
+let cached: NativeKernels | undefined;
+let tuned: GemmTuning | undefined;
+
+/** Threads the addon starts with: ZILI_THREADS, or 2. */
+function startThreads(): number {
+  const n = Number(process.env['ZILI_THREADS']);
+  return Number.isInteger(n) && n > 0 ? n : 2;
+}
+
+/** The GEMM engine decision this process runs with (undefined when tuning is off: ZILI_GEMM_TUNE=off). */
+export function gemmChoice(): GemmTuning | undefined {
+  loadNative();
+  return tuned;
+}
+
+/**
+ * Loads the addon once. Unless ZILI_GEMM_TUNE=off, first fetches (or measures, once per machine) the
+ * GEMM engine choice (gemm-tune.ts): sets the OpenBLAS core type it chose before OpenBLAS loads
+ * and hands the per-class engines to the addon. Throws a user-facing error when it is not built.
+ */
 export function loadNative(): NativeKernels {
   if (cached) return cached;
   const root = repoRoot();
@@ -107,13 +138,27 @@ export function loadNative(): NativeKernels {
   // anything else running): measured here, ten RMSNorm calls took 50-60 ms spinning under load vs
   // 2.7 ms with passive waiting. libgomp reads this when the addon loads; a user setting wins.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  const tuning = process.env['ZILI_GEMM_TUNE'] === 'off' ? undefined : gemmTuning(startThreads(), { log: (s) => console.error(s) });
+  if (tuning?.openblasCore && process.env['OPENBLAS_CORETYPE'] !== tuning.openblasCore) {
+    process.env[USER_CORETYPE_VAR] ??= process.env['OPENBLAS_CORETYPE'] ?? '';
+    process.env['OPENBLAS_CORETYPE'] = tuning.openblasCore;
+  }
+  let n: NativeKernels;
   try {
-    cached = require(path) as NativeKernels;
+    n = require(path) as NativeKernels;
   } catch (e) {
     const err = new Error(`cannot load the native CPU addon ${path}: ${(e as Error).message}. Rebuild it: run scripts/setup`);
     (err as { userFacing?: boolean }).userFacing = true;
     throw err;
   }
+  if (tuning) {
+    for (const c of GEMM_CLASSES) {
+      n.setGemmChoice(false, classIndex(c), F32_ENGINES[tuning.f32[c].engine]);
+      if (n.onednnBf16()) n.setGemmChoice(true, classIndex(c), BF16_ENGINES[tuning.bf16[c].engine]);
+    }
+  }
+  tuned = tuning;
+  cached = n;
   return cached;
 }
 

@@ -1,17 +1,19 @@
-// The CPU's measured peak FLOP/s (f32 FMA, bf16 dot products), the denominator of MFU on the cpu
-// backend. Measured once per CPU model and thread count and cached in .cache/zili/cpu-peak.json,
-// because a datasheet number says little about what this machine's cores sustain.
-import { cpus } from 'node:os';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// The CPU's measured peak FLOP/s per compute unit (f32 FMA, AVX512-BF16 dot products, AMX bf16
+// tiles), the denominators of MFU on the cpu backend. Measured once per CPU (model and flags) and
+// thread count and cached in .cache/zili/cpu-peak.json, because a datasheet number says little
+// about what this machine's cores sustain.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { loadNative } from './native.js';
+import { PEAK_UNITS, type PeakUnit, loadNative } from './native.js';
+import { cpuIdentity, cpuKey } from './cpu-info.js';
 import { cacheDir } from '../../util/paths.js';
+import { writeFileAtomic } from '../../util/atomic-fs.js';
 
 export interface CpuPeak {
   cpu: string;
   threads: number;
-  f32Gflops: number;
-  bf16Gflops: number;
+  /** GFLOP/s per unit; 0 where this CPU (or this build) has no such unit */
+  units: Record<PeakUnit, number>;
 }
 
 function cacheFile(): string {
@@ -20,26 +22,27 @@ function cacheFile(): string {
 
 const memo = new Map<number, CpuPeak>();
 
-/** Peak for `threads` threads; measures (about a second) on first use on this machine. */
+/** Peaks for `threads` threads; measures (about a second per unit present) on first use on this machine. */
 export function cpuPeak(threads: number, opts: { remeasure?: boolean } = {}): CpuPeak {
   const hit = memo.get(threads);
   if (hit && !opts.remeasure) return hit;
-  const cpu = cpus()[0]?.model ?? 'unknown';
+  const cpu = cpuKey(cpuIdentity());
   const file = cacheFile();
   let table: CpuPeak[] = [];
   try {
-    if (existsSync(file)) table = JSON.parse(readFileSync(file, 'utf8')) as CpuPeak[];
+    if (existsSync(file)) table = (JSON.parse(readFileSync(file, 'utf8')) as CpuPeak[]).filter((e) => e && typeof e.units === 'object');
   } catch {
     table = [];
   }
   let entry = opts.remeasure ? undefined : table.find((e) => e.cpu === cpu && e.threads === threads);
   if (!entry) {
     const n = loadNative();
-    entry = { cpu, threads, f32Gflops: n.measurePeakGflops(false, threads), bf16Gflops: n.measurePeakGflops(true, threads) };
+    const units = Object.fromEntries(PEAK_UNITS.map((u, i) => [u, n.measurePeakGflops(i, threads)])) as Record<PeakUnit, number>;
+    entry = { cpu, threads, units };
     table = table.filter((e) => !(e.cpu === cpu && e.threads === threads)).concat(entry);
     try {
       mkdirSync(dirname(file), { recursive: true });
-      writeFileSync(file, JSON.stringify(table, null, 2));
+      writeFileAtomic(file, JSON.stringify(table, null, 2));
     } catch {
       // a read-only cache only costs a re-measurement
     }
