@@ -1,5 +1,6 @@
 // `zili info [--preset NAME] [--json]`: the model presets with their shapes and exact parameter
-// counts (total and active per token), as the engine allocates them.
+// counts (total and active per token), as the engine allocates them. `--hardware`: the CPU, its
+// measured peaks and the GEMM engines the cpu backend chose (info-hardware.ts).
 import { formatHelp, parseArgs } from './args.js';
 import { preset, presetNames } from '../nn/presets.js';
 import { countParams } from '../nn/param-count.js';
@@ -8,6 +9,8 @@ import type { ModelConfig } from '../nn/config.js';
 const FLAGS = {
   preset: { kind: 'string', help: 'show one preset in detail' },
   json: { kind: 'bool', help: 'print JSON' },
+  hardware: { kind: 'bool', help: 'show the CPU, its measured peaks and the GEMM engines chosen by measurement' },
+  retune: { kind: 'bool', help: 'with --hardware: measure the GEMM engines again (the choice applies from the next run)' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
 
@@ -27,6 +30,12 @@ export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, FLAGS, 'info');
   if (a.help) {
     console.log(formatHelp('info', FLAGS));
+    return 0;
+  }
+  if (a.hardware) {
+    const { hardwareReport } = await import('./info-hardware.js');
+    const r = hardwareReport({ retune: !!a.retune });
+    console.log(a.json ? JSON.stringify(r.json) : r.text);
     return 0;
   }
   const names = a.preset ? [a.preset] : presetNames();

@@ -44,14 +44,18 @@ export function peakOf(backend: Backend, dtype: 'f32' | 'bf16', threads: number)
   const p = cpuPeak(threads);
   const tuning = gemmChoice();
   const n = loadNative();
-  const choices = tuning ? Object.values(dtype === 'bf16' ? tuning.bf16 : tuning.f32) : [];
   let unit: PeakUnit = 'f32-fma';
   if (dtype === 'bf16') {
     const impls = tuning ? Object.values(tuning.bf16).map((c) => c.impl) : [n.bgemmImpl(false, true, 2048, 384, 384)];
     for (const impl of impls) if (UNIT_ORDER.indexOf(unitOfImpl(impl)) > UNIT_ORDER.indexOf(unit)) unit = unitOfImpl(impl);
   }
   const loop = p.units[unit] ?? 0;
-  const gemm = tuning && tuning.threads === threads ? Math.max(0, ...choices.filter((c) => (dtype === 'f32' ? true : unitOfImpl((c as { impl: string }).impl) === unit)).map((c) => c.gflops)) : 0;
+  // every GEMM measured on this unit: f32 ones run on f32 FMA, bf16 ones where their implementation says
+  const rates = !tuning || tuning.threads !== threads ? [] : [
+    ...Object.values(tuning.f32).map((c) => ({ unit: 'f32-fma' as PeakUnit, gflops: c.gflops })),
+    ...Object.values(tuning.bf16).map((c) => ({ unit: unitOfImpl(c.impl), gflops: c.gflops })),
+  ];
+  const gemm = Math.max(0, ...rates.filter((r) => r.unit === unit).map((r) => r.gflops));
   if (gemm > loop) return { flops: gemm * 1e9, unit, source: `fastest measured GEMM (its peak loop measured ${loop.toFixed(0)} GFLOP/s)` };
   return { flops: loop * 1e9, unit, source: 'measured peak loop' };
 }

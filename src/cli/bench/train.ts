@@ -1,7 +1,7 @@
 // `zili bench train`: training throughput of one model configuration on random token batches —
 // forward, backward and AdamW per step, timed after warm-up steps. Reports tokens/s, MFU (model
-// FLOPs, src/plan/flops.ts, over this CPU's measured peak) and peak memory. Compare with PyTorch by
-// bench/compare-torch.sh.
+// FLOPs, src/plan/flops.ts, over the measured peak of the unit the GEMMs ran on), peak memory and
+// where one step's time goes (step-profile.ts). Compare with PyTorch by bench/compare-torch.sh.
 import { formatHelp, parseArgs, UsageError } from '../args.js';
 import { getBackend } from '../../backend/registry.js';
 import { type ModelConfig, validateModelConfig } from '../../nn/config.js';
@@ -9,7 +9,8 @@ import { preset } from '../../nn/presets.js';
 import { countParams } from '../../nn/param-count.js';
 import { Transformer } from '../../nn/transformer.js';
 import { AdamW, defaultAdamW } from '../../optim/adamw.js';
-import { mfu as mfuOf, peakFlops, trainFlopsPerToken } from '../../train/mfu.js';
+import { mfu as mfuOf, peakOf, trainFlopsPerToken } from '../../train/mfu.js';
+import { formatProfile, profileStep } from './step-profile.js';
 import * as T from '../../tensor/ops.js';
 import { backward } from '../../tensor/autograd.js';
 import { tidy } from '../../tensor/scope.js';
@@ -85,8 +86,11 @@ export async function run(argv: string[]): Promise<number> {
   const median = times[Math.floor(times.length / 2)]!;
   const tokensPerSec = (B * S) / median;
   const threads = backend instanceof CpuBackend ? backend.native.threads() : 1;
-  const peak = peakFlops(backend, a.dtype, threads);
+  const peakInfo = peakOf(backend, a.dtype, threads);
+  const peak = peakInfo.flops;
   const peakGflops = peak / 1e9;
+  // one more step, every kernel call timed (after the timed steps, so timers do not skew them)
+  const profile = backend.asynchronous ? null : await profileStep(backend, step);
   const flopsPerToken = trainFlopsPerToken(config, S);
   const mfu = mfuOf(tokensPerSec, config, S, peak);
   const peakMemoryMiB = backend.memory().peakBytes / 2 ** 20;
@@ -96,6 +100,8 @@ export async function run(argv: string[]): Promise<number> {
     mfu: Math.round(mfu * 1e4) / 1e4,
     peakMemoryMiB: Math.round(peakMemoryMiB * 10) / 10,
     peakGflops: Math.round(peakGflops * 10) / 10,
+    peakUnit: peakInfo.unit,
+    profileMs: profile ? Object.fromEntries(Object.entries(profile.ms).map(([k, v]) => [k, Math.round(v * 10) / 10])) : null,
     modelGflopsPerToken: Math.round(flopsPerToken / 1e6) / 1e3,
     params: counts.total,
     dtype: a.dtype,
@@ -103,8 +109,9 @@ export async function run(argv: string[]): Promise<number> {
   };
   if (!a.json)
     console.log(
-      `${result.tokensPerSec} tokens/s, step ${(median * 1000).toFixed(0)} ms (median of ${times.length}), MFU ${(mfu * 100).toFixed(1)}% of a measured ${peakGflops.toFixed(0)} GFLOP/s, peak memory ${peakMemoryMiB.toFixed(0)} MiB`,
+      `${result.tokensPerSec} tokens/s, step ${(median * 1000).toFixed(0)} ms (median of ${times.length}), MFU ${(mfu * 100).toFixed(1)}% of ${peakGflops.toFixed(0)} GFLOP/s (${peakInfo.unit || 'unknown unit'}: ${peakInfo.source}), peak memory ${peakMemoryMiB.toFixed(0)} MiB`,
     );
+  if (!a.json && profile) console.log(`step profile (${profile.totalMs.toFixed(0)} ms): ${formatProfile(profile)}`);
   console.log(JSON.stringify(result));
   opt.dispose();
   model.dispose();
