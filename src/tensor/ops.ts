@@ -3,7 +3,7 @@
 // fused routines; and records a backward on the tape. Fused routines fall back to compositions of
 // primitives when a backend lacks them, so a new chip needs only the primitives to train.
 import type { AttentionDesc, Backend, BinaryOp, UnaryOp } from '../backend/contract.js';
-import { type DType, type HostArray, dtypeOfArray, hostArray, isFloat } from './dtype.js';
+import { type DType, type HostArray, dtypeOfArray, isFloat } from './dtype.js';
 import { DTypeError, ShapeError } from './errors.js';
 import { type Shape, broadcastShapes, broadcastStrides, contiguousStrides, normAxis, numel, sameShape, shapeStr } from './shape.js';
 import { Storage, Tensor } from './tensor.js';
@@ -304,9 +304,11 @@ export function max(x: Tensor, axis: number, keepdim = false): Tensor {
   if (needsGrad([x]))
     record(out, 'max', [x], [x, out], (g) => {
       const [sx, so] = node(out).saved;
-      const mask = binaryRaw('eq', sx!, reshapeRaw(so!, shape));
-      const gm = binaryRaw('mul', mask, reshapeRaw(g, shape));
-      mask.dispose();
+      // the reshaped views are disposed here: backward may run outside any tidy scope
+      const soK = reshapeRaw(so!, shape), gK = reshapeRaw(g, shape);
+      const mask = binaryRaw('eq', sx!, soK);
+      const gm = binaryRaw('mul', mask, gK);
+      for (const t of [mask, soK, gK]) t.dispose();
       return [gm];
     });
   return out;
@@ -803,9 +805,9 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
       const dl = empty(backend, logits.shape, dt);
       f.crossEntropyBwd!(sl!.buf, st!.buf, sls!.buf, N, V, 1, dl.buf);
       const s = binaryRaw('div', g, sc!);
-      const out = binaryRaw('mul', dl, reshapeRaw(s, [1, 1]));
-      dl.dispose();
-      s.dispose();
+      const s11 = reshapeRaw(s, [1, 1]);
+      const out = binaryRaw('mul', dl, s11);
+      for (const t of [dl, s, s11]) t.dispose();
       return [out, null];
     });
   cntc.dispose();
@@ -847,11 +849,6 @@ export function assign(dst: Tensor, src: Tensor): void {
   requireShape('assign', 'source', src, dst.shape);
   const st = contiguousStrides(dst.shape);
   dst.backend.copyStrided(src.buf, 0, st, dst.buf, 0, st, dst.shape);
-}
-
-/** Allocates a host array for a tensor of this shape (helper for callers building inputs). */
-export function hostFor(shape: Shape, dtype: DType): HostArray {
-  return hostArray(dtype, numel(shape));
 }
 
 installGradOps({
