@@ -32,13 +32,29 @@ test('fused AdamW equals the composition and a hand computation', async () => {
   assert.ok(Math.abs(a[2]![3]! - (1 - 0.03)) < 1e-6);
 });
 
-test('clipping scales gradients to the clip norm', async () => {
+// beta1 = beta2 = 0 makes the update g / (|g| + eps) per element; eps = 1 keeps it sensitive to the
+// scale of g, so a wrong clip factor changes the weights (with eps ~ 0 any factor would give sign(g)).
+async function clipped(clipNorm: number, grad: number[]): Promise<{ norm: number; w: number[] }> {
   const be = new ReferenceBackend();
   const ps = new ParameterStore(be, 1);
-  const w = ps.create('w', [2], { kind: 'zeros' });
-  const opt = new AdamW(ps, { beta1: 0, beta2: 0, eps: 0, weightDecay: 0, clipNorm: 1 });
-  w.grad = keep(T.tensor(be, [3, 4]));
-  assert.ok(Math.abs((await opt.update(1)) - 5) < 1e-6, 'returns the norm before clipping');
-  // beta = 0: update = g/|g| elementwise = sign → w = -1, -1 regardless of scale
-  assert.deepEqual(Array.from(w.dataSync()), [-1, -1]);
+  const w = ps.create('w', [grad.length], { kind: 'zeros' });
+  const opt = new AdamW(ps, { beta1: 0, beta2: 0, eps: 1, weightDecay: 0, clipNorm });
+  w.grad = keep(T.tensor(be, grad));
+  const norm = await opt.update(1);
+  return { norm, w: Array.from(w.dataSync()) };
+}
+
+test('clipping scales gradients to the clip norm', async () => {
+  const g = [3, 4]; // norm 5
+  for (const clip of [1, 2.5]) {
+    const r = await clipped(clip, g);
+    assert.ok(Math.abs(r.norm - 5) < 1e-6, 'returns the norm before clipping');
+    r.w.forEach((wi, i) => {
+      const gc = (g[i]! * clip) / 5;
+      assert.ok(Math.abs(wi - -gc / (Math.abs(gc) + 1)) < 1e-5, `clip ${clip}: w[${i}] = ${wi}, expected ${-gc / (Math.abs(gc) + 1)}`);
+    });
+  }
+  // a clip norm above the gradient norm leaves the gradient as it is
+  const r = await clipped(10, g);
+  r.w.forEach((wi, i) => assert.ok(Math.abs(wi - -g[i]! / (g[i]! + 1)) < 1e-5));
 });
