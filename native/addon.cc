@@ -758,10 +758,11 @@ napi_value init(napi_env env, napi_value exports) {
     napi_create_function(env, e.name, NAPI_AUTO_LENGTH, dispatch, (void *)&e, &f);
     napi_set_named_property(env, exports, e.name, f);
   }
-  static const char *const U[] = {"neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh",
-                                  "sigmoid", "relu", "silu", "gelu", "abs", "recip", "square"};
-  static const char *const Bn[] = {"add", "sub", "mul", "div", "max", "min", "pow", "eq", "lt", "gt"};
-  static const char *const R[] = {"sum", "max"};
+#define ZILI_OP_NAME(e, name) name,
+  static const char *const U[] = {ZILI_UNARY_OPS(ZILI_OP_NAME)};
+  static const char *const Bn[] = {ZILI_BINARY_OPS(ZILI_OP_NAME)};
+  static const char *const R[] = {ZILI_REDUCE_OPS(ZILI_OP_NAME)};
+#undef ZILI_OP_NAME
   set_consts(env, exports, "UNARY", U, zili::U_COUNT);
   set_consts(env, exports, "BINARY", Bn, zili::B_COUNT);
   set_consts(env, exports, "REDUCE", R, zili::R_COUNT);

@@ -87,14 +87,11 @@ static void unary_bt(const float *x, const float *y, const float *dy, float *dx,
   for (size_t i = 0; i < n; i++) dx[i] = unary_d<OP>(x[i], y ? y[i] : unary_f<OP>(x[i]), dy[i]);
 }
 
-#define UNARY_CASES(M) \
-  M(U_NEG) M(U_EXP) M(U_LOG) M(U_SQRT) M(U_RSQRT) M(U_SIN) M(U_COS) M(U_TANH) M(U_SIGMOID) M(U_RELU) \
-  M(U_SILU) M(U_GELU) M(U_ABS) M(U_RECIP) M(U_SQUARE)
 
 void unary(int op, const float *x, float *out, size_t n) {
   switch (op) {
-#define C(o) case o: unary_t<o>(x, out, n); return;
-    UNARY_CASES(C)
+#define C(o, name) case o: unary_t<o>(x, out, n); return;
+    ZILI_UNARY_OPS(C)
 #undef C
   }
   throw ArgError("unary: unknown op code " + std::to_string(op));
@@ -102,8 +99,8 @@ void unary(int op, const float *x, float *out, size_t n) {
 
 void unary_backward(int op, const float *x, const float *y, const float *dy, float *dx, size_t n) {
   switch (op) {
-#define C(o) case o: unary_bt<o>(x, y, dy, dx, n); return;
-    UNARY_CASES(C)
+#define C(o, name) case o: unary_bt<o>(x, y, dy, dx, n); return;
+    ZILI_UNARY_OPS(C)
 #undef C
   }
   throw ArgError("unaryBackward: unknown op code " + std::to_string(op));
@@ -201,8 +198,8 @@ void binary(int op, const float *a, const int64_t *as_, const float *b, const in
     if (shape[d] == 0) return;
   int nd = coalesce(ndim, shape, as, bs);
   switch (op) {
-#define C(o) case o: binary_t<o>(a, as, b, bs, out, shape, nd); return;
-    C(B_ADD) C(B_SUB) C(B_MUL) C(B_DIV) C(B_MAX) C(B_MIN) C(B_POW) C(B_EQ) C(B_LT) C(B_GT)
+#define C(o, name) case o: binary_t<o>(a, as, b, bs, out, shape, nd); return;
+    ZILI_BINARY_OPS(C)
 #undef C
   }
   throw ArgError("binary: unknown op code " + std::to_string(op));

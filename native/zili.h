@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "ops.def"
+
 namespace zili {
 
 // Thrown for bad arguments; addon.cc turns it into a JS TypeError.
@@ -47,10 +49,11 @@ void cast_f32_bf16(const float *src, uint16_t *dst, size_t n);
 void cast_bf16_f32(const uint16_t *src, float *dst, size_t n);
 
 // ---- elementwise and fused kernels (kernels.cc) ----
-enum Unary { U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_SIN, U_COS, U_TANH, U_SIGMOID, U_RELU, U_SILU,
-             U_GELU, U_ABS, U_RECIP, U_SQUARE, U_COUNT };
-enum Binary { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN, B_POW, B_EQ, B_LT, B_GT, B_COUNT };
-enum Reduce { R_SUM, R_MAX, R_COUNT };
+#define ZILI_OP_ENUM(e, name) e,
+enum Unary { ZILI_UNARY_OPS(ZILI_OP_ENUM) U_COUNT };
+enum Binary { ZILI_BINARY_OPS(ZILI_OP_ENUM) B_COUNT };
+enum Reduce { ZILI_REDUCE_OPS(ZILI_OP_ENUM) R_COUNT };
+#undef ZILI_OP_ENUM
 
 void unary(int op, const float *x, float *out, size_t n);
 void unary_backward(int op, const float *x, const float *y, const float *dy, float *dx, size_t n);

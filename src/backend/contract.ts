@@ -31,7 +31,8 @@ export const UNARY_OPS = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 't
 export type UnaryOp = (typeof UNARY_OPS)[number];
 export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'eq', 'lt', 'gt'] as const;
 export type BinaryOp = (typeof BINARY_OPS)[number];
-export type ReduceOp = 'sum' | 'max';
+export const REDUCE_OPS = ['sum', 'max'] as const;
+export type ReduceOp = (typeof REDUCE_OPS)[number];
 
 /** Batched row-major GEMM: C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b]. */
 export interface MatmulDesc {

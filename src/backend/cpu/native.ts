@@ -10,9 +10,8 @@ import { BF16_ENGINES, F32_ENGINES, GEMM_CLASSES, classIndex } from './gemm-engi
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'relu' | 'silu' | 'gelu' | 'abs' | 'recip' | 'square';
-export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'eq' | 'lt' | 'gt';
-export type ReduceOp = 'sum' | 'max';
+// op names: src/backend/contract.ts (TypeScript) and native/ops.def (C++), checked against each other by test/native-ops.test.ts
+import type { BinaryOp, ReduceOp, UnaryOp } from '../contract.js';
 
 type Gemm<E> = (
   transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
