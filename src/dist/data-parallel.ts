@@ -25,7 +25,15 @@ import * as T from '../tensor/ops.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { StepResult } from '../train/step.js';
+import { CheckpointError, type OptimizerState } from '../train/checkpoint.js';
+import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
+import { restoreModel, restoreOptimizer, restoreRouterBias, savedOptimizerStep } from '../train/train-state.js';
 import type { Communicator } from './communicator.js';
+import { ConfigError } from '../nn/config.js';
+import { memoryPerChip } from '../plan/memory.js';
+import { planModel } from '../plan/model.js';
+import type { TrainConfig } from '../train/train-config.js';
+import { formatBytes } from '../train/format.js';
 import { type Bucket, type ShardLayout, ownedRange, planShards } from './shard-layout.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
@@ -42,6 +50,31 @@ export interface RankOptimizerState {
   step: number;
   m: Map<string, Tensor>;
   v: Map<string, Tensor>;
+}
+
+/**
+ * Refuses, before anything is allocated, a data-parallel layout that does not match the job's ranks,
+ * saying what would.
+ */
+export function assertWorldFits(c: TrainConfig, worldSize: number): void {
+  if (c.dp !== worldSize)
+    throw new ConfigError(
+      worldSize === 1
+        ? `--dp ${c.dp} needs ${c.dp} ranks but this process runs alone; launch it with mpirun -np ${c.dp} (or Slurm/the MPI Operator), or use --dp 1`
+        : `--dp ${c.dp} does not match the job's ${worldSize} ranks; use --dp ${worldSize} (only data parallelism is implemented: world = dp), or launch ${c.dp} ranks`,
+    );
+}
+
+/** Every rank's step seconds and peak bytes, by rank (one all-gather). */
+export async function gatherRankStats(comm: Communicator, stepS: number, peakBytes: number): Promise<{ stepS: number[]; peakBytes: number[] }> {
+  const all = new Float32Array(2 * comm.size);
+  await comm.allGather(Float32Array.of(stepS, peakBytes / 2 ** 20), all);
+  const stepOut: number[] = [], peak: number[] = [];
+  for (let r = 0; r < comm.size; r++) {
+    stepOut.push(all[2 * r]!);
+    peak.push(Math.round(all[2 * r + 1]! * 2 ** 20));
+  }
+  return { stepS: stepOut, peakBytes: peak };
 }
 
 function copy1d(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, n: number): void {
@@ -118,6 +151,60 @@ export class DataParallel {
   /** Parameter names in creation order with their shapes. */
   paramShapes(): ReadonlyMap<string, readonly number[]> {
     return this.shapes;
+  }
+
+  /**
+   * Loads whole saved tensors (any layout's checkpoint, assembled) into this rank: full weights, or
+   * this rank's chunks of weights (ZeRO 3) and moments (ZeRO >= 1), the step count and routing biases.
+   */
+  restore(tensors: NamedTensors, s: OptimizerState | null, where: string): void {
+    if (this.full) {
+      restoreModel(this.model, tensors, where);
+      restoreOptimizer(this.full, this.model, s, where);
+      return;
+    }
+    const step = savedOptimizerStep(s, where);
+    if (this.zero < 3) restoreModel(this.model, tensors, where);
+    const { world, rank } = this.layout;
+    const chunkInto = (dst: Tensor, src: NamedTensor | undefined, what: string, shape: readonly number[]) => {
+      if (!src || src.dtype !== 'f32' || src.shape.join(',') !== shape.join(','))
+        throw new CheckpointError(`checkpoint ${where}: ${what} is ${src ? `${src.dtype} [${src.shape.join(', ')}]` : 'missing'}, this model needs f32 [${shape.join(', ')}]`);
+      const { start, end } = ownedRange(src.data.length, world, rank);
+      const host = new Float32Array(dst.numel);
+      host.set((src.data as Float32Array).subarray(start, end));
+      this.be.write(dst.buf, host);
+    };
+    for (const [name, shape] of this.shapes) {
+      if (this.zero === 3) chunkInto(this.paramChunks.get(name)!, tensors[name], `weight '${name}'`, shape);
+      chunkInto(this.m.get(name)!, s!.m[name], `AdamW moment '${name}.m'`, shape);
+      chunkInto(this.v.get(name)!, s!.v[name], `AdamW moment '${name}.v'`, shape);
+    }
+    this.optStep = step;
+    restoreRouterBias(this.model, s!, where);
+  }
+
+  /** Bytes of training state this rank holds between steps: weights, AdamW moments (gradients live only within a step). */
+  stateBytes(): { weights: number; optimizer: number } {
+    let weights = 0, optimizer = 0;
+    for (const s of this.layout.slots.values()) {
+      weights += 4 * (this.zero === 3 ? s.chunk : s.numel);
+      optimizer += 8 * (this.zero >= 1 ? s.chunk : s.numel);
+    }
+    return { weights, optimizer };
+  }
+
+  /** The planner's memory prediction for this layout beside what the ranks measured (peak bytes allocated by the backend). */
+  memoryReport(c: TrainConfig, peakBytes: readonly number[]): string {
+    const p = memoryPerChip(planModel(c.model), {
+      tp: 1, pp: 1, dp: c.dp, cp: 1, ep: 1, vpp: 1, sequenceParallel: false, zero: c.zero, microBatch: c.microBatch, globalBatch: c.globalBatch, recompute: c.recompute, attention: 'flash',
+    });
+    const st = this.stateBytes();
+    return (
+      `train: memory per rank (dp${c.dp} ZeRO-${c.zero}): planner ${formatBytes(p.weights + p.grads + p.optimizer + p.activations)} ` +
+      `(weights ${formatBytes(p.weights)}, grads ${formatBytes(p.grads)}, optimizer ${formatBytes(p.optimizer)}, activations ${formatBytes(p.activations)}; ` +
+      `+${formatBytes(p.other)} runtime reserve); measured peak ${peakBytes.map((b) => formatBytes(b)).join(' / ')} by rank ` +
+      `(held between steps: weights ${formatBytes(st.weights)}, optimizer ${formatBytes(st.optimizer)})`
+    );
   }
 
   /** Runs fn with the full parameters present (ZeRO 3 gathers them first and frees them after). */
