@@ -7,24 +7,24 @@ export class LocalCommunicator extends BaseCommunicator implements World {
   readonly kind = 'local' as const;
   readonly rank = 0;
   readonly size = 1;
-  readonly worldRank = 0;
   /** messages sent to oneself and not yet received, per tag */
   private readonly mailbox = new Map<number, { data: HostCommArray; delivered: () => void }[]>();
   private readonly waiting = new Map<number, { buf: HostCommArray; received: () => void }[]>();
   step = -1;
 
-  constructor(readonly name = 'world') {
+  /** name: for messages; worldRank: this process's rank in the world (a local group inside a larger job) */
+  constructor(readonly name = 'world', readonly worldRank = 0) {
     super();
   }
 
-  protected async hostAllReduce(): Promise<void> {}
+  protected async hostAllReduce(_buf: HostCommArray, _dtype: CommDType, _op: CommReduceOp): Promise<void> {}
   protected async hostReduceScatter(input: HostCommArray, output: HostCommArray): Promise<void> {
     output.set(input as never);
   }
   protected async hostAllGather(input: HostCommArray, output: HostCommArray): Promise<void> {
     output.set(input as never);
   }
-  protected async hostBroadcast(): Promise<void> {}
+  protected async hostBroadcast(_buf: HostCommArray, _dtype: CommDType, _root: number): Promise<void> {}
   protected hostSend(buf: HostCommArray, _dtype: CommDType, _dst: number, tag: number): Promise<void> {
     return new Promise((delivered) => {
       const w = this.waiting.get(tag)?.shift();
@@ -59,7 +59,7 @@ export class LocalCommunicator extends BaseCommunicator implements World {
   }
   protected async transportBarrier(): Promise<void> {}
   protected async transportSplit(color: number, _key: number, name: string): Promise<Communicator | null> {
-    return color < 0 ? null : new LocalCommunicator(name);
+    return color < 0 ? null : new LocalCommunicator(name, this.worldRank);
   }
   setStep(step: number): void {
     this.step = step;
