@@ -6,7 +6,7 @@ import { ConfigError } from '../nn/config.js';
 import { preset, presetNames } from '../nn/presets.js';
 import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainRecompute } from '../train/train-config.js';
 import { trainRun } from '../train/trainer.js';
-import { openWorld } from '../dist/world.js';
+import { launchedWorldSize, openWorld } from '../dist/world.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
@@ -33,7 +33,7 @@ const FLAGS = {
   'eval-every': { kind: 'int', help: 'validation loss every K steps and at the end (0: never)', default: 100 },
   'eval-batches': { kind: 'int', help: 'validation batches per evaluation', default: 4 },
   threads: { kind: 'int', help: 'CPU threads (default: ZILI_THREADS or 2)' },
-  dp: { kind: 'int', help: 'data-parallel ranks: launch that many with mpirun -np N (--micro-batch is per rank)', default: 1 },
+  dp: { kind: 'int', help: "data-parallel ranks (default: the job's ranks, mpirun -np N; --micro-batch is per rank)" },
   tp: { kind: 'int', help: 'tensor-parallel ranks (1 until distributed training lands)', default: 1 },
   pp: { kind: 'int', help: 'pipeline stages (1 until distributed training lands)', default: 1 },
   ep: { kind: 'int', help: 'expert-parallel ranks (1 until distributed training lands)', default: 1 },
@@ -60,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
   const steps = a.steps!;
   const lr = a.lr ?? defaultLr(model);
   const globalBatch = a['global-batch']!;
+  const dp = a.dp ?? launchedWorldSize();
   const config = makeTrainConfig(model, out, {
     steps,
     exitAfter: a['exit-after'] ?? null,
@@ -69,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
     resume: a.resume ?? false,
     metrics: a.metrics ?? path.join(out, 'metrics.jsonl'),
     globalBatch,
-    microBatch: a['micro-batch'] ?? Math.max(1, Math.min(Math.floor(globalBatch / a.dp!), 8)),
+    microBatch: a['micro-batch'] ?? Math.max(1, Math.min(Math.floor(globalBatch / dp), 8)),
     seqLen: a.seq ?? model.seqLen,
     lr,
     minLr: a['min-lr'] ?? lr / 10,
@@ -83,7 +84,7 @@ export async function run(argv: string[]): Promise<number> {
     evalEvery: a['eval-every']!,
     evalBatches: a['eval-batches']!,
     threads: a.threads ?? null,
-    dp: a.dp!,
+    dp,
     zero: a.zero as 0 | 1 | 2 | 3,
     bucketMb: a['bucket-mb']!,
   });

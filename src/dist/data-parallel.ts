@@ -61,7 +61,7 @@ export function assertWorldFits(c: TrainConfig, worldSize: number): void {
     throw new ConfigError(
       worldSize === 1
         ? `--dp ${c.dp} needs ${c.dp} ranks but this process runs alone; launch it with mpirun -np ${c.dp} (or Slurm/the MPI Operator), or use --dp 1`
-        : `--dp ${c.dp} does not match the job's ${worldSize} ranks; use --dp ${worldSize} (only data parallelism is implemented: world = dp), or launch ${c.dp} ranks`,
+        : `--dp ${c.dp} does not match the job's ${worldSize} ranks; use --dp ${worldSize} (only data parallelism is implemented: world = dp), or launch it with mpirun -np ${c.dp}`,
     );
 }
 
