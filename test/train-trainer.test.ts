@@ -141,7 +141,10 @@ test('a missing or truncated shard is reported before the model is allocated, an
 
 test('zili train: unknown preset, distributed layouts, bad batch geometry', async () => {
   await assert.rejects(trainCli(['--preset', 'nope']), /unknown preset 'nope'. Known presets: tiny/);
-  await assert.rejects(trainCli(['--preset', 'tiny', '--tp', '2']), /distributed layouts are not implemented yet/);
+  await assert.rejects(trainCli(['--preset', 'tiny', '--tp', '2']), /only data parallelism \(--dp, --zero\) is implemented yet; use --tp 1/);
+  await assert.rejects(trainCli(['--preset', 'tiny', '--dp', '2']), /--dp 2 needs 2 ranks but this process runs alone; launch it with mpirun -np 2/);
+  await assert.rejects(trainCli(['--preset', 'tiny', '--zero', '1']), /with --dp 1 use --zero 0/);
+  await assert.rejects(trainCli(['--preset', 'tiny', '--dp', '4', '--global-batch', '6']), /not a multiple of --micro-batch 1 x --dp 4 = 4 .*use --global-batch 8/);
   await assert.rejects(trainCli(['--preset', 'tiny', '--global-batch', '6', '--micro-batch', '4']), /not a multiple of --micro-batch/);
   await assert.rejects(trainCli(['--preset', 'tiny', '--seq', '4096']), /exceeds the model's context/);
   await assert.rejects(trainCli(['--preset', 'tiny', '--step', '3']), /unknown option --step/);

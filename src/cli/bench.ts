@@ -6,6 +6,7 @@ const BENCHES: Record<string, { file: string; summary: string }> = {
   gemm: { file: './bench/gemm.js', summary: 'f32 / bf16 GEMM GFLOP/s against OpenBLAS cblas_sgemm' },
   kernels: { file: './bench/kernels.js', summary: 'fused CPU kernels against unfused compositions of primitives' },
   train: { file: './bench/train.js', summary: 'training throughput of a model configuration' },
+  allreduce: { file: './bench/allreduce.js', summary: 'all-reduce bandwidth through the communicator (run under mpirun; see bench/mpi-allreduce.sh)' },
 };
 
 function usage(): string {

@@ -7,6 +7,7 @@ const COMMANDS: Record<string, { file: string; summary: string }> = {
   prepare: { file: './prepare.js', summary: 'turn text into binary token shards' },
   tokenizer: { file: './tokenizer.js', summary: 'train or inspect a byte-level BPE tokenizer' },
   generate: { file: './generate.js', summary: 'generate text from a checkpoint' },
+  checkpoint: { file: './checkpoint.js', summary: 'consolidate a data-parallel checkpoint into one process\'s' },
   bench: { file: './bench.js', summary: 'benchmarks: gemm, kernels, train' },
   plan: { file: './plan.js', summary: 'plan a training run on N chips of a kind' },
   selftest: { file: './selftest.js', summary: 'backend conformance kit' },

@@ -6,6 +6,7 @@ import { ConfigError } from '../nn/config.js';
 import { preset, presetNames } from '../nn/presets.js';
 import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainRecompute } from '../train/train-config.js';
 import { trainRun } from '../train/trainer.js';
+import { launchedWorldSize, openWorld } from '../dist/world.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
@@ -32,11 +33,12 @@ const FLAGS = {
   'eval-every': { kind: 'int', help: 'validation loss every K steps and at the end (0: never)', default: 100 },
   'eval-batches': { kind: 'int', help: 'validation batches per evaluation', default: 4 },
   threads: { kind: 'int', help: 'CPU threads (default: ZILI_THREADS or 2)' },
-  dp: { kind: 'int', help: 'data-parallel ranks (1 until distributed training lands)', default: 1 },
+  dp: { kind: 'int', help: "data-parallel ranks (default: the job's ranks, mpirun -np N; --micro-batch is per rank)" },
   tp: { kind: 'int', help: 'tensor-parallel ranks (1 until distributed training lands)', default: 1 },
   pp: { kind: 'int', help: 'pipeline stages (1 until distributed training lands)', default: 1 },
   ep: { kind: 'int', help: 'expert-parallel ranks (1 until distributed training lands)', default: 1 },
-  zero: { kind: 'int', help: 'ZeRO stage (0 until distributed training lands)', default: 0 },
+  zero: { kind: 'int', help: 'ZeRO stage over the dp ranks: 1 shards AdamW state, 2 also gradients, 3 also weights', default: 0 },
+  'bucket-mb': { kind: 'number', help: 'data-parallel gradient bucket size in MiB', default: 25 },
   help: { kind: 'bool', help: 'show this help' },
 } satisfies FlagSpecs;
 
@@ -48,9 +50,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
   if (!a.preset) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')})`);
-  for (const k of ['dp', 'tp', 'pp', 'ep'] as const)
-    if (a[k] !== 1) throw new ConfigError(`--${k} ${a[k]}: distributed layouts are not implemented yet; use --${k} 1 (one process)`);
-  if (a.zero !== 0) throw new ConfigError(`--zero ${a.zero}: distributed layouts are not implemented yet; ZeRO needs data-parallel ranks (use --zero 0)`);
+  for (const k of ['tp', 'pp', 'ep'] as const)
+    if (a[k] !== 1) throw new ConfigError(`--${k} ${a[k]}: only data parallelism (--dp, --zero) is implemented yet; use --${k} 1`);
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
 
@@ -59,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
   const steps = a.steps!;
   const lr = a.lr ?? defaultLr(model);
   const globalBatch = a['global-batch']!;
+  const dp = a.dp ?? launchedWorldSize();
   const config = makeTrainConfig(model, out, {
     steps,
     exitAfter: a['exit-after'] ?? null,
@@ -68,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
     resume: a.resume ?? false,
     metrics: a.metrics ?? path.join(out, 'metrics.jsonl'),
     globalBatch,
-    microBatch: a['micro-batch'] ?? Math.min(globalBatch, 8),
+    microBatch: a['micro-batch'] ?? Math.max(1, Math.min(Math.floor(globalBatch / dp), 8)),
     seqLen: a.seq ?? model.seqLen,
     lr,
     minLr: a['min-lr'] ?? lr / 10,
@@ -82,7 +84,12 @@ export async function run(argv: string[]): Promise<number> {
     evalEvery: a['eval-every']!,
     evalBatches: a['eval-batches']!,
     threads: a.threads ?? null,
+    dp,
+    zero: a.zero as 0 | 1 | 2 | 3,
+    bucketMb: a['bucket-mb']!,
   });
-  const r = await trainRun(config);
+  const world = await openWorld();
+  const r = await trainRun(config, { comm: world });
+  await world.finalize();
   return r.status === 'interrupted' ? 130 : 0;
 }

@@ -63,8 +63,7 @@ export class AdamW {
   async update(lr: number, gradScale = 1): Promise<number> {
     const c = this.config;
     const rawNorm = (await this.gradNorm()) * gradScale;
-    let scale = gradScale;
-    if (c.clipNorm > 0 && rawNorm > c.clipNorm) scale *= c.clipNorm / (rawNorm + 1e-6);
+    const scale = clippedGradScale(rawNorm, gradScale, c.clipNorm);
     this.step++;
     noGrad(() => {
       for (const [name, p] of this.params.tensors) {
@@ -85,7 +84,13 @@ export class AdamW {
   }
 }
 
-function applyAdamW(backend: Backend, p: Tensor, g: Tensor, m: Tensor, v: Tensor, d: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number }): void {
+/** The factor gradients are multiplied by: gradScale, times clipNorm / norm when the (scaled) norm exceeds clipNorm > 0. */
+export function clippedGradScale(scaledNorm: number, gradScale: number, clipNorm: number): number {
+  return clipNorm > 0 && scaledNorm > clipNorm ? gradScale * (clipNorm / (scaledNorm + 1e-6)) : gradScale;
+}
+
+/** One AdamW update of p, m, v in place from gradient g (fused when the backend has it). */
+export function applyAdamW(backend: Backend, p: Tensor, g: Tensor, m: Tensor, v: Tensor, d: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number }): void {
   if (backend.fused.adamw && p.dtype === 'f32') {
     backend.fused.adamw(p.buf, g.buf, m.buf, v.buf, d);
     return;

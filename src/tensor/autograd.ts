@@ -1,7 +1,8 @@
 // Reverse-mode autograd on a tape. Each differentiable op appends a node (its inputs, the tensors it
 // saved, and a backward function). `backward(loss)` walks the tape in reverse, accumulates gradients
 // into leaves' `.grad` (so micro-batches accumulate), and frees every saved tensor and intermediate
-// gradient as soon as it is consumed; the tape is empty afterwards.
+// gradient as soon as it is consumed; the tape is empty afterwards. A grad-ready hook (data-parallel
+// gradient bucketing) is told the moment each leaf's gradient for this backward is final.
 import type { Tensor } from './tensor.js';
 import { keep } from './scope.js';
 
@@ -66,7 +67,32 @@ export function clearTape(): void {
   tape = [];
 }
 
-export type GradHook = (ops: GradOps) => void;
+/**
+ * Called during backward when a leaf's `.grad` holds everything this backward adds to it: after the
+ * last tape node (in backward order) that has the leaf as an input. Leaves the backward never
+ * reaches are not reported. A leaf's gradient must not change after it was reported.
+ */
+export type GradReadyHook = (leaf: Tensor) => void;
+
+/** The hook of the backward in progress; nested backwards (activation recomputation) report to it too. */
+let gradReady: { hook: GradReadyHook; reported: Set<Tensor> } | null = null;
+
+/** Leaves of the tape by the index of the node that is their last use in backward order (lowest index). */
+function finalUses(nodes: readonly GradNode[]): Map<number, Tensor[]> {
+  const seen = new Set<Tensor>();
+  const out = new Map<number, Tensor[]>();
+  for (let i = 0; i < nodes.length; i++) {
+    for (const x of nodes[i]!.inputs) {
+      if (!x.requiresGrad || x.node || seen.has(x)) continue;
+      seen.add(x);
+      const list = out.get(i);
+      if (list) list.push(x);
+      else out.set(i, [x]);
+    }
+  }
+  return out;
+}
+
 /** The few ops backward itself needs, injected by ops.ts to avoid an import cycle. */
 export interface GradOps {
   add(a: Tensor, b: Tensor): Tensor;
@@ -78,13 +104,19 @@ export function installGradOps(ops: GradOps): void {
   gradOps = ops;
 }
 
+export interface BackwardOptions {
+  /** told when each leaf's gradient is final (see GradReadyHook) */
+  onGradReady?: GradReadyHook;
+}
+
 /**
  * Backpropagates from `loss` (a scalar, or any tensor with an explicit `grad` of the same shape).
  * Leaves (requiresGrad, no node) receive `.grad` (accumulated if already set).
  */
-export function backward(loss: Tensor, grad?: Tensor): void {
+export function backward(loss: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
   const ops = gradOps!;
   if (!loss.requiresGrad) throw new Error('backward(): the loss does not require grad (no parameter took part, or it ran under noGrad)');
+  if (opts.onGradReady && gradReady) throw new Error('backward(): a grad-ready hook was passed to a nested backward; pass it to the outermost one');
   const grads = new Map<Tensor, Tensor>();
   const seed = grad ? grad.share(grad.shape, false) : ops.onesLike(loss);
   grads.set(loss, seed);
@@ -92,6 +124,9 @@ export function backward(loss: Tensor, grad?: Tensor): void {
   tape = [];
   const enabledBefore = enabled;
   enabled = false;
+  const outer = opts.onGradReady ? (gradReady = { hook: opts.onGradReady, reported: new Set() }) : null;
+  const ready = gradReady;
+  const finals = ready ? finalUses(nodes) : null;
   try {
     for (let i = nodes.length - 1; i >= 0; i--) {
       const node = nodes[i]!;
@@ -109,6 +144,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
             continue;
           }
           if (!x.node) {
+            if (ready?.reported.has(x)) throw new Error(`backward(): leaf ${x.name ?? '(unnamed)'} received a gradient after its grad-ready hook ran`);
             if (x.grad) {
               ops.accumulateInto(x.grad, gx);
               gx.dispose();
@@ -125,8 +161,15 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       }
       for (const s of node.saved) s.dispose();
       node.output.node = null;
+      const done = finals?.get(i);
+      if (done)
+        for (const leaf of done) {
+          ready!.reported.add(leaf);
+          ready!.hook(leaf);
+        }
     }
   } finally {
+    if (outer) gradReady = null;
     enabled = enabledBefore;
     for (const g of grads.values()) g.dispose();
   }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { ModelConfig } from '../nn/config.js';
 import { fsyncDir, hashFile, writeFileAtomic, writeFileDurable } from '../util/atomic-fs.js';
 import { type NamedTensors, readSafetensors, writeSafetensors } from './safetensors.js';
+import { assembleShards, type ShardIndex } from './checkpoint-shards.js';
 
 export const CHECKPOINT_FORMAT = 'zili-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -64,6 +65,8 @@ export interface Manifest {
   optimizer: { params: string[]; extra: string[]; state: unknown } | null;
   files: Record<string, FileRecord>;
   createdAt: string;
+  /** a checkpoint written by data-parallel ranks, each its own pieces (checkpoint-shards.ts); absent for one-process checkpoints */
+  shards?: ShardIndex;
 }
 
 export interface Checkpoint {
@@ -147,7 +150,6 @@ export function saveCheckpoint(outDir: string, c: CheckpointInput): string {
   if (!Number.isSafeInteger(c.step) || c.step < 0) throw new CheckpointError(`checkpoint step must be an integer >= 0, got ${c.step}`);
   fs.mkdirSync(outDir, { recursive: true });
   const name = stepDirName(c.step);
-  const final = path.join(outDir, name);
   const tmp = path.join(outDir, `.tmp-${name}-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
@@ -175,25 +177,40 @@ export function saveCheckpoint(outDir: string, c: CheckpointInput): string {
       files[OPTIMIZER_FILE] = writeSafetensors(path.join(tmp, OPTIMIZER_FILE), all, { metadata });
       optimizer = { params, extra, state: o.state ?? null };
     }
-    const manifest: Manifest = {
-      format: CHECKPOINT_FORMAT,
-      version: CHECKPOINT_VERSION,
-      modelConfig: c.modelConfig,
-      step: c.step,
-      trainConfig: c.trainConfig ?? null,
-      data: c.data ?? null,
-      rng: c.rng ?? null,
-      metrics: c.metrics ?? {},
-      optimizer,
-      files,
-      createdAt: new Date().toISOString(),
-    };
+    const manifest = makeManifest(c, optimizer, files);
     writeFileDurable(path.join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
     fsyncDir(tmp);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+  return commitStepDir(outDir, tmp, name);
+}
+
+/** The manifest of a step folder whose files are written (`files`: name → size and sha256). */
+export function makeManifest(c: Omit<CheckpointInput, 'tensors' | 'optimizer'>, optimizer: Manifest['optimizer'], files: Record<string, FileRecord>, shards?: ShardIndex): Manifest {
+  return {
+    format: CHECKPOINT_FORMAT,
+    version: CHECKPOINT_VERSION,
+    modelConfig: c.modelConfig,
+    step: c.step,
+    trainConfig: c.trainConfig ?? null,
+    data: c.data ?? null,
+    rng: c.rng ?? null,
+    metrics: c.metrics ?? {},
+    optimizer,
+    files,
+    createdAt: new Date().toISOString(),
+    ...(shards ? { shards } : {}),
+  };
+}
+
+/**
+ * Makes a fully written and fsynced temporary step folder the checkpoint `name`: renamed into place
+ * (replacing an older folder of the same step), then `latest` updated. Returns the step folder.
+ */
+export function commitStepDir(outDir: string, tmp: string, name: string): string {
+  const final = path.join(outDir, name);
   // Re-saving a step (a resumed run reaching it again): move the old folder aside first, since a
   // folder cannot be renamed over a non-empty one. Older step folders stay valid meanwhile.
   let replaced: string | null = null;
@@ -228,8 +245,9 @@ function readManifest(dir: string): Manifest {
   if (m.version !== CHECKPOINT_VERSION) throw new CheckpointError(`checkpoint ${dir} has format version ${m.version}; this zili reads version ${CHECKPOINT_VERSION}`);
   if (!Number.isSafeInteger(m.step) || m.step < 0) throw bad(`manifest step ${m.step} is not an integer >= 0`);
   if (typeof m.modelConfig !== 'object' || m.modelConfig === null) throw bad('manifest has no modelConfig');
-  if (typeof m.files !== 'object' || m.files === null || !m.files[MODEL_FILE]) throw bad(`manifest lists no ${MODEL_FILE}`);
-  if (m.optimizer && !m.files[OPTIMIZER_FILE]) throw bad(`manifest has optimizer state but lists no ${OPTIMIZER_FILE}`);
+  if (typeof m.files !== 'object' || m.files === null || (!m.shards && !m.files[MODEL_FILE])) throw bad(`manifest lists no ${MODEL_FILE}`);
+  if (m.shards && (typeof m.shards !== 'object' || typeof m.shards.tensors !== 'object' || m.shards.tensors === null)) throw bad('manifest has a malformed shards index');
+  if (m.optimizer && !m.shards && !m.files[OPTIMIZER_FILE]) throw bad(`manifest has optimizer state but lists no ${OPTIMIZER_FILE}`);
   const step = parseStepDirName(path.basename(dir));
   if (step !== null && step !== m.step) throw bad(`folder is named for step ${step} but the manifest says step ${m.step}`);
   return m;
@@ -281,13 +299,25 @@ export function latestCheckpoint(outDir: string, opts: WarnOptions = {}): string
 }
 
 function readVerified(dir: string, m: Manifest): Checkpoint {
-  const model = readSafetensors(path.join(dir, MODEL_FILE));
+  let whole: NamedTensors | null = null;
+  if (m.shards)
+    try {
+      whole = assembleShards(dir, m.shards);
+    } catch (e) {
+      throw new CheckpointError(`corrupt checkpoint ${dir}: ${(e as Error).message}`);
+    }
+  const modelTensors: NamedTensors = {};
+  if (whole) {
+    const moments = new Set(m.optimizer ? [...m.optimizer.params.flatMap((p) => [`${p}.m`, `${p}.v`]), ...m.optimizer.extra] : []);
+    for (const [n, t] of Object.entries(whole)) if (!moments.has(n)) modelTensors[n] = t;
+  }
+  const model = whole ? { tensors: modelTensors } : readSafetensors(path.join(dir, MODEL_FILE));
   let optimizer: OptimizerState | null = null;
   if (m.optimizer) {
-    const all = readSafetensors(path.join(dir, OPTIMIZER_FILE)).tensors;
+    const all = whole ?? readSafetensors(path.join(dir, OPTIMIZER_FILE)).tensors;
     const take = (n: string) => {
       const t = all[n];
-      if (!t) throw new CheckpointError(`corrupt checkpoint ${dir}: ${OPTIMIZER_FILE} lacks tensor '${n}'`);
+      if (!t) throw new CheckpointError(`corrupt checkpoint ${dir}: ${whole ? 'the shards lack' : `${OPTIMIZER_FILE} lacks`} tensor '${n}'`);
       return t;
     };
     optimizer = { m: {}, v: {}, tensors: {}, state: m.optimizer.state };

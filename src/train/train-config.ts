@@ -49,11 +49,17 @@ export interface TrainConfig {
   evalBatches: number;
   /** CPU threads for the native kernels (null: the backend's default) */
   threads: number | null;
+  /** data-parallel ranks (the job's world size); microBatch is per rank */
+  dp: number;
+  /** ZeRO stage over the data-parallel ranks: 1 shards AdamW state, 2 also gradients, 3 also weights */
+  zero: 0 | 1 | 2 | 3;
+  /** data-parallel gradient bucket size (MiB) */
+  bucketMb: number;
 }
 
-/** Optimizer steps' micro-batches: globalBatch / microBatch. */
+/** Optimizer steps' micro-batches per rank: globalBatch / (microBatch · dp). */
 export function gradAccumSteps(c: TrainConfig): number {
-  return c.globalBatch / c.microBatch;
+  return c.globalBatch / (c.microBatch * c.dp);
 }
 
 /** Tokens per optimizer step. */
@@ -106,6 +112,9 @@ export function makeTrainConfig(model: ModelConfig, out: string, over: Partial<T
     evalEvery: 100,
     evalBatches: 4,
     threads: null,
+    dp: 1,
+    zero: 0,
+    bucketMb: 25,
     ...over,
   };
   return validateTrainConfig(c);
@@ -130,8 +139,19 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   int('seed', c.seed, 0);
   int('global-batch', c.globalBatch, 1);
   int('micro-batch', c.microBatch, 1);
-  if (c.globalBatch % c.microBatch !== 0)
-    throw new ConfigError(`--global-batch ${c.globalBatch} is not a multiple of --micro-batch ${c.microBatch}; gradients are accumulated over whole micro-batches`);
+  int('dp', c.dp, 1);
+  if (![0, 1, 2, 3].includes(c.zero)) throw new ConfigError(`--zero must be 0, 1, 2 or 3, got ${c.zero}`);
+  if (c.zero > 0 && c.dp === 1) throw new ConfigError(`--zero ${c.zero} shards state over data-parallel ranks; with --dp 1 use --zero 0, or launch N ranks (mpirun -np N) with --dp N`);
+  num('bucket-mb', c.bucketMb, (x) => x > 0, 'a positive number of MiB');
+  if (c.globalBatch % (c.microBatch * c.dp) !== 0) {
+    const unit = c.microBatch * c.dp;
+    throw new ConfigError(
+      c.dp === 1
+        ? `--global-batch ${c.globalBatch} is not a multiple of --micro-batch ${c.microBatch}; gradients are accumulated over whole micro-batches`
+        : `--global-batch ${c.globalBatch} is not a multiple of --micro-batch ${c.microBatch} x --dp ${c.dp} = ${unit} (each rank takes whole micro-batches); use --global-batch ${Math.max(unit, Math.round(c.globalBatch / unit) * unit)}` +
+            (c.globalBatch % c.dp === 0 ? ` or a --micro-batch dividing ${c.globalBatch / c.dp}` : ''),
+    );
+  }
   int('seq', c.seqLen, 1);
   if (c.seqLen > c.model.seqLen) throw new ConfigError(`--seq ${c.seqLen} exceeds the model's context of ${c.model.seqLen} tokens; use --seq ${c.model.seqLen} or less`);
   num('lr', c.lr, (x) => x > 0, 'a positive number');

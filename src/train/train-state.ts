@@ -28,12 +28,11 @@ export async function optimizerState(opt: AdamW, model: Transformer): Promise<Op
   const v: NamedTensors = {};
   for (const [name, t] of opt.m) m[name] = await toNamed(t);
   for (const [name, t] of opt.v) v[name] = await toNamed(t);
-  const tensors: NamedTensors = {};
-  for (const [layer, bias] of model.routerBias) tensors[`${ROUTER_BIAS_PREFIX}${layer}`] = { dtype: 'f64', shape: [bias.length], data: Float64Array.from(bias) };
+  const tensors = routerBiasTensors(model);
   return { m, v, tensors, state: { step: opt.step, config: opt.config } };
 }
 
-function writeInto(dst: Tensor, src: NamedTensor | undefined, what: string, where: string): void {
+export function writeInto(dst: Tensor, src: NamedTensor | undefined, what: string, where: string): void {
   if (!src) throw new CheckpointError(`checkpoint ${where} lacks ${what}`);
   if (src.dtype !== 'f32' || src.shape.join(',') !== dst.shape.join(','))
     throw new CheckpointError(`checkpoint ${where}: ${what} is ${src.dtype} [${src.shape.join(', ')}], this model needs f32 [${dst.shape.join(', ')}]`);
@@ -49,12 +48,30 @@ export function restoreModel(model: Transformer, tensors: NamedTensors, where: s
 
 /** Restores AdamW moments and step, and the routing biases. */
 export function restoreOptimizer(opt: AdamW, model: Transformer, s: OptimizerState | null, where: string): void {
+  const step = savedOptimizerStep(s, where);
+  for (const [name, t] of opt.m) writeInto(t, s!.m[name], `AdamW moment '${name}.m'`, where);
+  for (const [name, t] of opt.v) writeInto(t, s!.v[name], `AdamW moment '${name}.v'`, where);
+  opt.step = step;
+  restoreRouterBias(model, s!, where);
+}
+
+/** The optimizer's saved step count (throws when the state lacks it or is absent). */
+export function savedOptimizerStep(s: OptimizerState | null, where: string): number {
   if (!s) throw new CheckpointError(`checkpoint ${where} has no optimizer state; it cannot be resumed (it can still be used by zili generate)`);
-  for (const [name, t] of opt.m) writeInto(t, s.m[name], `AdamW moment '${name}.m'`, where);
-  for (const [name, t] of opt.v) writeInto(t, s.v[name], `AdamW moment '${name}.v'`, where);
   const st = s.state as { step?: unknown } | null;
   if (!st || !Number.isSafeInteger(st.step)) throw new CheckpointError(`checkpoint ${where}: optimizer state lacks its step count`);
-  opt.step = st.step as number;
+  return st.step as number;
+}
+
+/** The MoE routing biases (saved with the optimizer state as f64 tensors). */
+export function routerBiasTensors(model: Transformer): NamedTensors {
+  const tensors: NamedTensors = {};
+  for (const [layer, bias] of model.routerBias) tensors[`${ROUTER_BIAS_PREFIX}${layer}`] = { dtype: 'f64', shape: [bias.length], data: Float64Array.from(bias) };
+  return tensors;
+}
+
+/** Restores the MoE routing biases from saved optimizer state. */
+export function restoreRouterBias(model: Transformer, s: OptimizerState, where: string): void {
   for (const [layer, bias] of model.routerBias) {
     const t = s.tensors?.[`${ROUTER_BIAS_PREFIX}${layer}`];
     if (!t || t.dtype !== 'f64' || t.data.length !== bias.length) throw new CheckpointError(`checkpoint ${where} lacks the routing bias of MoE layer ${layer}`);

@@ -29,6 +29,9 @@ import { installInterruptHandler, interrupted } from './signals.js';
 import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, validateTrainConfig } from './train-config.js';
 import { trainStep } from './step.js';
 import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from './train-state.js';
+import type { Communicator } from '../dist/communicator.js';
+import { DataParallel, assertWorldFits, gatherRankStats } from '../dist/data-parallel.js';
+import { saveDistributedCheckpoint } from '../dist/dist-checkpoint.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -44,6 +47,8 @@ export interface TrainHooks {
   memoryAvailable?: number;
   /** called after each step's metrics are computed */
   onStep?: (m: StepMetrics) => void;
+  /** the data-parallel ranks (the job's world) when --dp > 1; rank 0 alone logs, shows progress and writes metrics */
+  comm?: Communicator;
 }
 
 export type TrainStatus = 'completed' | 'exited' | 'interrupted' | 'nothing-to-do';
@@ -110,7 +115,10 @@ function threadsOf(be: Backend, c: TrainConfig): number {
 /** Runs (or resumes) a training run to `steps` (or `exitAfter`). */
 export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const c = validateTrainConfig(config);
-  const log = hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
+  assertWorldFits(c, hooks.comm?.size ?? 1);
+  const rank0 = !comm || comm.rank === 0;
+  const log = !rank0 ? () => {} : hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const startTime = performance.now();
   const quiet = { warn: () => {} };
 
@@ -150,11 +158,13 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   const threads = threadsOf(be, c);
   const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
-  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined });
+  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: comm?.rank ?? 0, worldSize: c.dp });
   const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false });
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
-  const opt = new AdamW(model.params, { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm });
+  const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
+  const dp = comm ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
+  const opt = dp ? null : new AdamW(model.params, adamw);
   let metrics: MetricsWriter | null = null;
   let removeHandler = () => {};
   const losses: number[] = [];
@@ -166,16 +176,19 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     // with every checkpoint so that adding one keeps resume exact.
     let rng = new Rng(c.seed, 1);
     if (ckpt) {
-      restoreModel(model, ckpt.tensors, ckpt.dir);
-      restoreOptimizer(opt, model, ckpt.optimizer, ckpt.dir);
+      if (dp) dp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
+      else {
+        restoreModel(model, ckpt.tensors, ckpt.dir);
+        restoreOptimizer(opt!, model, ckpt.optimizer, ckpt.dir);
+      }
       if (ckpt.rng) rng = Rng.fromState(ckpt.rng as RngState);
       log(`train: resumed from ${ckpt.dir} at step ${startStep}`);
     }
     ckpt = null; // its host copies are no longer needed
 
-    metrics = c.metrics ? new MetricsWriter(c.metrics, c.resume ? { resumeStep: startStep } : {}) : null;
+    metrics = c.metrics && rank0 ? new MetricsWriter(c.metrics, c.resume ? { resumeStep: startStep } : {}) : null;
     if (hooks.handleSignals !== false) removeHandler = installInterruptHandler();
-    const progress = new Progress({ total: stopAt, label: 'train', stream: hooks.progressStream });
+    const progress = new Progress({ total: stopAt, label: 'train', stream: rank0 ? hooks.progressStream : { write: () => true } });
     log(
       `train: steps ${startStep + 1}..${stopAt} of ${c.steps}, ${c.globalBatch} x ${c.seqLen} tokens per step` +
         (accum > 1 ? ` (${accum} micro-batches of ${c.microBatch})` : '') +
@@ -183,8 +196,14 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     );
 
     const save = async (step: number, extra: Record<string, unknown>) => {
+      if (dp) {
+        const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data: loader.state(), rng: rng.state(), metrics: extra };
+        lastSaved = await saveDistributedCheckpoint(c.out, dp, comm!, input, c.keepCheckpoints);
+        progress.log(`train: saved checkpoint ${lastSaved} (${comm!.size} ranks' shards)`);
+        return;
+      }
       const tensors = await modelTensors(model);
-      const optimizer = await optimizerState(opt, model);
+      const optimizer = await optimizerState(opt!, model);
       lastSaved = saveCheckpoint(c.out, {
         modelConfig: c.model,
         step,
@@ -202,13 +221,17 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     for (let step = startStep + 1; step <= stopAt; step++) {
       const t0 = performance.now();
       const lr = lrAt(step, schedule);
-      const { loss, aux, gradNorm } = await trainStep(model, opt, loader, accum, lr);
-      const stepS = (performance.now() - t0) / 1000;
+      comm?.setStep(step);
+      const { loss, aux, gradNorm } = dp ? await dp.runStep(loader, accum, lr) : await trainStep(model, opt!, loader, accum, lr);
+      // every rank's step time (and peak memory): the slowest rank sets the pace
+      const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
+      const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
+      if (ranks && step === startStep + 1) log(dp!.memoryReport(c, ranks.peakBytes));
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
       if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
-        valLoss = await validationLoss(model, openVal, c.evalBatches);
+        valLoss = dp ? await dp.withFullParams(() => validationLoss(model, openVal, c.evalBatches)) : await validationLoss(model, openVal, c.evalBatches);
         progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);
       }
       const record: StepMetrics = {
@@ -221,6 +244,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
         elapsedS: (performance.now() - startTime) / 1000,
         tokens: step * tokensPerStep(c),
         ...(c.model.moe ? { aux } : {}),
+        ...(ranks ? { stepS, rankStepS: ranks.stepS } : {}),
         ...(c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps) ? { valLoss } : {}),
       };
       metrics?.write(record);
@@ -242,7 +266,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     removeHandler();
     metrics?.close();
     loader.close();
-    opt.dispose();
+    opt?.dispose();
+    dp?.dispose();
     model.dispose();
   }
   const seconds = (performance.now() - startTime) / 1000;

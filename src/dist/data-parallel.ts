@@ -1,0 +1,450 @@
+// Data-parallel training step with ZeRO stages 0-3, over a Communicator of the data-parallel ranks.
+//
+// Every rank runs forward/backward on its own rows of the global batch. On the step's last
+// micro-batch only (earlier micro-batches accumulate locally, without communication), autograd's
+// grad-ready hook reports each parameter as its gradient becomes final; a bucket (shard-layout.ts)
+// whose parameters are all final is packed and its nonblocking collective issued at once, while the
+// rest of backward runs. Buckets are issued strictly in bucket order (collectives must be issued in
+// the same order on every rank, even when MoE routing makes ranks reach parameters in other orders).
+//   ZeRO 0: gradients all-reduced, every rank runs the same full AdamW.
+//   ZeRO 1: gradients all-reduced, each rank updates only its chunk of every parameter with its
+//           chunk of the AdamW moments, then the chunks are all-gathered into the full parameters.
+//   ZeRO 2: as 1, but gradients are reduce-scattered: a rank only ever receives its own chunks.
+//   ZeRO 3: as 2, and between steps a rank keeps only its chunk of each parameter; the full
+//           parameters are all-gathered (bucket by bucket) at the start of the step and freed after
+//           backward.
+// Clipping uses the global norm (chunks' squares summed over ranks), MoE routing biases move by the
+// expert loads summed over all ranks, and the reported loss is the mean over ranks, so every rank
+// computes what one process with the whole global batch would.
+import type { Backend } from '../backend/contract.js';
+import type { TokenLoader } from '../data/loader.js';
+import type { Transformer } from '../nn/transformer.js';
+import { type AdamWConfig, AdamW, applyAdamW, clippedGradScale } from '../optim/adamw.js';
+import { backward, noGrad } from '../tensor/autograd.js';
+import * as T from '../tensor/ops.js';
+import { keep, tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { StepResult } from '../train/step.js';
+import { CheckpointError, type OptimizerState } from '../train/checkpoint.js';
+import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
+import { restoreModel, restoreOptimizer, restoreRouterBias, savedOptimizerStep } from '../train/train-state.js';
+import type { Communicator } from './communicator.js';
+import { ConfigError } from '../nn/config.js';
+import { memoryPerChip } from '../plan/memory.js';
+import { planModel } from '../plan/model.js';
+import type { TrainConfig } from '../train/train-config.js';
+import { formatBytes } from '../train/format.js';
+import { type Bucket, type ShardLayout, ownedRange, planShards } from './shard-layout.js';
+
+export type ZeroStage = 0 | 1 | 2 | 3;
+
+export interface DataParallelOptions {
+  zero: ZeroStage;
+  /** gradient bucket size cap in bytes (whole flat buffer) */
+  bucketBytes: number;
+  adamw: AdamWConfig;
+}
+
+/** Optimizer state of this rank: full tensors (ZeRO 0) or this rank's chunks (ZeRO >= 1), by parameter name. */
+export interface RankOptimizerState {
+  step: number;
+  m: Map<string, Tensor>;
+  v: Map<string, Tensor>;
+}
+
+/**
+ * Refuses, before anything is allocated, a data-parallel layout that does not match the job's ranks,
+ * saying what would.
+ */
+export function assertWorldFits(c: TrainConfig, worldSize: number): void {
+  if (c.dp !== worldSize)
+    throw new ConfigError(
+      worldSize === 1
+        ? `--dp ${c.dp} needs ${c.dp} ranks but this process runs alone; launch it with mpirun -np ${c.dp} (or Slurm/the MPI Operator), or use --dp 1`
+        : `--dp ${c.dp} does not match the job's ${worldSize} ranks; use --dp ${worldSize} (only data parallelism is implemented: world = dp), or launch it with mpirun -np ${c.dp}`,
+    );
+}
+
+/** Every rank's step seconds and peak bytes, by rank (one all-gather). */
+export async function gatherRankStats(comm: Communicator, stepS: number, peakBytes: number): Promise<{ stepS: number[]; peakBytes: number[] }> {
+  const all = new Float32Array(2 * comm.size);
+  await comm.allGather(Float32Array.of(stepS, peakBytes / 2 ** 20), all);
+  const stepOut: number[] = [], peak: number[] = [];
+  for (let r = 0; r < comm.size; r++) {
+    stepOut.push(all[2 * r]!);
+    peak.push(Math.round(all[2 * r + 1]! * 2 ** 20));
+  }
+  return { stepS: stepOut, peakBytes: peak };
+}
+
+function copy1d(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, n: number): void {
+  if (n > 0) src.backend.copyStrided(src.buf, srcOffset, [1], dst.buf, dstOffset, [1], [n]);
+}
+
+export class DataParallel {
+  readonly layout: ShardLayout;
+  readonly zero: ZeroStage;
+  private readonly be: Backend;
+  /** parameter shapes and no-decay flags, in creation order */
+  private readonly shapes = new Map<string, readonly number[]>();
+  /** ZeRO 0: the ordinary optimizer over the full parameters */
+  private readonly full: AdamW | null;
+  /** ZeRO >= 1: AdamW moments of this rank's chunks */
+  private readonly m = new Map<string, Tensor>();
+  private readonly v = new Map<string, Tensor>();
+  private optStep = 0;
+  /** ZeRO 3: this rank's chunk of every parameter (the master copy between steps) */
+  private readonly paramChunks = new Map<string, Tensor>();
+  /** ZeRO 3: whether the full parameters are currently materialised */
+  private gathered = true;
+  /** ZeRO >= 1: reduced gradient chunks of the step in progress */
+  private readonly gradChunks = new Map<string, Tensor>();
+
+  constructor(
+    readonly model: Transformer,
+    readonly comm: Communicator,
+    readonly opts: DataParallelOptions,
+  ) {
+    this.zero = opts.zero;
+    this.be = model.backend;
+    const list = [...model.params.tensors].map(([name, t]) => ({ name, numel: t.numel }));
+    for (const [name, t] of model.params.tensors) this.shapes.set(name, [...t.shape]);
+    this.layout = planShards(list, comm.size, comm.rank, opts.bucketBytes);
+    this.full = this.zero === 0 ? new AdamW(model.params, opts.adamw) : null;
+    if (this.zero >= 1)
+      for (const s of this.layout.slots.values()) {
+        this.m.set(s.name, keep(T.zeros(this.be, [s.chunk])));
+        this.v.set(s.name, keep(T.zeros(this.be, [s.chunk])));
+      }
+    if (this.zero === 3) {
+      for (const s of this.layout.slots.values()) {
+        const p = model.params.get(s.name);
+        const c = keep(T.zeros(this.be, [s.chunk]));
+        const r = ownedRange(s.numel, comm.size, comm.rank);
+        copy1d(p, r.start, c, 0, r.end - r.start);
+        this.paramChunks.set(s.name, c);
+      }
+      this.releaseParams();
+    }
+  }
+
+  /** Optimizer steps taken. */
+  get step(): number {
+    return this.full ? this.full.step : this.optStep;
+  }
+
+  set step(n: number) {
+    if (this.full) this.full.step = n;
+    else this.optStep = n;
+  }
+
+  /** This rank's optimizer state (full tensors under ZeRO 0, chunks otherwise). */
+  optimizerState(): RankOptimizerState {
+    return this.full ? { step: this.full.step, m: this.full.m, v: this.full.v } : { step: this.optStep, m: this.m, v: this.v };
+  }
+
+  /** This rank's master copy of a parameter: the full tensor (ZeRO 0-2) or its chunk (ZeRO 3). */
+  paramSource(name: string): { tensor: Tensor; sharded: boolean } {
+    return this.zero === 3 ? { tensor: this.paramChunks.get(name)!, sharded: true } : { tensor: this.model.params.get(name), sharded: false };
+  }
+
+  /** Parameter names in creation order with their shapes. */
+  paramShapes(): ReadonlyMap<string, readonly number[]> {
+    return this.shapes;
+  }
+
+  /**
+   * Loads whole saved tensors (any layout's checkpoint, assembled) into this rank: full weights, or
+   * this rank's chunks of weights (ZeRO 3) and moments (ZeRO >= 1), the step count and routing biases.
+   */
+  restore(tensors: NamedTensors, s: OptimizerState | null, where: string): void {
+    if (this.full) {
+      restoreModel(this.model, tensors, where);
+      restoreOptimizer(this.full, this.model, s, where);
+      return;
+    }
+    const step = savedOptimizerStep(s, where);
+    if (this.zero < 3) restoreModel(this.model, tensors, where);
+    const { world, rank } = this.layout;
+    const chunkInto = (dst: Tensor, src: NamedTensor | undefined, what: string, shape: readonly number[]) => {
+      if (!src || src.dtype !== 'f32' || src.shape.join(',') !== shape.join(','))
+        throw new CheckpointError(`checkpoint ${where}: ${what} is ${src ? `${src.dtype} [${src.shape.join(', ')}]` : 'missing'}, this model needs f32 [${shape.join(', ')}]`);
+      const { start, end } = ownedRange(src.data.length, world, rank);
+      const host = new Float32Array(dst.numel);
+      host.set((src.data as Float32Array).subarray(start, end));
+      this.be.write(dst.buf, host);
+    };
+    for (const [name, shape] of this.shapes) {
+      if (this.zero === 3) chunkInto(this.paramChunks.get(name)!, tensors[name], `weight '${name}'`, shape);
+      chunkInto(this.m.get(name)!, s!.m[name], `AdamW moment '${name}.m'`, shape);
+      chunkInto(this.v.get(name)!, s!.v[name], `AdamW moment '${name}.v'`, shape);
+    }
+    this.optStep = step;
+    restoreRouterBias(this.model, s!, where);
+  }
+
+  /** Bytes of training state this rank holds between steps: weights, AdamW moments (gradients live only within a step). */
+  stateBytes(): { weights: number; optimizer: number } {
+    let weights = 0, optimizer = 0;
+    for (const s of this.layout.slots.values()) {
+      weights += 4 * (this.zero === 3 ? s.chunk : s.numel);
+      optimizer += 8 * (this.zero >= 1 ? s.chunk : s.numel);
+    }
+    return { weights, optimizer };
+  }
+
+  /** The planner's memory prediction for this layout beside what the ranks measured (peak bytes allocated by the backend). */
+  memoryReport(c: TrainConfig, peakBytes: readonly number[]): string {
+    const p = memoryPerChip(planModel(c.model), {
+      tp: 1, pp: 1, dp: c.dp, cp: 1, ep: 1, vpp: 1, sequenceParallel: false, zero: c.zero, microBatch: c.microBatch, globalBatch: c.globalBatch, recompute: c.recompute, attention: 'flash',
+    });
+    const st = this.stateBytes();
+    return (
+      `train: memory per rank (dp${c.dp} ZeRO-${c.zero}): planner ${formatBytes(p.weights + p.grads + p.optimizer + p.activations)} ` +
+      `(weights ${formatBytes(p.weights)}, grads ${formatBytes(p.grads)}, optimizer ${formatBytes(p.optimizer)}, activations ${formatBytes(p.activations)}; ` +
+      `+${formatBytes(p.other)} runtime reserve); measured peak ${peakBytes.map((b) => formatBytes(b)).join(' / ')} by rank ` +
+      `(held between steps: weights ${formatBytes(st.weights)}, optimizer ${formatBytes(st.optimizer)})`
+    );
+  }
+
+  /** Runs fn with the full parameters present (ZeRO 3 gathers them first and frees them after). */
+  async withFullParams<R>(fn: () => Promise<R>): Promise<R> {
+    const was = this.gathered;
+    if (!was) await this.gatherParams();
+    try {
+      return await fn();
+    } finally {
+      if (!was) this.releaseParams();
+    }
+  }
+
+  /** One optimizer step over `accum` micro-batches of this rank's rows; the result is global. */
+  async runStep(loader: TokenLoader, accum: number, lr: number): Promise<StepResult> {
+    const be = this.be, model = this.model, comm = this.comm;
+    if (this.zero === 3) await this.gatherParams();
+    let ceSum = 0, auxSum = 0;
+    const loads = new Map<number, number[]>();
+    const inflight: Promise<void>[] = [];
+    const reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[] = [];
+    for (let micro = 0; micro < accum; micro++) {
+      const last = micro === accum - 1;
+      const b = loader.next();
+      const launcher = last ? this.bucketLauncher(inflight, reduced) : null;
+      const [ce, aux] = tidy(() => {
+        const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
+        const r = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
+        backward(r.loss, undefined, launcher ? { onGradReady: launcher.ready } : {});
+        if (launcher) launcher.flush();
+        return [r.ce, r.aux];
+      });
+      ceSum += await ce.item();
+      auxSum += aux ? await aux.item() : 0;
+      ce.dispose();
+      aux?.dispose();
+      for (const [layer, l] of model.lastLoads) {
+        const acc = loads.get(layer);
+        if (acc) for (let e = 0; e < l.length; e++) acc[e]! += l[e]!;
+        else loads.set(layer, [...l]);
+      }
+    }
+    // the step's scalars and the MoE loads travel behind the gradient buckets
+    const scalars = Float32Array.from([ceSum / accum, auxSum / accum]);
+    inflight.push(comm.allReduce(scalars));
+    const layers = [...loads.keys()].sort((a, b) => a - b);
+    const loadBuf = Int32Array.from(layers.flatMap((l) => loads.get(l)!));
+    if (loadBuf.length) inflight.push(comm.allReduce(loadBuf));
+    await Promise.all(inflight);
+    this.unpack(reduced);
+    if (this.zero === 3) this.releaseParams();
+
+    const gradScale = 1 / (accum * comm.size);
+    const gradNorm = this.full ? await this.full.update(lr, gradScale) : await this.shardedUpdate(lr, gradScale);
+    let at = 0;
+    for (const l of layers) {
+      const n = loads.get(l)!.length;
+      model.lastLoads.set(l, Array.from(loadBuf.subarray(at, at + n)));
+      at += n;
+    }
+    model.updateRouterBias();
+    model.params.zeroGrad();
+    return { loss: scalars[0]! / comm.size, aux: scalars[1]! / comm.size, gradNorm };
+  }
+
+  /** The grad-ready hook of the last micro-batch: issues each bucket's collective once all its gradients are final, in bucket order. */
+  private bucketLauncher(inflight: Promise<void>[], reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[]) {
+    const layout = this.layout;
+    const pending = layout.buckets.map((b) => b.slots.length);
+    const params = new Map([...this.model.params.tensors].map(([n, t]) => [t, n]));
+    let next = 0;
+    const launch = (b: Bucket) => {
+      const world = layout.world;
+      const flat = keep(T.zeros(this.be, [world * b.regionNumel]));
+      for (const s of b.slots) {
+        const p = this.model.params.get(s.name);
+        const g = p.grad;
+        if (g)
+          for (let r = 0; r < world; r++) {
+            const { start, end } = ownedRange(s.numel, world, r);
+            copy1d(g, start, flat, r * b.regionNumel + s.offset, end - start);
+          }
+        // ZeRO >= 1 keeps no full gradient once it is in a bucket
+        if (this.zero >= 1 && g) {
+          g.dispose();
+          p.grad = null;
+        }
+      }
+      if (this.zero >= 2) {
+        const out = keep(T.zeros(this.be, [b.regionNumel]));
+        inflight.push(this.comm.reduceScatter(flat, out));
+        reduced.push({ bucket: b, flat, out });
+      } else {
+        inflight.push(this.comm.allReduce(flat));
+        reduced.push({ bucket: b, flat, out: null });
+      }
+    };
+    const advance = () => {
+      while (next < pending.length && pending[next] === 0) launch(layout.buckets[next++]!);
+    };
+    return {
+      ready: (leaf: Tensor) => {
+        const name = params.get(leaf);
+        if (name === undefined) return;
+        const s = layout.slots.get(name)!;
+        pending[s.bucket]!--;
+        advance();
+      },
+      /** after backward: buckets whose parameters got no gradient in this backward (e.g. an expert no local token chose) */
+      flush: () => {
+        for (let i = next; i < pending.length; i++) pending[i] = 0;
+        advance();
+      },
+    };
+  }
+
+  /** After the collectives: full reduced gradients back into .grad (ZeRO 0), or this rank's chunks kept (ZeRO >= 1). */
+  private unpack(reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[]): void {
+    const { world, rank } = this.layout;
+    for (const { bucket: b, flat, out } of reduced) {
+      for (const s of b.slots) {
+        if (this.zero === 0) {
+          const p = this.model.params.get(s.name);
+          if (!p.grad) p.grad = keep(T.zeros(this.be, this.shapes.get(s.name)!));
+          for (let r = 0; r < world; r++) {
+            const { start, end } = ownedRange(s.numel, world, r);
+            copy1d(flat, r * b.regionNumel + s.offset, p.grad, start, end - start);
+          }
+        } else {
+          const c = keep(T.empty(this.be, [s.chunk]));
+          if (out) copy1d(out, s.offset, c, 0, s.chunk);
+          else copy1d(flat, rank * b.regionNumel + s.offset, c, 0, s.chunk);
+          this.gradChunks.set(s.name, c);
+        }
+      }
+      flat.dispose();
+      out?.dispose();
+    }
+  }
+
+  /** ZeRO >= 1: global norm from every rank's chunks, AdamW on this rank's chunks, then the updated chunks all-gathered (ZeRO 1-2). */
+  private async shardedUpdate(lr: number, gradScale: number): Promise<number> {
+    const c = this.opts.adamw;
+    const sq = noGrad(() =>
+      tidy(() => {
+        let acc: Tensor | null = null;
+        for (const g of this.gradChunks.values()) {
+          const s = T.sum(T.square(g));
+          acc = acc ? T.add(acc, s) : s;
+        }
+        return acc;
+      }),
+    );
+    const total = Float32Array.from([sq ? await sq.item() : 0]);
+    sq?.dispose();
+    await this.comm.allReduce(total);
+    const rawNorm = Math.sqrt(total[0]!) * gradScale;
+    const scale = clippedGradScale(rawNorm, gradScale, c.clipNorm);
+    this.optStep++;
+    const { world, rank } = this.layout;
+    const temps: Tensor[] = [];
+    const chunks = new Map<string, Tensor>();
+    noGrad(() => {
+      for (const s of this.layout.slots.values()) {
+        const g = this.gradChunks.get(s.name)!;
+        const wd = this.model.params.noDecay.has(s.name) ? 0 : c.weightDecay;
+        let chunk = this.paramChunks.get(s.name);
+        if (!chunk) {
+          chunk = keep(T.zeros(this.be, [s.chunk]));
+          const r = ownedRange(s.numel, world, rank);
+          copy1d(this.model.params.get(s.name), r.start, chunk, 0, r.end - r.start);
+          temps.push(chunk);
+        }
+        chunks.set(s.name, chunk);
+        const p = chunk;
+        tidy(() => {
+          const gs = scale === 1 ? g : T.mulScalar(g, scale);
+          applyAdamW(this.be, p, gs, this.m.get(s.name)!, this.v.get(s.name)!, { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: wd, step: this.optStep });
+        });
+      }
+    });
+    for (const g of this.gradChunks.values()) g.dispose();
+    this.gradChunks.clear();
+    if (this.zero < 3) {
+      await this.allGatherInto(chunks, (name) => this.model.params.get(name));
+    }
+    for (const t of temps) t.dispose();
+    return rawNorm;
+  }
+
+  /** All-gathers every parameter's chunks, bucket by bucket (all issued at once), into `target(name)`. */
+  private async allGatherInto(chunks: ReadonlyMap<string, Tensor>, target: (name: string) => Tensor): Promise<void> {
+    const { world } = this.layout;
+    const work = this.layout.buckets.map((b) => {
+      const mine = keep(T.zeros(this.be, [b.regionNumel]));
+      for (const s of b.slots) copy1d(chunks.get(s.name)!, 0, mine, s.offset, s.chunk);
+      const flat = keep(T.empty(this.be, [world * b.regionNumel]));
+      return { b, mine, flat, done: this.comm.allGather(mine, flat) };
+    });
+    await Promise.all(work.map((w) => w.done));
+    for (const { b, mine, flat } of work) {
+      for (const s of b.slots) {
+        const dst = target(s.name);
+        for (let r = 0; r < world; r++) {
+          const { start, end } = ownedRange(s.numel, world, r);
+          copy1d(flat, r * b.regionNumel + s.offset, dst, start, end - start);
+        }
+      }
+      mine.dispose();
+      flat.dispose();
+    }
+  }
+
+  /** ZeRO 3: full parameters from every rank's chunks. */
+  private async gatherParams(): Promise<void> {
+    if (this.gathered) return;
+    const ps = this.model.params;
+    for (const [name, shape] of this.shapes) {
+      const t = keep(T.empty(this.be, shape));
+      t.requiresGrad = true;
+      t.name = name;
+      ps.tensors.set(name, t);
+    }
+    await this.allGatherInto(this.paramChunks, (name) => ps.get(name));
+    this.gathered = true;
+  }
+
+  /** ZeRO 3: frees the full parameters (the chunks stay). */
+  private releaseParams(): void {
+    for (const t of this.model.params.tensors.values()) {
+      t.grad?.dispose();
+      t.grad = null;
+      t.dispose();
+    }
+    this.gathered = false;
+  }
+
+  dispose(): void {
+    this.full?.dispose();
+    for (const t of [...this.m.values(), ...this.v.values(), ...this.paramChunks.values(), ...this.gradChunks.values()]) t.dispose();
+    if (!this.gathered) for (const name of this.shapes.keys()) this.model.params.tensors.delete(name);
+  }
+}

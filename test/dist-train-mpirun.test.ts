@@ -1,0 +1,160 @@
+// `zili train` under mpirun (2 cores, oversubscribed), against one process: 10 steps of `tiny`
+// (global batch 8, same seed) under dp2, dp2 ZeRO-1/2/3 and dp4 ZeRO-3 give per-step losses within
+// 1e-5 relative; a checkpoint saved under dp2 ZeRO-3 resumes under dp4 ZeRO-1 with the same losses
+// and consolidates into a one-process checkpoint that resumes too; kill -9 of one rank mid-run ends
+// the whole job within 60 s with mpirun non-zero, and --resume finishes with exactly the
+// uninterrupted losses. Skips with a printed reason when mpirun or the MPI binding is missing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { mpiBindingPath } from '../src/dist/mpi-native.js';
+import { repoRoot } from '../src/util/paths.js';
+import { readMetrics } from '../src/train/metrics.js';
+
+const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun'], { encoding: 'utf8' }).status === 0;
+const skip = !hasMpirun ? 'mpirun is not installed (scripts/setup installs openmpi-bin)' : !fs.existsSync(mpiBindingPath()) ? `the MPI binding is not built (${mpiBindingPath()})` : false;
+if (skip) console.log(`# skipping the mpirun training tests: ${skip}`);
+
+const ZILI = path.join(repoRoot(), 'bin', 'zili');
+const MPIRUN = ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none'];
+const COMMON = ['train', '--preset', 'tiny', '--steps', '10', '--global-batch', '8', '--seed', '7', '--eval-every', '0', '--threads', '1'];
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zili-mpirun-'));
+/** marks the processes of this test file, so the kill test finds its ranks and checks none survive */
+const MARK = `ZILI_TEST_MARK_${process.pid}`;
+
+interface Run {
+  code: number | null;
+  stderr: string;
+}
+
+function launch(np: number, args: string[], onSpawn?: (pid: number) => void, timeoutMs = 240_000): Promise<Run> {
+  return new Promise((resolve) => {
+    const cmd = np > 0 ? 'mpirun' : process.execPath;
+    const argv = np > 0 ? [...MPIRUN, '-x', MARK, '-np', String(np), process.execPath, ZILI, ...args] : [ZILI, ...args];
+    const p = spawn(cmd, argv, { env: { ...process.env, [MARK]: '1' } });
+    let stderr = '';
+    p.stdout.on('data', () => {});
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    onSpawn?.(p.pid!);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+function losses(out: string): number[] {
+  return readMetrics(path.join(out, 'metrics.jsonl')).map((m) => m.loss);
+}
+
+function assertClose(got: number[], want: number[], what: string): void {
+  assert.equal(got.length, want.length, `${what}: ${got.length} steps logged, expected ${want.length}`);
+  got.forEach((x, i) => assert.ok(Math.abs(x - want[i]!) <= 1e-5 * Math.abs(want[i]!), `${what}, step ${i + 1}: loss ${x} vs one process ${want[i]}`));
+}
+
+/** pids of live processes carrying this file's mark in their environment, with their MPI rank */
+function markedProcesses(): { pid: number; rank: number }[] {
+  const out: { pid: number; rank: number }[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const env = fs.readFileSync(`/proc/${d}/environ`, 'utf8').split('\0');
+      if (!env.includes(`${MARK}=1`)) continue;
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (/\) Z /.test(stat)) continue; // a zombie is gone, only not yet reaped
+      const rank = env.find((e) => e.startsWith('OMPI_COMM_WORLD_RANK='));
+      out.push({ pid: Number(d), rank: rank ? Number(rank.split('=')[1]) : -1 });
+    } catch {
+      // exited meanwhile, or not ours to read
+    }
+  }
+  return out;
+}
+
+let reference: number[] = [];
+
+test('one process: the reference losses', { skip }, async () => {
+  const out = path.join(tmp, 'single');
+  const r = await launch(0, [...COMMON, '--out', out, '--save-every', '0']);
+  assert.equal(r.code, 0, r.stderr);
+  reference = losses(out);
+  assert.equal(reference.length, 10);
+});
+
+for (const [np, zero] of [[2, 0], [2, 1], [2, 2], [4, 3]] as const)
+  test(`dp${np} ZeRO-${zero}: the losses of one process`, { skip }, async () => {
+    const out = path.join(tmp, `dp${np}-z${zero}`);
+    const r = await launch(np, [...COMMON, '--out', out, '--dp', String(np), '--zero', String(zero), '--save-every', '0', '--bucket-mb', '0.5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`memory per rank \\(dp${np} ZeRO-${zero}\\): planner .* measured peak`));
+    assertClose(losses(out), reference, `dp${np} ZeRO-${zero}`);
+    const m = readMetrics(path.join(out, 'metrics.jsonl'));
+    assert.ok(m.every((x) => Array.isArray(x['rankStepS']) && (x['rankStepS'] as number[]).length === np && x['stepS'] === Math.max(...(x['rankStepS'] as number[]))), 'rankStepS per rank, stepS the slowest');
+  });
+
+test('dp2 ZeRO-3 saved at step 5, resumed under dp4 ZeRO-1 and under one process (consolidated): the same losses', { skip }, async () => {
+  const out = path.join(tmp, 'z3');
+  const r = await launch(2, [...COMMON, '--out', out, '--dp', '2', '--zero', '3', '--save-every', '5', '--bucket-mb', '0.5']);
+  assert.equal(r.code, 0, r.stderr);
+  assertClose(losses(out), reference, 'dp2 ZeRO-3');
+  const step5 = path.join(out, 'step-00000005');
+  assert.deepEqual(fs.readdirSync(step5).sort(), ['manifest.json', 'rank-00000.safetensors', 'rank-00001.safetensors']);
+  // resume a copy of the run at step 5 under dp4 ZeRO-1
+  const again = path.join(tmp, 'z3-to-dp4');
+  fs.mkdirSync(again);
+  fs.cpSync(step5, path.join(again, 'step-00000005'), { recursive: true });
+  fs.writeFileSync(path.join(again, 'metrics.jsonl'), fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'));
+  const r2 = await launch(4, [...COMMON, '--out', again, '--dp', '4', '--zero', '1', '--resume', '--save-every', '0']);
+  assert.equal(r2.code, 0, r2.stderr);
+  assertClose(losses(again), reference, 'dp2 ZeRO-3 -> dp4 ZeRO-1');
+  // consolidated into one process's checkpoint, which a plain one-process --resume continues
+  const single = path.join(tmp, 'z3-consolidated');
+  const c = await launch(0, ['checkpoint', 'consolidate', step5, '--out', single]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.ok(fs.existsSync(path.join(single, 'step-00000005', 'model.safetensors')));
+  fs.writeFileSync(path.join(single, 'metrics.jsonl'), fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'));
+  const r3 = await launch(0, [...COMMON, '--out', single, '--resume', '--save-every', '0']);
+  assert.equal(r3.code, 0, r3.stderr);
+  assertClose(losses(single), reference, 'dp2 ZeRO-3 -> consolidated -> one process');
+});
+
+test('kill -9 of one rank: the job ends within 60 s, mpirun non-zero, --resume finishes with the uninterrupted losses', { skip }, async () => {
+  const out = path.join(tmp, 'killed');
+  const args = [...COMMON, '--out', out, '--dp', '2', '--zero', '2', '--save-every', '3'];
+  let killedAt = 0;
+  let poll: NodeJS.Timeout | undefined;
+  const run = launch(2, args, () => {
+    poll = setInterval(() => {
+      let step = 0;
+      try {
+        step = readMetrics(path.join(out, 'metrics.jsonl')).length;
+      } catch {
+        return;
+      }
+      if (step < 4) return;
+      const victim = markedProcesses().find((p) => p.rank === 1);
+      if (!victim) return;
+      clearInterval(poll);
+      process.kill(victim.pid, 'SIGKILL');
+      killedAt = Date.now();
+    }, 100);
+  });
+  const r = await run;
+  clearInterval(poll);
+  assert.ok(killedAt > 0, `rank 1 was never killed (mpirun exited ${r.code}): ${r.stderr.slice(-2000)}`);
+  assert.notEqual(r.code, 0, 'mpirun reports the failure');
+  const deadline = killedAt + 60_000;
+  while (markedProcesses().length && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+  assert.deepEqual(markedProcesses(), [], 'no process of the job outlives it');
+  assert.ok(Date.now() - killedAt < 60_000, 'within 60 s');
+  const done = readMetrics(path.join(out, 'metrics.jsonl')).length;
+  assert.ok(done < 10, `the run was cut short (it logged ${done} steps)`);
+  const resumed = await launch(2, [...args, '--resume']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assertClose(losses(out), reference, 'killed and resumed');
+  assert.deepEqual(losses(out), losses(path.join(tmp, 'dp2-z2')), 'bit-exact: the losses of the uninterrupted dp2 ZeRO-2 run');
+});
