@@ -28,7 +28,7 @@ const SPECS = {
   pp: { kind: 'int', help: 'pin pipeline parallelism' },
   dp: { kind: 'int', help: 'pin data parallelism' },
   cp: { kind: 'int', help: 'pin context parallelism' },
-  ep: { kind: 'int', help: 'pin expert parallelism' },
+  ep: { kind: 'int', help: 'pin expert parallelism (folded inside dp*cp, Megatron-Core convention)' },
   vpp: { kind: 'int', help: 'pin virtual pipeline stages' },
   'micro-batch': { kind: 'int', help: 'pin the micro-batch size' },
   zero: { kind: 'int', help: 'pin the ZeRO stage (0-3)' },
@@ -136,15 +136,16 @@ export async function run(argv: string[]): Promise<number> {
   const globalBatch = a['global-batch'] ?? defaultGlobalBatch(model.config.seqLen);
 
   // pinned dimensions must divide the chips
-  const pinned = { tp: a.tp, pp: a.pp, cp: a.cp, ep: a.ep, dp: a.dp };
+  // Megatron-Core convention: chips = tp*pp*cp*dp, ep folded inside dp*cp
+  const pinned = { tp: a.tp, pp: a.pp, cp: a.cp, dp: a.dp };
   const prod = Object.values(pinned).reduce((s: number, v) => s * (v ?? 1), 1);
   if (chips % prod !== 0) {
     const lo = Math.floor(chips / prod) * prod, hi = Math.ceil(chips / prod) * prod;
     const named = Object.entries(pinned).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(' ');
     throw new PlanError(`the pinned layout (${named}, product ${prod}) does not divide ${chips} chips; use ${lo > 0 ? `${lo} or ` : ''}${hi} chips, or pinned sizes whose product divides ${chips}`);
   }
-  if (pinned.dp !== undefined && ['tp', 'pp', 'cp', 'ep'].every((k) => pinned[k as keyof typeof pinned] !== undefined) && prod !== chips) {
-    throw new PlanError(`tp*pp*cp*ep*dp = ${prod} but there are ${chips} chips; set dp to ${chips / (prod / pinned.dp)}`);
+  if (pinned.dp !== undefined && ['tp', 'pp', 'cp'].every((k) => pinned[k as keyof typeof pinned] !== undefined) && prod !== chips) {
+    throw new PlanError(`tp*pp*cp*dp = ${prod} but there are ${chips} chips; set dp to ${chips / (prod / pinned.dp)}`);
   }
   const fixed = {
     tp: a.tp, pp: a.pp, cp: a.cp, ep: a.ep, dp: a.dp, vpp: a.vpp, microBatch: a['micro-batch'],

@@ -25,13 +25,13 @@ export function estimateInputFromJson(obj: unknown, origin = 'input'): EstimateI
   for (const k of Object.keys(lo)) if (!LAYOUT_KEYS.includes(k)) throw new PlanError(`${origin}: unknown layout field '${k}'. Fields: ${LAYOUT_KEYS.join(', ')}`);
   const n = (k: string, def: number) => (lo[k] === undefined ? def : Number(lo[k]));
   const tp = n('tp', 1), pp = n('pp', 1), cp = n('cp', 1), ep = n('ep', 1);
-  const dp = lo['dp'] === undefined ? chips / (tp * pp * cp * ep) : Number(lo['dp']);
+  const dp = lo['dp'] === undefined ? chips / (tp * pp * cp) : Number(lo['dp']); // Megatron-Core: ep folded inside dp * cp
   const layout: Layout = {
     tp, pp, dp, cp, ep, vpp: n('vpp', 1),
     sequenceParallel: Boolean(lo['sequenceParallel'] ?? false),
     zero: n('zero', 0) as Layout['zero'],
     microBatch: n('microBatch', 1),
-    globalBatch: n('globalBatch', dp * ep),
+    globalBatch: n('globalBatch', dp),
     recompute: String(lo['recompute'] ?? 'none') as Recompute,
     attention: String(lo['attention'] ?? 'standard') as AttentionKernel,
   };

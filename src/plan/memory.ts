@@ -3,7 +3,7 @@
 // gated FFNs and MoE, the micro-batches in flight of 1F1B/interleaved pipelines, and overheads.
 import { type ModelConfig, headDim, isGatedFfn, isMoeLayer } from '../nn/config.js';
 import type { AttentionKernel, Layout, Recompute } from './layout.js';
-import { microBatches } from './layout.js';
+import { expertDp, microBatches } from './layout.js';
 import { ffnMatrices, type PlanModel } from './model.js';
 
 export const GiB = 1024 ** 3;
@@ -95,9 +95,9 @@ export function stageLayers(c: ModelConfig, pp: number, vpp: number, stage: numb
 }
 
 export interface ParamsPerChip {
-  /** replicated over cp * ep * dp */
-  dense: number;
   /** replicated over cp * dp */
+  dense: number;
+  /** replicated over dp * cp / ep */
   expert: number;
 }
 
@@ -146,8 +146,8 @@ export function inFlightChunks(l: Layout, stage: number): number {
 function stageMemory(m: PlanModel, l: Layout, stage: number): MemoryBreakdown {
   const c = m.config;
   const p = stageParams(m, l, stage);
-  const dz = l.cp * l.ep * l.dp;
-  const ez = l.cp * l.dp;
+  const dz = l.cp * l.dp;
+  const ez = expertDp(l);
   const shard = (bytes: number, on: boolean, group: number) => (on ? bytes / group : bytes);
   const weights = shard(p.dense * BYTES.weight, l.zero >= 3, dz) + shard(p.expert * BYTES.weight, l.zero >= 3, ez);
   const grads = shard(p.dense * BYTES.grad, l.zero >= 2, dz) + shard(p.expert * BYTES.grad, l.zero >= 2, ez);

@@ -5,7 +5,7 @@ import { type ModelConfig, headDim } from '../nn/config.js';
 import { allGatherSeconds, allReduceSeconds, allToAllSeconds, groupOf, p2pSeconds, reduceScatterSeconds } from './collectives.js';
 import { type Efficiency, gemmSeconds } from './efficiency.js';
 import type { ResolvedChip } from './hardware.js';
-import { type Layout, microBatches } from './layout.js';
+import { expertDp, type Layout, microBatches } from './layout.js';
 import { stageLayers, stageParams } from './memory.js';
 import { ffnMatrices, type PlanModel } from './model.js';
 
@@ -128,7 +128,7 @@ function layerTime(m: PlanModel, moeLayer: boolean, l: Layout, chip: ResolvedChi
   // expert parallel: dispatch + combine all-to-alls per pass
   let ep = 0;
   if (moeLayer && c.moe && l.ep > 1) {
-    const g = groupOf([{ size: l.ep, stride: t * l.cp }], chip.chipsPerNode);
+    const g = groupOf([{ size: l.ep, stride: t }], chip.chipsPerNode); // ep folded inside cp * dp, tp-strided
     const a2a = allToAllSeconds((T * c.moe.topK * h * 2) / (sp ? t : 1), g, chip, e);
     ep = 2 * a2a * (2 + (full ? 1 : 0));
   }
@@ -164,7 +164,7 @@ function microBatchTime(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficien
   const T = l.microBatch * (c.seqLen / l.cp);
   const logits = 3 * gemmSeconds(T, c.vocab / l.tp, c.dModel, chip, e);
   // pipeline p2p: one activation per chunk boundary each way (split by tp: scatter-gather or SP)
-  const ppStride = l.tp * l.cp * l.ep * l.dp;
+  const ppStride = l.tp * l.cp * l.dp;
   const p2pOne = l.pp > 1 ? p2pSeconds((T * c.dModel * 2) / l.tp, ppStride >= chip.chipsPerNode, chip, e) : 0;
   let best: { time: MicroBatchTime; stage: number } | null = null;
   const stages = l.pp > 1 ? [0, l.pp - 1] : [0];
@@ -189,11 +189,11 @@ export function stepTime(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficie
   const computeOne = mb.gemm + mb.attention + mb.elementwise;
   const bwdOne = (computeOne * 2) / 3;
 
-  // data-parallel gradient reduction (dense over cp*ep*dp, experts over cp*dp)
+  // data-parallel gradient reduction (dense over cp*dp, experts over their dp*cp/ep replicas)
   const p = stageParams(m, l, stage);
   const cpn = chip.chipsPerNode;
-  const denseG = groupOf([{ size: l.cp * l.ep * l.dp, stride: l.tp }], cpn);
-  const expertG = groupOf([{ size: l.cp, stride: l.tp }, { size: l.dp, stride: l.tp * l.cp * l.ep }], cpn);
+  const denseG = groupOf([{ size: l.cp * l.dp, stride: l.tp }], cpn);
+  const expertG = groupOf([{ size: expertDp(l), stride: l.tp * l.ep }], cpn);
   const gradBytesD = p.dense * 2, gradBytesE = p.expert * 2;
   let dp = 0, zero = 0;
   if (l.zero <= 1) {
@@ -211,8 +211,8 @@ export function stepTime(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficie
   }
 
   // optimizer: AdamW reads and writes ~28 bytes per (sharded) parameter
-  const shardD = l.zero >= 1 ? l.cp * l.ep * l.dp : 1;
-  const shardE = l.zero >= 1 ? l.cp * l.dp : 1;
+  const shardD = l.zero >= 1 ? l.cp * l.dp : 1;
+  const shardE = l.zero >= 1 ? expertDp(l) : 1;
   const optimizer = (28 * (p.dense / shardD + p.expert / shardE)) / (chip.memoryBandwidthTBs * 1e12 * e.memEff);
 
   const total = pipeline + dp + zero + optimizer;
