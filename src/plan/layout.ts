@@ -76,7 +76,7 @@ export function layoutProblems(m: ModelConfig, l: Layout, chips: number): string
   }
   if (m.heads % l.tp !== 0) p.push(`tp ${l.tp} does not divide the ${m.heads} attention heads; use one of ${divisors(m.heads).filter((d) => d <= 64).join(', ')}`);
   if (m.kvHeads % l.tp !== 0 && l.tp % m.kvHeads !== 0) p.push(`tp ${l.tp} neither divides nor is a multiple of the ${m.kvHeads} kv heads`);
-  if (l.pp * l.vpp > m.layers) p.push(`pp*vpp = ${l.pp * l.vpp} exceeds the ${m.layers} layers`);
+  if (l.pp * l.vpp > m.layers + 2) p.push(`pp*vpp = ${l.pp * l.vpp} exceeds the ${m.layers} layers + 2 (an embedding-only first and a loss-only last chunk); use fewer stages`);
   if (l.vpp > 1 && l.pp === 1) p.push('vpp > 1 needs pipeline parallelism (pp > 1)');
   if (m.seqLen % (l.cp * (l.cp > 1 ? 2 : 1)) !== 0) p.push(`cp ${l.cp}: the sequence length ${m.seqLen} must be divisible by 2*cp (load-balanced causal chunks)`);
   if (l.ep > 1 && !m.moe) p.push('ep > 1 needs a Mixture-of-Experts model');

@@ -75,13 +75,13 @@ export function searchLayouts(o: SearchOptions): SearchResult {
   for (const tp of tps) {
     for (const cp of pick(f.cp, CPS.filter((x) => (N / tp) % x === 0 && (x === 1 || c.seqLen % (2 * x) === 0)))) {
       const rest1 = N / (tp * cp);
-      for (const pp of pick(f.pp, divisorsOf(rest1).filter((p) => p <= c.layers))) {
+      for (const pp of pick(f.pp, divisorsOf(rest1).filter((p) => p <= c.layers + 2))) {
         const dp = rest1 / pp;
         if (f.dp !== undefined && f.dp !== dp) continue;
         // Megatron-Core: expert parallelism folded inside dp * cp
         const eps = c.moe ? divisorsOf(c.moe.experts).filter((e) => (dp * cp) % e === 0) : [1];
         for (const ep of pick(f.ep, eps)) {
-          for (const vpp of pick(f.vpp, VPPS.filter((v) => (v === 1 || pp > 1) && pp * v <= c.layers))) {
+          for (const vpp of pick(f.vpp, VPPS.filter((v) => (v === 1 || pp > 1) && pp * v <= c.layers + 2))) {
             for (const mb of pick(f.microBatch, MICRO_BATCHES)) {
               const unit = mb * dp;
               if (G % unit !== 0) continue;
