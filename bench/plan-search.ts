@@ -2,15 +2,14 @@
 // 16,384 chips), and the validation table of docs/planner.md (published runs, predicted vs published
 // MFU, plus out-of-sample checks). Run: npx tsc -p . && node dist/bench/plan-search.js [--json]
 import { cpus } from 'node:os';
-import { checkRun, checkRuns, errorStats, fitEfficiency, type RunCheck } from '../src/plan/calibrate.js';
-import { DEFAULT_EFFICIENCY } from '../src/plan/efficiency.js';
+import { fitEfficiency } from '../src/plan/calibrate.js';
+import { DEFAULT_EFFICIENCY, NEUTRAL_EFFICIENCY } from '../src/plan/efficiency.js';
+import { validate, validationMarkdown } from '../src/plan/validation.js';
 import { catalogChip, resolveChip } from '../src/plan/hardware.js';
 import { describeLayout } from '../src/plan/layout.js';
 import { loadModel } from '../src/plan/model.js';
 import { PUBLISHED_RUNS } from '../src/plan/published-runs.js';
 import { searchLayouts } from '../src/plan/search.js';
-
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 function searchTimes(): { model: string; chips: number; ms: number; considered: number; best: string }[] {
   const chip = resolveChip(catalogChip('ascend-910b'));
@@ -32,35 +31,12 @@ function searchTimes(): { model: string; chips: number; ms: number; considered: 
   return out;
 }
 
-function row(c: RunCheck, loo: RunCheck): string {
-  const r = c.run;
-  const layout = `tp${r.tp} pp${r.pp} dp${r.dp}, mb ${r.microBatch}, ${r.recompute}${r.sequenceParallel ? ' + SP' : ''}`;
-  return `| ${r.paper === 'narayanan2021' ? 'Narayanan 2021' : 'Korthikanti 2022'} | ${r.params} | ${r.gpus} | ${layout} | ${r.stepTimeS} | ${c.predictedStepS.toFixed(2)} | ${pct(r.mfu)} | ${pct(c.predictedMfu)} | ${(c.relError * 100).toFixed(1)}% | ${(loo.relError * 100).toFixed(1)}% |`;
-}
-
 function validation(): string[] {
-  const checks = checkRuns();
-  const loo = PUBLISHED_RUNS.map((r) => checkRun(r, fitEfficiency(PUBLISHED_RUNS.filter((x) => x !== r))));
-  const lines = [
-    '| paper | model | GPUs | published layout | published s/iter | predicted s/iter | published MFU | predicted MFU | rel. error | leave-one-out error |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-    ...checks.map((c, i) => row(c, loo[i]!)),
-  ];
-  const st = errorStats(checks);
-  const sl = errorStats(loo);
-  const nar = PUBLISHED_RUNS.filter((r) => r.paper === 'narayanan2021');
-  const kor = PUBLISHED_RUNS.filter((r) => r.paper === 'korthikanti2022');
-  const kFromN = errorStats(checkRuns(kor, fitEfficiency(nar)));
-  const nFromK = errorStats(checkRuns(nar, fitEfficiency(kor)));
-  lines.push('', `defaults ${JSON.stringify(DEFAULT_EFFICIENCY)}`,
-    `all 14 with the defaults: median ${pct(st.median)}, worst ${pct(st.worst)}`,
-    `leave-one-out: median ${pct(sl.median)}, worst ${pct(sl.worst)}`,
-    `fit on Narayanan, predict Korthikanti: median ${pct(kFromN.median)}, worst ${pct(kFromN.worst)}`,
-    `fit on Korthikanti, predict Narayanan: median ${pct(nFromK.median)}, worst ${pct(nFromK.worst)}`);
-  return lines;
+  const fitted = fitEfficiency(PUBLISHED_RUNS, NEUTRAL_EFFICIENCY);
+  return [validationMarkdown(validate()), '', `efficiencies fitted on all runs: ${JSON.stringify(fitted)}`, `defaults in efficiency.ts: ${JSON.stringify(DEFAULT_EFFICIENCY)}`];
 }
 
-const times = searchTimes();
+const times = process.argv.includes('--validation-only') ? [] : searchTimes();
 console.log(`machine: ${cpus()[0]?.model} x ${cpus().length}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
 console.log('| model | chips | layouts considered | best layout | search ms (best of 3) |\n|---|---|---|---|---|');
 for (const t of times) console.log(`| ${t.model} | ${t.chips} | ${t.considered} | ${t.best} | ${t.ms.toFixed(0)} |`);

@@ -79,7 +79,7 @@ test('uneven pipelines and MoE expert placement', () => {
   const last = stageLayers(m.config, 16, 1, 15);
   assert.deepEqual(st0, { dense: 1, moe: 3, chunks: 1 });
   assert.deepEqual(last, { dense: 0, moe: 1, chunks: 1 });
-  const l: Layout = { ...base, tp: 1, pp: 16, dp: 8, ep: 64, globalBatch: 4096, attention: 'flash', recompute: 'full' };
+  const l: Layout = { ...base, tp: 1, pp: 16, dp: 512, ep: 64, globalBatch: 4096, attention: 'flash', recompute: 'full' };
   const p = stageParams(m, l, 1); // four MoE layers
   const oneExpert = 3 * 7168 * 2048;
   assert.equal(p.expert, 4 * (384 / 64) * oneExpert);

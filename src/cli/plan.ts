@@ -1,6 +1,7 @@
 // `zili plan`: ranks the parallel layouts of a model on N chips of a kind and reports memory, time,
 // MFU, days, energy and reliability; `zili plan estimate --input FILE.json` predicts one given layout.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { formatHelp, parseArgs, UsageError } from './args.js';
 import { clusterFromJson, clusterParams, type ClusterParams } from '../plan/cluster.js';
 import { estimate, toPlannerIo } from '../plan/estimate.js';
@@ -10,6 +11,7 @@ import {
 import { estimateInputFromJson } from '../plan/io.js';
 import { describeLayout, type Layout, type Recompute } from '../plan/layout.js';
 import { loadModel } from '../plan/model.js';
+import { localChip } from '../plan/local-chip.js';
 import { chipLine, memoryLine, runLines, textReport, timeLine } from '../plan/report-text.js';
 import { htmlReport } from '../plan/report-html.js';
 import { impossibleError, searchLayouts } from '../plan/search.js';
@@ -28,7 +30,7 @@ const SPECS = {
   pp: { kind: 'int', help: 'pin pipeline parallelism' },
   dp: { kind: 'int', help: 'pin data parallelism' },
   cp: { kind: 'int', help: 'pin context parallelism' },
-  ep: { kind: 'int', help: 'pin expert parallelism' },
+  ep: { kind: 'int', help: 'pin expert parallelism (folded inside dp*cp, Megatron-Core convention)' },
   vpp: { kind: 'int', help: 'pin virtual pipeline stages' },
   'micro-batch': { kind: 'int', help: 'pin the micro-batch size' },
   zero: { kind: 'int', help: 'pin the ZeRO stage (0-3)' },
@@ -45,7 +47,7 @@ const SPECS = {
 } as const;
 
 const ESTIMATE_SPECS = {
-  input: { kind: 'string', help: 'JSON file: {model, hardware, chips, layout, precision} (reference/planner-io.md)' },
+  input: { kind: 'string', help: 'JSON file: {model, hardware, chips, layout, precision, stack} (docs/planner-io.md)' },
   tokens: { kind: 'size', help: 'tokens to train, for days (default 10T)' },
   json: { kind: 'bool', help: 'print the prediction as JSON on the last line' },
   help: { kind: 'bool', help: 'show this help' },
@@ -76,10 +78,11 @@ async function runEstimate(argv: string[]): Promise<number> {
     console.log(formatHelp('plan estimate', ESTIMATE_SPECS, '--input FILE.json [--json]'));
     return 0;
   }
-  if (!a.input) throw new UsageError('plan estimate needs --input FILE.json (schema: reference/planner-io.md)');
-  const inp = estimateInputFromJson(readJson(a.input, 'input'), a.input);
+  if (!a.input) throw new UsageError('plan estimate needs --input FILE.json (schema and example: docs/planner-io.md, docs/examples/plan-estimate.json)');
+  if (a.tokens !== undefined && !(a.tokens > 0)) throw new UsageError(`--tokens must be positive (e.g. 10T), got ${a.tokens}`);
+  const inp = estimateInputFromJson(readJson(a.input, 'input'), a.input, { local: (precision) => localChip(precision) });
   const e = estimate({ ...inp, tokens: a.tokens ?? inp.tokens ?? 10e12 });
-  console.log(`${describeLayout(e.layout)} on ${e.chips} x ${inp.chip.id} (${e.layout.attention} attention, ${e.layout.recompute} recompute)`);
+  console.log(`${describeLayout(e.layout)} on ${e.chips} x ${inp.chip.id} (${e.layout.attention} attention, ${e.layout.recompute} recompute, ${inp.precision}, stack ${inp.stack})`);
   console.log(chipLine(inp.chip));
   if (isAscend(inp.chip)) console.log(`note: ${ASCEND_PEAK_CAVEAT}`);
   console.log(memoryLine(e) + (e.fits ? '' : '  -- DOES NOT FIT'));
@@ -87,6 +90,32 @@ async function runEstimate(argv: string[]): Promise<number> {
   for (const s of runLines(e, inp.chip)) console.log(s);
   if (a.json) console.log(JSON.stringify(toPlannerIo(e)));
   return 0;
+}
+
+function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Counts and sizes must be positive: checked here, at the flags, so no nonsense reaches the model. */
+function checkFlags(a: Record<string, unknown>): void {
+  for (const k of ['chips', 'top', 'global-batch', 'seq', 'tp', 'pp', 'dp', 'cp', 'ep', 'vpp', 'micro-batch']) {
+    const v = a[k];
+    if (v !== undefined && (v as number) < 1) throw new UsageError(`--${k} must be at least 1, got ${v}`);
+  }
+  if (a['tokens'] !== undefined && !((a['tokens'] as number) > 0)) throw new UsageError(`--tokens must be positive (e.g. 10T), got ${a['tokens']}`);
+}
+
+/** An output file path must name a file in an existing folder: said before minutes of work, not after. */
+function checkOutputFile(path: string, flag: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    const dir = dirname(path);
+    if (!existsSync(dir)) throw new UsageError(`${flag} ${path}: the folder '${dir}' does not exist; create it or write the report elsewhere`);
+    return;
+  }
+  if (st.isDirectory()) throw new UsageError(`${flag} ${path} is a folder; give a file name, e.g. ${join(path, 'plan.html')}`);
 }
 
 function defaultGlobalBatch(seqLen: number): number {
@@ -121,13 +150,16 @@ export async function run(argv: string[]): Promise<number> {
   if (a['chip-set']) chip = overrideChip(chip, parseOverrides(a['chip-set']), '--chip-set');
   const rc = resolveChip(chip);
   if (!a.model) throw new UsageError('plan needs --model NAME|FILE');
-  if (!chips) throw new UsageError('plan needs --chips N');
-  cluster = {
-    failuresPerChipYear: a['failures-per-chip-year'] ?? cluster.failuresPerChipYear,
-    storageWriteGBs: a['storage-gbs'] ?? cluster.storageWriteGBs,
-    restartMinutes: a['restart-min'] ?? cluster.restartMinutes,
-    powerOverhead: a['power-overhead'] ?? cluster.powerOverhead,
-  };
+  if (chips === undefined) throw new UsageError('plan needs --chips N');
+  checkFlags(a);
+  // the flags go through the same checks as a --cluster file's fields
+  cluster = clusterParams({
+    ...cluster,
+    ...defined({
+      failuresPerChipYear: a['failures-per-chip-year'], storageWriteGBs: a['storage-gbs'], restartMinutes: a['restart-min'], powerOverhead: a['power-overhead'],
+    }),
+  }, 'plan', { failuresPerChipYear: '--failures-per-chip-year', storageWriteGBs: '--storage-gbs', restartMinutes: '--restart-min', powerOverhead: '--power-overhead' });
+  if (a.html) checkOutputFile(a.html, '--html');
   const model = loadModel(a.model, a.seq);
   const attention = a.attention;
   if (attention !== 'flash' && attention !== 'standard') throw new UsageError(`--attention must be flash or standard, got '${attention}'`);
@@ -136,15 +168,16 @@ export async function run(argv: string[]): Promise<number> {
   const globalBatch = a['global-batch'] ?? defaultGlobalBatch(model.config.seqLen);
 
   // pinned dimensions must divide the chips
-  const pinned = { tp: a.tp, pp: a.pp, cp: a.cp, ep: a.ep, dp: a.dp };
+  // Megatron-Core convention: chips = tp*pp*cp*dp, ep folded inside dp*cp
+  const pinned = { tp: a.tp, pp: a.pp, cp: a.cp, dp: a.dp };
   const prod = Object.values(pinned).reduce((s: number, v) => s * (v ?? 1), 1);
   if (chips % prod !== 0) {
     const lo = Math.floor(chips / prod) * prod, hi = Math.ceil(chips / prod) * prod;
     const named = Object.entries(pinned).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(' ');
     throw new PlanError(`the pinned layout (${named}, product ${prod}) does not divide ${chips} chips; use ${lo > 0 ? `${lo} or ` : ''}${hi} chips, or pinned sizes whose product divides ${chips}`);
   }
-  if (pinned.dp !== undefined && ['tp', 'pp', 'cp', 'ep'].every((k) => pinned[k as keyof typeof pinned] !== undefined) && prod !== chips) {
-    throw new PlanError(`tp*pp*cp*ep*dp = ${prod} but there are ${chips} chips; set dp to ${chips / (prod / pinned.dp)}`);
+  if (pinned.dp !== undefined && ['tp', 'pp', 'cp'].every((k) => pinned[k as keyof typeof pinned] !== undefined) && prod !== chips) {
+    throw new PlanError(`tp*pp*cp*dp = ${prod} but there are ${chips} chips; set dp to ${chips / (prod / pinned.dp)}`);
   }
   const fixed = {
     tp: a.tp, pp: a.pp, cp: a.cp, ep: a.ep, dp: a.dp, vpp: a.vpp, microBatch: a['micro-batch'],
@@ -156,7 +189,11 @@ export async function run(argv: string[]): Promise<number> {
   const report = { model, chip: rc, chips, globalBatch, ranked: res.ranked, reason: res.reason, considered: res.considered, fitting: res.fitting, elapsedMs: res.elapsedMs };
   console.log(textReport(report));
   if (a.html) {
-    writeFileSync(a.html, htmlReport(report));
+    try {
+      writeFileSync(a.html, htmlReport(report));
+    } catch (e) {
+      throw new PlanError(`cannot write the HTML report '${a.html}': ${(e as Error).message}`);
+    }
     console.log(`\nwrote ${a.html}`);
   }
   if (a.json) {

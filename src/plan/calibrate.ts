@@ -16,7 +16,7 @@ export interface RunCheck {
 }
 
 export function checkRun(r: PublishedRun, e: Efficiency = DEFAULT_EFFICIENCY): RunCheck {
-  const est = estimateUnchecked({ model: runModel(r), chip: runChip(), chips: r.gpus, layout: runLayout(r), efficiency: e });
+  const est = estimateUnchecked({ model: runModel(r), chip: runChip(r), chips: r.gpus, layout: runLayout(r), efficiency: e, stack: r.stack });
   return {
     run: r, predictedMfu: est.mfu, predictedStepS: est.stepTimeS, relError: (est.mfu - r.mfu) / r.mfu, fits: est.fits,
     memoryGiB: est.memory.total / 2 ** 30,
@@ -52,6 +52,10 @@ const BOUNDS: Record<(typeof FITTED_KEYS)[number], [number, number]> = {
   gemmMax: [0.3, 0.95],
   gemmKappa: [0.05, 20],
   memEff: [0.1, 1],
+  hopperRel: [0.5, 1.6],
+  ascendRel: [0.4, 1.6],
+  deepspeedRel: [0.4, 1.5],
+  overlappedRel: [0.6, 1.6],
 };
 
 /** Fits the FITTED_KEYS efficiencies to `runs` (coordinate search, shrinking multiplicative steps). */

@@ -30,14 +30,30 @@ export interface Cluster extends ClusterParams {
 
 const PARAM_KEYS = Object.keys(DEFAULT_CLUSTER) as (keyof ClusterParams)[];
 
-/** Reads the cluster-level fields of an object, defaulting the rest. */
-export function clusterParams(o: Record<string, unknown> = {}, origin = 'cluster'): ClusterParams {
+/** The range of each cluster figure: one rule for `--cluster` JSON files, `plan estimate` inputs and flags. */
+const RULES: Record<keyof ClusterParams, { min: number; strict: boolean; why: string }> = {
+  failuresPerChipYear: { min: 0, strict: false, why: 'interruptions per chip per year (0 for none; Llama 3 saw 0.17)' },
+  storageWriteGBs: { min: 0, strict: true, why: 'the checkpoint storage write bandwidth in GB/s (e.g. 100)' },
+  restartMinutes: { min: 0, strict: false, why: 'minutes to restart after an interruption (e.g. 15)' },
+  powerOverhead: { min: 1, strict: false, why: 'facility power over chip power (1 = chips only, a PUE of 1.2 = 1.2)' },
+};
+
+/**
+ * Reads the cluster-level fields of an object, defaulting the rest. Each value must be a JSON number (or,
+ * from a flag, an already parsed number) in its range; `names` maps a field to the name the user typed
+ * (a flag) for the message.
+ */
+export function clusterParams(o: Record<string, unknown> = {}, origin = 'cluster', names: Partial<Record<keyof ClusterParams, string>> = {}): ClusterParams {
   const out: ClusterParams = { ...DEFAULT_CLUSTER };
   for (const k of PARAM_KEYS) {
-    if (o[k] === undefined) continue;
-    const n = Number(o[k]);
-    if (!Number.isFinite(n) || n < 0) throw new PlanError(`${origin}: ${k} must be a non-negative number, got ${JSON.stringify(o[k])}`);
-    out[k] = n;
+    const v = o[k];
+    if (v === undefined) continue;
+    const r = RULES[k];
+    const ok = typeof v === 'number' && Number.isFinite(v) && (r.strict ? v > r.min : v >= r.min);
+    if (!ok) {
+      throw new PlanError(`${origin}: ${names[k] ?? k} must be a number ${r.strict ? '>' : '>='} ${r.min} (${r.why}), got ${JSON.stringify(v)}`);
+    }
+    out[k] = v as number;
   }
   return out;
 }
@@ -54,7 +70,7 @@ export function clusterFromJson(obj: unknown, origin = 'cluster JSON'): Cluster 
   if (o['chip'] === undefined) throw new PlanError(`${origin}: 'chip' is required (a catalog id or a chip object)`);
   let chip = chipFromJson(o['chip'], origin);
   if (o['chipOverrides']) chip = overrideChip(chip, o['chipOverrides'] as Record<string, unknown>, origin);
-  const chips = Number(o['chips'] ?? 0);
-  if (!Number.isInteger(chips) || chips <= 0) throw new PlanError(`${origin}: 'chips' must be a positive integer`);
+  const chips = o['chips'];
+  if (typeof chips !== 'number' || !Number.isInteger(chips) || chips <= 0) throw new PlanError(`${origin}: 'chips' must be a positive integer, got ${JSON.stringify(chips)}`);
   return { chip, chips, ...clusterParams(o, origin) };
 }

@@ -23,8 +23,13 @@ export function groupOf(dims: { size: number; stride: number }[], chipsPerNode: 
   return { size, perNode: Math.min(perNode, size) };
 }
 
+/**
+ * Latency steps of a reduce-scatter or all-gather: NCCL runs these as rings, n - 1 steps over the
+ * whole group (a tree would be log n, but NCCL has no tree for them), which is what makes per-layer
+ * ZeRO-3 gathers over thousands of ranks latency-bound.
+ */
 function steps(g: Group): number {
-  return g.perNode - 1 + Math.ceil(Math.log2(Math.max(1, g.size / g.perNode))) + 1;
+  return g.size - 1;
 }
 
 /** Reduce-scatter (or all-gather) of `bytes` (the full buffer) over the group: intra-node phase then inter-node on 1/k. */

@@ -1,45 +1,103 @@
 // The few physical efficiencies the cost model is calibrated with (no per-run constants), and the
 // achievable-GEMM-efficiency curve. Values were fitted on the published runs (docs/planner.md).
 import type { ResolvedChip } from './hardware.js';
+import type { Stack } from './stack.js';
+
+/** Chip generations whose achievable GEMM fraction is fitted separately (others use Ampere's). */
+export type Generation = 'ampere' | 'hopper' | 'ascend' | 'other';
+
+export function chipGeneration(chip: { id: string; vendor: string }): Generation {
+  const id = chip.id.toLowerCase();
+  if (/^(a100|a800|a30|a10)/.test(id)) return 'ampere';
+  if (/^(h100|h800|h200|h20|gh200)/.test(id)) return 'hopper';
+  if (id.startsWith('ascend') || chip.vendor === 'Huawei') return 'ascend';
+  return 'other';
+}
 
 export interface Efficiency {
-  /** fraction of peak a large GEMM reaches */
+  /** fraction of peak a large GEMM reaches on Ampere (and on chips of no fitted generation) */
   gemmMax: number;
+  /** Hopper's large-GEMM fraction relative to Ampere's (1 = same) */
+  hopperRel: number;
+  /** Ascend's large-GEMM fraction relative to Ampere's (1 = same) */
+  ascendRel: number;
   /**
    * weight of the memory-traffic term of a GEMM: efficiency = gemmMax / (1 + kappa * (P / BW) * (1/M + 1/N + 1/K)),
-   * the roofline of an M x N x K product with P = peak FLOP/s and BW = memory bandwidth (bf16 operands)
+   * the roofline of an M x N x K product with P = peak FLOP/s and BW = memory bandwidth (16-bit operands)
    */
   gemmKappa: number;
   /** fraction of memory bandwidth elementwise kernels (norms, softmax, activations, dropout) reach */
   memEff: number;
+  /** computation speed of the deepspeed-legacy stack relative to megatron (1 = same) */
+  deepspeedRel: number;
+  /** computation speed of the overlapped stack relative to megatron (1 = same) */
+  overlappedRel: number;
   /** fraction of link bandwidth collectives reach (inside and between nodes); assumed (typical NCCL bus bandwidth), not fitted */
   netEff: number;
   /** fused (flash) attention speed relative to a large GEMM; an assumption, not fitted */
   flashRel: number;
   /** per-step latency of a collective, microseconds; an assumption, not fitted */
   latencyUs: number;
+  /** computation slow-down while a collective runs beside it (shared SMs and memory); an assumption, not fitted */
+  overlapSlowdown: number;
 }
 
-/**
- * gemmMax, gemmKappa and memEff fitted jointly on Narayanan 2021 (10 runs) and Korthikanti 2022 (4 runs) by
- * fitEfficiency (src/plan/calibrate.ts), rounded; the out-of-sample checks are in docs/planner.md.
- */
-export const DEFAULT_EFFICIENCY: Efficiency = {
+/** Neutral starting point of every fit: the relative factors at 1 (no generation or stack effect). */
+export const NEUTRAL_EFFICIENCY: Efficiency = {
   gemmMax: 0.79,
+  hopperRel: 1,
+  ascendRel: 1,
   gemmKappa: 0.51,
   memEff: 0.77,
+  deepspeedRel: 1,
+  overlappedRel: 1,
   netEff: 0.8,
   flashRel: 0.8,
   latencyUs: 10,
+  overlapSlowdown: 1.1,
+};
+
+/**
+ * Fitted on every run of src/plan/published-runs.ts by fitEfficiency (src/plan/calibrate.ts), rounded;
+ * test/plan-published.test.ts refits and checks these stay the fit's answer.
+ */
+export const DEFAULT_EFFICIENCY: Efficiency = {
+  ...NEUTRAL_EFFICIENCY,
+  gemmMax: 0.733,
+  hopperRel: 0.623,
+  ascendRel: 0.766,
+  gemmKappa: 0.05,
+  memEff: 0.704,
+  deepspeedRel: 0.795,
+  overlappedRel: 1.074,
 };
 
 /** The fitted parameters, in the order the calibration searches them. */
-export const FITTED_KEYS = ['gemmMax', 'gemmKappa', 'memEff'] as const;
+export const FITTED_KEYS = ['gemmMax', 'gemmKappa', 'memEff', 'hopperRel', 'ascendRel', 'deepspeedRel', 'overlappedRel'] as const;
+
+/**
+ * The honest band around a predicted MFU: the 90th percentile of the leave-one-source-out relative
+ * errors on the validation set (docs/planner.md); the test recomputes it.
+ */
+export const MFU_BAND = 0.15;
+
+/** Large-GEMM fraction of peak on this chip (its generation's). */
+export function gemmMaxFor(chip: ResolvedChip, e: Efficiency): number {
+  if (chip.measuredGemm) return 1; // a measured machine: peakTflops is already what its GEMMs reach
+  const g = chipGeneration(chip);
+  return e.gemmMax * (g === 'hopper' ? e.hopperRel : g === 'ascend' ? e.ascendRel : 1);
+}
+
+/** Speed of a software stack's computation relative to Megatron-LM's. */
+export function stackRel(stack: Stack, e: Efficiency): number {
+  return stack === 'deepspeed-legacy' ? e.deepspeedRel : stack === 'overlapped' ? e.overlappedRel : 1;
+}
 
 /** Achievable fraction of peak for an M x N x K GEMM (per chip). */
 export function gemmEfficiency(M: number, N: number, K: number, chip: ResolvedChip, e: Efficiency): number {
+  if (chip.measuredGemm) return chip.measuredGemm(M, N, K) / (chip.peakTflops * 1e12);
   const balance = chip.peakTflops / chip.memoryBandwidthTBs; // FLOPs per byte the chip can feed
-  return e.gemmMax / (1 + e.gemmKappa * balance * (1 / M + 1 / N + 1 / K));
+  return gemmMaxFor(chip, e) / (1 + e.gemmKappa * balance * (1 / M + 1 / N + 1 / K));
 }
 
 /** Seconds for an M x N x K GEMM, `count` times. */

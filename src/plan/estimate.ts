@@ -1,13 +1,14 @@
 // One layout's prediction: memory per chip, step time, MFU/HFU, throughput, days and energy for a
 // token budget, and reliability; plus the planner-io JSON output.
 import { type ClusterParams, DEFAULT_CLUSTER } from './cluster.js';
-import { DEFAULT_EFFICIENCY, type Efficiency } from './efficiency.js';
+import { DEFAULT_EFFICIENCY, type Efficiency, MFU_BAND } from './efficiency.js';
 import { hardwareFlopsPerToken, modelFlopsPerToken } from './flops.js';
 import type { ResolvedChip } from './hardware.js';
 import { checkLayout, type Layout } from './layout.js';
 import { GiB, type MemoryBreakdown, memoryPerChip } from './memory.js';
 import type { PlanModel } from './model.js';
 import { type Reliability, reliability } from './reliability.js';
+import type { Stack } from './stack.js';
 import { type LayerTimeCache, type StepTime, stepTime } from './step-time.js';
 
 export interface EstimateInput {
@@ -17,6 +18,8 @@ export interface EstimateInput {
   layout: Layout;
   cluster?: ClusterParams;
   efficiency?: Efficiency;
+  /** software stack (default megatron) */
+  stack?: Stack;
   /** tokens to train, for days and energy (default 10T) */
   tokens?: number;
   /** per-layer time cache shared by a search (same model, chip and efficiency) */
@@ -34,6 +37,9 @@ export interface Estimate {
   stepTimeS: number;
   tokensPerS: number;
   mfu: number;
+  /** the honest band around mfu: the validation set's 90th-percentile leave-one-source-out error */
+  mfuLow: number;
+  mfuHigh: number;
   hfu: number;
   tflopsPerChip: number;
   tokens: number;
@@ -54,7 +60,7 @@ export function estimateUnchecked(inp: EstimateInput): Estimate {
   const tokens = inp.tokens ?? 10e12;
   const memory = memoryPerChip(model, layout);
   const memoryLimit = chip.usableMemoryGiB * GiB;
-  const time = stepTime(model, layout, chip, eff, inp.cache);
+  const time = stepTime(model, layout, chip, eff, inp.cache, inp.stack ?? 'megatron');
   const tokensPerStep = layout.globalBatch * model.config.seqLen;
   const tokensPerS = tokensPerStep / time.total;
   const peak = chips * chip.peakTflops * 1e12;
@@ -65,7 +71,8 @@ export function estimateUnchecked(inp: EstimateInput): Estimate {
   const wallDays = rel.goodput > 0 ? days / rel.goodput : Infinity;
   const energyMWh = chip.tdpW === null ? null : (chips * chip.tdpW * wallDays * 24 * cluster.powerOverhead) / 1e6;
   return {
-    layout, chips, memory, memoryLimit, fits: memory.total <= memoryLimit, time, stepTimeS: time.total, tokensPerS, mfu, hfu,
+    layout, chips, memory, memoryLimit, fits: memory.total <= memoryLimit, time, stepTimeS: time.total, tokensPerS, mfu,
+    mfuLow: mfu * (1 - MFU_BAND), mfuHigh: mfu * (1 + MFU_BAND), hfu,
     tflopsPerChip: (hfu * peak) / chips / 1e12, tokens, days, wallDays, energyMWh, reliability: rel,
   };
 }
@@ -78,13 +85,15 @@ export function estimate(inp: EstimateInput): Estimate {
 
 const r = (x: number, digits = 3) => Number(x.toPrecision(digits));
 
-/** The planner-io output object (reference/planner-io.md). */
+/** The planner-io output object (docs/planner-io.md). */
 export function toPlannerIo(e: Estimate): Record<string, unknown> {
   const g = (b: number) => r(b / GiB, 3);
   return {
     stepTimeS: r(e.stepTimeS, 4),
     tokensPerS: r(e.tokensPerS, 4),
     mfu: r(e.mfu, 3),
+    mfuLow: r(e.mfuLow, 3),
+    mfuHigh: r(e.mfuHigh, 3),
     hfu: r(e.hfu, 3),
     tflopsPerChip: r(e.tflopsPerChip, 4),
     bubbleFraction: r(e.time.bubbleFraction, 3),

@@ -35,6 +35,13 @@ export interface Chip {
 
 /** A chip with every field needed to plan present. */
 export interface ResolvedChip extends Chip {
+  /**
+   * Measured GEMM throughput (FLOP/s) at an M x N x K shape, for a machine described by its own
+   * measurements (`hardware: "local"`); catalog chips use the fitted roofline instead.
+   */
+  measuredGemm?: (M: number, N: number, K: number) => number;
+  /** measured FLOP/s of the causal flash-attention kernel at (seq, heads, headDim), counting the computed half */
+  measuredAttention?: (seq: number, heads: number, headDim: number) => number;
   peakTflops: number;
   memoryGiB: number;
   usableMemoryGiB: number;
@@ -263,6 +270,13 @@ export function parseOverrides(text: string): Record<string, string> {
   return out;
 }
 
+/**
+ * Share of a chip's memory kept free when no usable figure is given (driver context, communicator
+ * buffers, allocator caching beyond the modelled fragmentation): every chip gets headroom, not only
+ * the Ascend entries whose frameworks cap usable memory at 55 of 64 GB.
+ */
+export const MEMORY_HEADROOM = 0.05;
+
 /** Checks that every figure the cost model needs is known; the message says which fields to set. */
 export function resolveChip(chip: Chip): ResolvedChip {
   const need = ['peakTflops', 'memoryGiB', 'memoryBandwidthTBs', 'chipsPerNode', 'intraNodeGBs', 'interNodeGBs'] as const;
@@ -273,8 +287,8 @@ export function resolveChip(chip: Chip): ResolvedChip {
         `--chip-set ${missing.map((m) => `${m}=...`).join(',')} or a JSON chip file {"base": "${chip.id}", ${missing.map((m) => `"${m}": ...`).join(', ')}}.`,
     );
   }
-  const usable = chip.usableMemoryGiB ?? chip.memoryGiB!;
-  return { ...(chip as ResolvedChip), usableMemoryGiB: Math.min(usable, chip.memoryGiB!) };
+  const usable = chip.usableMemoryGiB ?? chip.memoryGiB! * (1 - MEMORY_HEADROOM);
+  return { ...(chip as ResolvedChip), usableMemoryGiB: Number(Math.min(usable, chip.memoryGiB!).toFixed(2)) };
 }
 
 export function isAscend(chip: Chip): boolean {

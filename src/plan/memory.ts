@@ -3,7 +3,7 @@
 // gated FFNs and MoE, the micro-batches in flight of 1F1B/interleaved pipelines, and overheads.
 import { type ModelConfig, headDim, isGatedFfn, isMoeLayer } from '../nn/config.js';
 import type { AttentionKernel, Layout, Recompute } from './layout.js';
-import { microBatches } from './layout.js';
+import { expertDp, microBatches } from './layout.js';
 import { ffnMatrices, type PlanModel } from './model.js';
 
 export const GiB = 1024 ** 3;
@@ -78,13 +78,26 @@ export function layerActivationBytes(c: ModelConfig, moeLayer: boolean, o: Activ
   return { stored, full, parts: { replicated, tensorParallel, attentionCore } };
 }
 
-/** Layers held by pipeline stage `stage` (chunks of ceil(L / (pp vpp)) layers, chunk j on stage j mod pp). */
+/**
+ * Layers held by pipeline stage `stage`: pp * vpp chunks, chunk j on stage j mod pp. When pp * vpp
+ * exceeds the layers by 1 or 2 (Llama 3: 126 layers on pp 16 x vpp 8), the first chunk holds only the
+ * embedding and (by 2) the last only the output layer and loss; the layers fill the other chunks,
+ * ceil(L / chunks) each.
+ */
 export function stageLayers(c: ModelConfig, pp: number, vpp: number, stage: number): { dense: number; moe: number; chunks: number } {
   const chunks = pp * vpp;
-  const size = Math.ceil(c.layers / chunks);
+  const extra = Math.max(0, Math.min(2, chunks - c.layers));
+  const first = extra >= 1 ? 1 : 0; // embedding-only chunk
+  const body = chunks - extra;
+  const size = Math.ceil(c.layers / body);
   let dense = 0, moe = 0, held = 0;
   for (let j = stage; j < chunks; j += pp) {
-    const lo = j * size, hi = Math.min(c.layers, lo + size);
+    const k = j - first;
+    if (k < 0 || k >= body) {
+      held++; // embedding-only or loss-only chunk: no layers, still a pipeline hop
+      continue;
+    }
+    const lo = k * size, hi = Math.min(c.layers, lo + size);
     if (hi <= lo) continue;
     held++;
     const firstMoe = c.moe ? Math.min(Math.max(c.moe.denseLayers, lo), hi) : hi;
@@ -95,9 +108,9 @@ export function stageLayers(c: ModelConfig, pp: number, vpp: number, stage: numb
 }
 
 export interface ParamsPerChip {
-  /** replicated over cp * ep * dp */
-  dense: number;
   /** replicated over cp * dp */
+  dense: number;
+  /** replicated over dp * cp / ep */
   expert: number;
 }
 
@@ -146,12 +159,15 @@ export function inFlightChunks(l: Layout, stage: number): number {
 function stageMemory(m: PlanModel, l: Layout, stage: number): MemoryBreakdown {
   const c = m.config;
   const p = stageParams(m, l, stage);
-  const dz = l.cp * l.ep * l.dp;
-  const ez = l.cp * l.dp;
+  const dz = l.cp * l.dp;
+  const ez = expertDp(l);
   const shard = (bytes: number, on: boolean, group: number) => (on ? bytes / group : bytes);
-  const weights = shard(p.dense * BYTES.weight, l.zero >= 3, dz) + shard(p.expert * BYTES.weight, l.zero >= 3, ez);
-  const grads = shard(p.dense * BYTES.grad, l.zero >= 2, dz) + shard(p.expert * BYTES.grad, l.zero >= 2, ez);
-  const optimizer = shard(p.dense * BYTES.optimizer, l.zero >= 1, dz) + shard(p.expert * BYTES.optimizer, l.zero >= 1, ez);
+  // f32 training: 4-byte weights and gradients, the weights are the master copy (optimizer: the two moments)
+  const f32 = m.wordBytes === 4;
+  const bw = f32 ? 4 : BYTES.weight, bg = f32 ? 4 : BYTES.grad, bo = f32 ? 8 : BYTES.optimizer;
+  const weights = shard(p.dense * bw, l.zero >= 3, dz) + shard(p.expert * bw, l.zero >= 3, ez);
+  const grads = shard(p.dense * bg, l.zero >= 2, dz) + shard(p.expert * bg, l.zero >= 2, ez);
+  const optimizer = shard(p.dense * bo, l.zero >= 1, dz) + shard(p.expert * bo, l.zero >= 1, ez);
 
   const o: ActivationOptions = {
     microBatch: l.microBatch, seqLen: c.seqLen, tp: l.tp, cp: l.cp, sequenceParallel: l.sequenceParallel && l.tp > 1,
@@ -168,11 +184,12 @@ function stageMemory(m: PlanModel, l: Layout, stage: number): MemoryBreakdown {
   const sb = (c.seqLen / l.cp) * l.microBatch;
   if (stage === l.pp - 1) activations += (4 * sb * c.vocab) / l.tp; // fp32 logits of one micro-batch
   if (stage === 0 && m.dropout) activations += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
+  if (f32) activations *= 2; // the 16-bit accounting above, in 4-byte words
 
   let other = RUNTIME_RESERVE_GIB * GiB + FRAGMENTATION * activations;
   if (l.zero >= 3) {
     const layerP = held ? (p.dense + p.expert) / held : 0;
-    other += 2 * layerP * BYTES.weight; // two gathered layers (current + prefetch)
+    other += 2 * layerP * bw; // two gathered layers (current + prefetch)
   }
   const total = weights + grads + optimizer + activations + other;
   return { weights, grads, optimizer, activations, other, total, stage };

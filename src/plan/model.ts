@@ -6,6 +6,7 @@ import { type FfnKind, type ModelConfig, ConfigError, isGatedFfn, validateModelC
 import { countParams, type ParamCount } from '../nn/param-count.js';
 import { preset, presetNames } from '../nn/presets.js';
 import { PlanError } from './hardware.js';
+import { jsonBoolean, jsonChoice, jsonNumber } from './json-fields.js';
 
 export interface PlanModel {
   config: ModelConfig;
@@ -15,10 +16,12 @@ export interface PlanModel {
    */
   dropout: boolean;
   params: ParamCount;
+  /** bytes of a weight, gradient or activation word: 2 (bf16/fp16 mixed precision) or 4 (f32) */
+  wordBytes: 2 | 4;
 }
 
-export function planModel(config: ModelConfig, dropout = false): PlanModel {
-  return { config, dropout, params: countParams(config) };
+export function planModel(config: ModelConfig, dropout = false, wordBytes: 2 | 4 = 2): PlanModel {
+  return { config, dropout, params: countParams(config), wordBytes };
 }
 
 /** Weight matrices in one FFN: gated kinds (swiglu, geglu) have three, gelu/relu two. */
@@ -37,18 +40,20 @@ export function modelFromJson(obj: unknown, origin = 'model JSON'): PlanModel {
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new PlanError(`${origin}: expected an object describing the model`);
   const o = obj as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!IO_KEYS.includes(k)) throw new PlanError(`${origin}: unknown model field '${k}'. Fields: ${IO_KEYS.join(', ')}`);
-  const num = (k: string, def?: number): number => {
-    const v = o[k] ?? def;
+  const num = (k: string, def?: number, src: Record<string, unknown> = o, min = 1): number => {
+    const v = src[k] ?? def;
     if (v === undefined) throw new PlanError(`${origin}: model field '${k}' is required`);
-    return Number(v);
+    return jsonNumber(v, k, origin, { min, integer: k !== 'normEps' && k !== 'ropeTheta' });
   };
-  const ffnKind = String(o['ffnKind'] ?? 'swiglu') as FfnKind;
+  const ffnKind = o['ffnKind'] === undefined ? 'swiglu' : jsonChoice(o['ffnKind'], 'ffnKind', origin, ['gelu', 'relu', 'swiglu', 'geglu'] as const) as FfnKind;
   let moe: ModelConfig['moe'] = null;
   if (o['moe'] !== null && o['moe'] !== undefined) {
-    const m = o['moe'] as Record<string, unknown>;
+    const m = o['moe'];
+    if (typeof m !== 'object' || Array.isArray(m)) throw new PlanError(`${origin}: moe must be an object {experts, topK, expertFfnHidden, sharedExperts, denseLayers} or null`);
+    const mo = m as Record<string, unknown>;
     moe = {
-      experts: Number(m['experts']), topK: Number(m['topK']), expertFfnHidden: Number(m['expertFfnHidden']),
-      sharedExperts: Number(m['sharedExperts'] ?? 0), denseLayers: Number(m['denseLayers'] ?? 0),
+      experts: num('experts', undefined, mo), topK: num('topK', undefined, mo), expertFfnHidden: num('expertFfnHidden', undefined, mo),
+      sharedExperts: num('sharedExperts', 0, mo, 0), denseLayers: num('denseLayers', 0, mo, 0),
       balance: 'aux-loss', auxLossCoef: 0.01, biasUpdateRate: 1e-3,
     };
   }
@@ -63,8 +68,8 @@ export function modelFromJson(obj: unknown, origin = 'model JSON'): PlanModel {
     ffnKind,
     vocab: num('vocab'),
     seqLen: num('seqLen'),
-    tiedEmbeddings: Boolean(o['tiedEmbeddings'] ?? false),
-    normEps: num('normEps', 1e-5),
+    tiedEmbeddings: o['tiedEmbeddings'] === undefined ? false : jsonBoolean(o['tiedEmbeddings'], 'tiedEmbeddings', origin),
+    normEps: num('normEps', 1e-5, o, 0),
     ropeTheta: num('ropeTheta', 10000),
     moe,
   };
@@ -74,7 +79,7 @@ export function modelFromJson(obj: unknown, origin = 'model JSON'): PlanModel {
     if (e instanceof ConfigError) throw new PlanError(`${origin}: ${e.message}`);
     throw e;
   }
-  const dropout = o['dropout'] === undefined ? !isGatedFfn(ffnKind) : Boolean(o['dropout']);
+  const dropout = o['dropout'] === undefined ? !isGatedFfn(ffnKind) : jsonBoolean(o['dropout'], 'dropout', origin);
   return planModel(config, dropout);
 }
 

@@ -1,77 +1,196 @@
-// The published training runs the cost model is calibrated and checked on (reference/published-runs.md):
-// Narayanan et al. 2021 Table 1 (10 runs) and Korthikanti et al. 2022 (4 runs), all on A100-80GB.
+// The validation set: published training runs (paper or official repository table) with their
+// layout, hardware, shape and measured throughput, each with its citation and what the source
+// actually reports (MFU, hardware FLOP/s including recomputation, or seconds per iteration, from
+// which MFU is derived with the planner's model-FLOP count). docs/planner.md lists them; the data
+// here is the single source of the table (test/plan-published.test.ts recomputes it).
 import type { ResolvedChip } from './hardware.js';
-import { catalogChip, resolveChip } from './hardware.js';
+import { catalogChip, overrideChip, resolveChip } from './hardware.js';
+import { hardwareFlopsPerToken, modelFlopsPerToken } from './flops.js';
 import type { Layout } from './layout.js';
 import { modelFromJson, type PlanModel } from './model.js';
+import type { Stack } from './stack.js';
+
+export interface Source {
+  id: string;
+  cite: string;
+}
+
+export const SOURCES: readonly Source[] = [
+  { id: 'narayanan2021', cite: 'Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", SC21, Table 1' },
+  { id: 'korthikanti2022', cite: 'Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", MLSys 2023, Tables 4-5' },
+  { id: 'smith2022', cite: 'Smith et al. 2022, "Using DeepSpeed and Megatron to Train Megatron-Turing NLG 530B", arXiv 2201.11990, Sec. 2.3 (iteration time and TFLOP/s per GPU at 280, 350, 420 DGX nodes)' },
+  { id: 'bigscience2022', cite: 'BigScience 2022, "BLOOM: A 176B-Parameter Open-Access Multilingual Language Model", arXiv 2211.05100, Sec. 3.4 (156 TFLOP/s per GPU, 48 nodes of 8 A100-80GB, Omni-Path 4 x 100 Gb/s per node)' },
+  { id: 'dubey2024', cite: 'Llama Team, Meta 2024, "The Llama 3 Herd of Models", arXiv 2407.21783, Table 4 (BF16 MFU of Llama 3 405B)' },
+  { id: 'jiang2024', cite: 'Jiang et al. 2024, "MegaScale: Scaling Large Language Model Training to More Than 10,000 GPUs", NSDI 24 (175B on 12,288 GPUs: 55.2% MFU, 1.34x Megatron-LM)' },
+  { id: 'nvidia2024', cite: 'NVIDIA 2024, "Nemotron-4 340B Technical Report", arXiv 2406.11704, Table 2 (iteration time and MFU at 1,536 / 3,072 / 6,144 H100)' },
+  { id: 'dgxc2024', cite: 'NVIDIA DGX Cloud Benchmarking, Nemotron4 340B recipe 24.11 (NGC catalog): 128 H100, TP 8 PP 8 VP 12, GBS 32, 4.77 s per step' },
+  { id: 'yin2025', cite: 'Yin et al. 2025, "Pangu Ultra: Pushing the Limits of Dense Large Language Models on Ascend NPUs", arXiv 2504.07866 (8,192 NPUs: MFU about 43% baseline, over 52% optimised)' },
+];
 
 export interface PublishedRun {
   id: string;
-  paper: 'narayanan2021' | 'korthikanti2022';
-  params: string;
-  layers: number;
-  hidden: number;
-  heads: number;
+  source: string;
+  /** the model as a planner-io model object */
+  model: Record<string, unknown>;
+  chip: string;
+  /** per-run facts of the installation the source states (e.g. BLOOM's Omni-Path), not fitted */
+  chipOverrides?: Record<string, number>;
   gpus: number;
-  tp: number;
-  pp: number;
-  dp: number;
-  globalBatch: number;
-  microBatch: number;
-  recompute: 'full' | 'selective';
-  sequenceParallel: boolean;
-  /** published (or derived from the published) seconds per iteration */
-  stepTimeS: number;
-  /** published model-FLOPs utilisation (derived for Narayanan) */
+  layout: Layout;
+  stack: Stack;
+  /** what the source reports, verbatim in meaning */
+  reports: string;
+  /** published seconds per iteration, when given */
+  stepTimeS?: number;
+  /** the MFU to compare with: published, or derived (see `derive`) */
   mfu: number;
 }
 
-const nar = (params: string, layers: number, hidden: number, heads: number, gpus: number, tp: number, pp: number, dp: number, globalBatch: number, stepTimeS: number, mfu: number): PublishedRun => ({
-  id: `narayanan-${params}`, paper: 'narayanan2021', params, layers, hidden, heads, gpus, tp, pp, dp, globalBatch,
-  microBatch: 1, recompute: 'full', sequenceParallel: false, stepTimeS, mfu,
+const GPT_VOCAB = 51200;
+const gpt = (layers: number, hidden: number, heads: number, extra: Record<string, unknown> = {}) => ({
+  name: `gpt-${layers}x${hidden}`, layers, hidden, heads, ffnHidden: 4 * hidden, ffnKind: 'gelu', vocab: GPT_VOCAB, seqLen: 2048, tiedEmbeddings: true, dropout: true, ...extra,
 });
 
-const kor = (params: string, layers: number, hidden: number, heads: number, gpus: number, tp: number, pp: number, globalBatch: number, microBatch: number, stepTimeS: number, mfu: number): PublishedRun => ({
-  id: `korthikanti-${params}`, paper: 'korthikanti2022', params, layers, hidden, heads, gpus, tp, pp, dp: 1, globalBatch,
-  microBatch, recompute: 'selective', sequenceParallel: true, stepTimeS, mfu,
+function lay(p: Partial<Layout> & Pick<Layout, 'tp' | 'pp' | 'dp' | 'globalBatch'>): Layout {
+  return { cp: 1, ep: 1, vpp: 1, sequenceParallel: false, zero: 1, microBatch: 1, recompute: 'none', attention: 'flash', ...p };
+}
+
+/** MFU from seconds per iteration with the planner's model FLOPs (flops.ts). */
+function mfuFromStep(model: Record<string, unknown>, chipId: string, gpus: number, globalBatch: number, stepS: number): number {
+  const m = modelFromJson(model);
+  const tokens = globalBatch * m.config.seqLen;
+  return (modelFlopsPerToken(m.config) * tokens) / stepS / (gpus * resolveChip(catalogChip(chipId)).peakTflops * 1e12);
+}
+
+/** MFU from a published hardware FLOP/s per GPU that includes recomputation (model/hardware FLOPs ratio). */
+function mfuFromHfu(model: Record<string, unknown>, chipId: string, tflops: number, l: Layout): number {
+  const m = modelFromJson(model).config;
+  return (tflops / resolveChip(catalogChip(chipId)).peakTflops) * (modelFlopsPerToken(m) / hardwareFlopsPerToken(m, l.recompute, l.attention));
+}
+
+const nar = (params: string, layers: number, hidden: number, heads: number, gpus: number, tp: number, pp: number, dp: number, gb: number, tflops: number): PublishedRun => {
+  const model = gpt(layers, hidden, heads);
+  const layout = lay({ tp, pp, dp, globalBatch: gb, zero: 0, recompute: 'full', attention: 'standard' });
+  return {
+    id: `narayanan-${params}`, source: 'narayanan2021', model, chip: 'a100-sxm-80gb', gpus, layout, stack: 'megatron',
+    reports: `${tflops} TFLOP/s per GPU including the full-recompute forward (their Eq. 3); micro-batch not given (1, one rule for all)`,
+    mfu: mfuFromHfu(model, 'a100-sxm-80gb', tflops, layout),
+  };
+};
+
+const kor = (params: string, layers: number, hidden: number, heads: number, gpus: number, tp: number, pp: number, gb: number, mb: number, stepS: number): PublishedRun => {
+  const model = gpt(layers, hidden, heads);
+  return {
+    id: `korthikanti-${params}`, source: 'korthikanti2022', model, chip: 'a100-sxm-80gb', gpus, stack: 'megatron',
+    layout: lay({ tp, pp, dp: 1, globalBatch: gb, microBatch: mb, zero: 0, recompute: 'selective', sequenceParallel: true, attention: 'standard' }),
+    reports: `${stepS} s per iteration (selective recompute + SP); MFU derived`, stepTimeS: stepS,
+    mfu: mfuFromStep(model, 'a100-sxm-80gb', gpus, gb, stepS),
+  };
+};
+
+const mtnlg = (nodes: number, stepS: number, tflops: number): PublishedRun => {
+  const model = gpt(105, 20480, 128);
+  const gpus = nodes * 8;
+  return {
+    id: `mt-nlg-530B-${gpus}`, source: 'smith2022', model, chip: 'a100-sxm-80gb', gpus, stack: 'deepspeed-legacy',
+    layout: lay({ tp: 8, pp: 35, dp: gpus / 280, globalBatch: 1920, recompute: 'full', attention: 'standard' }),
+    reports: `${stepS} s per iteration, ${tflops} TFLOP/s per GPU (with recomputation); MFU derived from the iteration time`, stepTimeS: stepS,
+    mfu: mfuFromStep(model, 'a100-sxm-80gb', gpus, 1920, stepS),
+  };
+};
+
+const llama405 = { name: 'llama3-405b', layers: 126, hidden: 16384, heads: 128, kvHeads: 8, ffnHidden: 53248, ffnKind: 'swiglu', vocab: 128256, seqLen: 8192 };
+const llama3 = (gpus: number, cp: number, dp: number, seq: number, perDp: number, mfu: number): PublishedRun => ({
+  id: `llama3-405B-${gpus}${cp > 1 ? `-cp${cp}` : ''}`, source: 'dubey2024', model: { ...llama405, seqLen: seq }, chip: 'h100-sxm', gpus, stack: 'overlapped',
+  layout: lay({ tp: 8, pp: 16, vpp: 8, cp, dp, globalBatch: perDp * dp, sequenceParallel: true }),
+  reports: `BF16 MFU ${(mfu * 100).toFixed(0)}% (${Math.round(mfu * 989.5 / 10) * 10} TFLOP/s per GPU); pp 16 x vpp 8 = 126 layers + embedding-only and loss-only chunks`,
+  mfu,
 });
 
-/**
- * Narayanan's table gives no micro-batch size; we use 1 for every run (as Korthikanti did), a single rule,
- * not a per-run choice.
- */
+const gpt175 = gpt(96, 12288, 96);
+const nemotron = { name: 'nemotron4-340b', layers: 96, hidden: 18432, heads: 96, kvHeads: 8, ffnHidden: 73728, ffnKind: 'relu', vocab: 256000, seqLen: 4096, dropout: false };
+const nemo = (gpus: number, dp: number, gb: number, stepS: number, mfu: number): PublishedRun => ({
+  id: `nemotron4-340B-${gpus}`, source: 'nvidia2024', model: nemotron, chip: 'h100-sxm', gpus, stack: 'overlapped',
+  layout: lay({ tp: 8, pp: 12, vpp: 8, dp, globalBatch: gb, sequenceParallel: true }),
+  reports: `${stepS} s per iteration, MFU ${(mfu * 100).toFixed(1)}% (virtual pipeline size not given: 8, one rule)`, stepTimeS: stepS,
+  mfu,
+});
+const pangu = { name: 'pangu-ultra-135b', layers: 94, hidden: 12288, heads: 96, kvHeads: 8, ffnHidden: 28672, ffnKind: 'swiglu', vocab: 153376, seqLen: 8192 };
+
 export const PUBLISHED_RUNS: readonly PublishedRun[] = [
-  nar('1.7B', 24, 2304, 24, 32, 1, 1, 32, 512, 3.53, 0.335),
-  nar('3.6B', 30, 3072, 32, 64, 2, 1, 32, 512, 3.70, 0.335),
-  nar('7.5B', 36, 4096, 32, 128, 4, 1, 32, 512, 3.70, 0.344),
-  nar('18.4B', 40, 6144, 48, 256, 8, 1, 32, 1024, 9.40, 0.326),
-  nar('39.1B', 48, 8192, 64, 512, 8, 2, 32, 1536, 14.45, 0.333),
-  nar('76.1B', 60, 10240, 80, 1024, 8, 4, 32, 1792, 16.06, 0.337),
-  nar('145.6B', 80, 12288, 96, 1536, 8, 8, 24, 2304, 24.82, 0.356),
-  nar('310.1B', 96, 16384, 128, 1920, 8, 16, 15, 2160, 37.61, 0.373),
-  nar('529.6B', 105, 20480, 128, 2520, 8, 35, 9, 2520, 54.08, 0.392),
-  nar('1008B', 128, 25600, 160, 3072, 8, 64, 6, 3072, 102.6, 0.392),
-  kor('22B', 48, 6144, 64, 8, 8, 1, 4, 4, 1.10, 0.415),
-  kor('175B', 96, 12288, 96, 64, 8, 8, 64, 1, 13.75, 0.514),
-  kor('530B', 105, 20480, 128, 280, 8, 35, 280, 1, 37.83, 0.560),
-  kor('1T', 128, 25600, 160, 512, 8, 64, 512, 1, 71.49, 0.563),
+  nar('1.7B', 24, 2304, 24, 32, 1, 1, 32, 512, 137),
+  nar('3.6B', 30, 3072, 32, 64, 2, 1, 32, 512, 138),
+  nar('7.5B', 36, 4096, 32, 128, 4, 1, 32, 512, 142),
+  nar('18.4B', 40, 6144, 48, 256, 8, 1, 32, 1024, 135),
+  nar('39.1B', 48, 8192, 64, 512, 8, 2, 32, 1536, 138),
+  nar('76.1B', 60, 10240, 80, 1024, 8, 4, 32, 1792, 140),
+  nar('145.6B', 80, 12288, 96, 1536, 8, 8, 24, 2304, 148),
+  nar('310.1B', 96, 16384, 128, 1920, 8, 16, 15, 2160, 155),
+  nar('529.6B', 105, 20480, 128, 2520, 8, 35, 9, 2520, 163),
+  nar('1008B', 128, 25600, 160, 3072, 8, 64, 6, 3072, 163),
+  kor('22B', 48, 6144, 64, 8, 8, 1, 4, 4, 1.10),
+  kor('175B', 96, 12288, 96, 64, 8, 8, 64, 1, 13.75),
+  kor('530B', 105, 20480, 128, 280, 8, 35, 280, 1, 37.83),
+  kor('1T', 128, 25600, 160, 512, 8, 64, 512, 1, 71.49),
+  mtnlg(280, 60.1, 126),
+  mtnlg(350, 50.2, 121),
+  mtnlg(420, 44.4, 113),
+  (() => {
+    const model = { ...gpt(70, 14336, 112), name: 'bloom-176b', vocab: 250880, dropout: false };
+    const layout = lay({ tp: 4, pp: 12, dp: 8, globalBatch: 2048, microBatch: 2, recompute: 'full', attention: 'standard' });
+    return {
+      id: 'bloom-176B-384', source: 'bigscience2022', model, chip: 'a100-sxm-80gb', chipOverrides: { interNodeGBs: 6.25 }, gpus: 384, layout,
+      stack: 'deepspeed-legacy' as const, reports: '156 TFLOP/s per GPU with activation checkpointing; Omni-Path 4 x 100 Gb/s per node (6.25 GB/s per GPU); MFU derived',
+      mfu: mfuFromHfu(model, 'a100-sxm-80gb', 156, layout),
+    };
+  })(),
+  llama3(8192, 1, 64, 8192, 32, 0.43),
+  llama3(16384, 1, 128, 8192, 16, 0.41),
+  llama3(16384, 16, 8, 131072, 16, 0.38),
+  {
+    id: 'megascale-175B-megatron', source: 'jiang2024', model: gpt175, chip: 'a100-sxm-80gb', gpus: 12288, stack: 'megatron',
+    layout: lay({ tp: 8, pp: 8, dp: 192, globalBatch: 6144, sequenceParallel: true }),
+    reports: 'Megatron-LM baseline: 55.2% / 1.34 = 41.2% MFU (derived from the stated speed-up)', mfu: 0.552 / 1.34,
+  },
+  {
+    id: 'megascale-175B', source: 'jiang2024', model: gpt175, chip: 'a100-sxm-80gb', gpus: 12288, stack: 'overlapped',
+    layout: lay({ tp: 8, pp: 8, dp: 192, globalBatch: 6144, sequenceParallel: true }),
+    reports: 'MegaScale 55.2% MFU', mfu: 0.552,
+  },
+  nemo(1536, 16, 768, 10.3, 0.424),
+  nemo(3072, 32, 1536, 10.3, 0.423),
+  nemo(6144, 64, 2304, 8.0, 0.41),
+  {
+    id: 'dgxc-nemotron4-340B-128', source: 'dgxc2024', model: nemotron, chip: 'h100-sxm', gpus: 128, stack: 'overlapped',
+    layout: lay({ tp: 8, pp: 8, vpp: 12, dp: 2, globalBatch: 32, sequenceParallel: true }),
+    reports: '4.77 s per step; MFU derived with the planner\'s FLOPs (the recipe\'s own 53.5% counts 1.01e16 FLOPs per sequence, 17% more)', stepTimeS: 4.77,
+    mfu: mfuFromStep(nemotron, 'h100-sxm', 128, 32, 4.77),
+  },
+  {
+    id: 'pangu-ultra-135B-baseline', source: 'yin2025', model: pangu, chip: 'ascend-910b', gpus: 8192, stack: 'megatron',
+    layout: lay({ tp: 8, pp: 8, vpp: 6, dp: 128, globalBatch: 1536, sequenceParallel: true }),
+    reports: 'MFU about 43% before optimisation; global batch not stated (1536, see docs); the peak the MFU divides by is not stated', mfu: 0.43,
+  },
+  {
+    id: 'pangu-ultra-135B', source: 'yin2025', model: pangu, chip: 'ascend-910b', gpus: 8192, stack: 'overlapped',
+    layout: lay({ tp: 8, pp: 8, vpp: 6, dp: 128, globalBatch: 1536, sequenceParallel: true }),
+    reports: 'MFU over 52% after optimisation (same caveats)', mfu: 0.52,
+  },
 ];
 
-/** The GPT model of a run: FFN 4h GELU, vocab 51,200, seq 2048, tied embeddings, dropout. */
 export function runModel(r: PublishedRun): PlanModel {
-  return modelFromJson({
-    name: `gpt-${r.params}`, layers: r.layers, hidden: r.hidden, heads: r.heads, ffnHidden: 4 * r.hidden, ffnKind: 'gelu',
-    vocab: 51200, seqLen: 2048, tiedEmbeddings: true, dropout: true,
-  });
+  return modelFromJson(r.model, r.id);
 }
 
 export function runLayout(r: PublishedRun): Layout {
-  return {
-    tp: r.tp, pp: r.pp, dp: r.dp, cp: 1, ep: 1, vpp: 1, sequenceParallel: r.sequenceParallel, zero: 0,
-    microBatch: r.microBatch, globalBatch: r.globalBatch, recompute: r.recompute, attention: 'standard',
-  };
+  return r.layout;
 }
 
-export function runChip(): ResolvedChip {
-  return resolveChip(catalogChip('a100-sxm-80gb'));
+export function runChip(r: PublishedRun): ResolvedChip {
+  const c = catalogChip(r.chip);
+  return resolveChip(r.chipOverrides ? overrideChip(c, r.chipOverrides, r.id) : c);
+}
+
+export function sourceOf(r: PublishedRun): Source {
+  return SOURCES.find((s) => s.id === r.source)!;
 }

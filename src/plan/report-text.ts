@@ -56,17 +56,33 @@ export function timeLine(e: Estimate): string {
   return `step ${e.stepTimeS.toFixed(2)} s (${e.time.microBatches} micro-batches): ${shown.join(', ')}`;
 }
 
+/**
+ * A warning when interruptions eat the run: at goodput 0 the job never finishes (Infinity days), and
+ * under 50% more time goes to failures than to training. Says which figures would change it.
+ */
+export function goodputWarning(e: Estimate): string | null {
+  const r = e.reliability;
+  if (r.goodput >= 0.5) return null;
+  const why = `${r.interruptionsPerWeek.toFixed(0)} interruptions per week (one every ${fmtDuration(r.mtbfHours * 3600)}) against a ${fmtDuration(r.checkpointWriteS)} checkpoint write`;
+  const fix = 'fewer chips, faster checkpoint storage (--storage-gbs), a shorter restart (--restart-min) or a lower failure rate (--failures-per-chip-year)';
+  return r.goodput <= 0
+    ? `WARNING: this run never finishes (goodput 0%): ${why} and the restart time leave no time to train; it needs ${fix}.`
+    : `WARNING: goodput only ${(r.goodput * 100).toFixed(0)}%: ${why}; consider ${fix}.`;
+}
+
 export function runLines(e: Estimate, chip: ResolvedChip): string[] {
   const r = e.reliability;
   const out = [
-    `${fmtCount(e.tokens)} tokens: ${e.days.toFixed(1)} days of training at ${fmtCount(e.tokensPerS)} tokens/s (MFU ${(e.mfu * 100).toFixed(1)}%, HFU ${(e.hfu * 100).toFixed(1)}%); ` +
-      `${e.wallDays.toFixed(1)} days wall-clock at goodput ${(r.goodput * 100).toFixed(1)}%`,
+    `${fmtCount(e.tokens)} tokens: ${e.days.toFixed(1)} days of training at ${fmtCount(e.tokensPerS)} tokens/s (MFU ${(e.mfu * 100).toFixed(1)}%, honest band ${(e.mfuLow * 100).toFixed(0)}-${(e.mfuHigh * 100).toFixed(0)}%, HFU ${(e.hfu * 100).toFixed(1)}%); ` +
+      `${Number.isFinite(e.wallDays) ? `${e.wallDays.toFixed(1)} days` : 'never finishing'} wall-clock at goodput ${(r.goodput * 100).toFixed(1)}%`,
     `reliability: ${r.interruptionsPerWeek.toFixed(1)} interruptions per week (MTBF ${r.mtbfHours.toFixed(1)} h); checkpoint ${r.checkpointGB.toFixed(0)} GB ` +
       `written in ${fmtDuration(r.checkpointWriteS)}; checkpoint every ${fmtDuration(r.checkpointIntervalS)} (Young/Daly)`,
     e.energyMWh === null
       ? `energy: unknown (no board power for ${chip.id}; set tdpW)`
       : `energy: ${(e.energyMWh / 1000).toFixed(2)} GWh for the chips at ${chip.tdpW} W board power` ,
   ];
+  const w = goodputWarning(e);
+  if (w) out.push(w);
   return out;
 }
 

@@ -75,19 +75,19 @@ export function searchLayouts(o: SearchOptions): SearchResult {
   for (const tp of tps) {
     for (const cp of pick(f.cp, CPS.filter((x) => (N / tp) % x === 0 && (x === 1 || c.seqLen % (2 * x) === 0)))) {
       const rest1 = N / (tp * cp);
-      const eps = c.moe ? divisorsOf(c.moe.experts).filter((e) => rest1 % e === 0) : [1];
-      for (const ep of pick(f.ep, eps)) {
-        const rest2 = rest1 / ep;
-        for (const pp of pick(f.pp, divisorsOf(rest2).filter((p) => p <= c.layers))) {
-          const dp = rest2 / pp;
-          if (f.dp !== undefined && f.dp !== dp) continue;
-          for (const vpp of pick(f.vpp, VPPS.filter((v) => (v === 1 || pp > 1) && pp * v <= c.layers))) {
+      for (const pp of pick(f.pp, divisorsOf(rest1).filter((p) => p <= c.layers + 2))) {
+        const dp = rest1 / pp;
+        if (f.dp !== undefined && f.dp !== dp) continue;
+        // Megatron-Core: expert parallelism folded inside dp * cp
+        const eps = c.moe ? divisorsOf(c.moe.experts).filter((e) => (dp * cp) % e === 0) : [1];
+        for (const ep of pick(f.ep, eps)) {
+          for (const vpp of pick(f.vpp, VPPS.filter((v) => (v === 1 || pp > 1) && pp * v <= c.layers + 2))) {
             for (const mb of pick(f.microBatch, MICRO_BATCHES)) {
-              const unit = mb * dp * ep;
+              const unit = mb * dp;
               if (G % unit !== 0) continue;
               const m = G / unit;
               if (vpp > 1 && m % pp !== 0) continue;
-              const zeros: (0 | 1 | 2 | 3)[] = f.zero !== undefined ? [f.zero] : cp * ep * dp === 1 ? [0] : [1, 2, 3];
+              const zeros: (0 | 1 | 2 | 3)[] = f.zero !== undefined ? [f.zero] : cp * dp === 1 ? [0] : [1, 2, 3];
               // per recomputation level, the cheapest ZeRO stage that fits (higher stages only add traffic)
               for (const recompute of recomputes) {
                 considered++;
@@ -154,7 +154,7 @@ export function impossibleError(o: SearchOptions, res: SearchResult): PlanError 
   const have = o.chip.usableMemoryGiB;
   if (!Number.isFinite(need)) {
     return new PlanError(
-      `no valid layout for ${o.chips} chips with global batch ${o.globalBatch}: the batch must be a multiple of micro-batch*dp*ep ` +
+      `no valid layout for ${o.chips} chips with global batch ${o.globalBatch}: the batch must be a multiple of micro-batch*dp ` +
         `for some split of the chips. Try a global batch that is a multiple of ${o.chips} (e.g. ${o.chips * Math.max(1, Math.round(o.globalBatch / o.chips))}), or a chip count that divides it.`,
     );
   }

@@ -3,11 +3,12 @@
 // reduction overlapped with the last backward, ZeRO-2/3 traffic, and the optimizer update.
 import { type ModelConfig, headDim } from '../nn/config.js';
 import { allGatherSeconds, allReduceSeconds, allToAllSeconds, groupOf, p2pSeconds, reduceScatterSeconds } from './collectives.js';
-import { type Efficiency, gemmSeconds } from './efficiency.js';
+import { type Efficiency, gemmMaxFor, gemmSeconds, stackRel } from './efficiency.js';
 import type { ResolvedChip } from './hardware.js';
-import { type Layout, microBatches } from './layout.js';
+import { expertDp, type Layout, microBatches } from './layout.js';
 import { stageLayers, stageParams } from './memory.js';
 import { ffnMatrices, type PlanModel } from './model.js';
+import { type Stack, STACK_PROFILES } from './stack.js';
 
 /** Seconds of one layer's forward + backward (+ recompute) on one chip, split by cause. */
 interface LayerTime {
@@ -51,7 +52,9 @@ export interface StepTime {
 const ZERO_LAYER: LayerTime = { gemm: 0, attention: 0, elementwise: 0, tp: 0, cp: 0, ep: 0 };
 
 /** One layer's forward-equivalent passes: fwd (1) + bwd (2) + recompute forward (1 under full). */
-function layerTime(m: PlanModel, moeLayer: boolean, l: Layout, chip: ResolvedChip, e: Efficiency): LayerTime {
+function layerTime(m: PlanModel, moeLayer: boolean, l: Layout, chip: ResolvedChip, e: Efficiency, stack: Stack): LayerTime {
+  const prof = STACK_PROFILES[stack];
+  const speed = stackRel(stack, e);
   const c: ModelConfig = m.config;
   const t = l.tp;
   const h = c.dModel;
@@ -84,10 +87,11 @@ function layerTime(m: PlanModel, moeLayer: boolean, l: Layout, chip: ResolvedChi
     gemm += gemmSeconds(T, (nm - 1) * F, h, chip, e) + gemmSeconds(T, h, F, chip, e);
   }
 
-  // attention core (scores and P V), forward
+  // attention core (scores and P V), forward; a causal flash kernel skips the masked half of the square
   let attention: number;
   const coreFlops = 4 * l.microBatch * sl * s * aChip * d;
-  if (l.attention === 'flash') attention = coreFlops / (chip.peakTflops * 1e12 * e.gemmMax * e.flashRel);
+  if (l.attention === 'flash' && chip.measuredAttention) attention = (CAUSAL_FRACTION * coreFlops) / chip.measuredAttention(s, aChip, d);
+  else if (l.attention === 'flash') attention = (CAUSAL_FRACTION * coreFlops) / (chip.peakTflops * 1e12 * gemmMaxFor(chip, e) * e.flashRel);
   else attention = gemmSeconds(sl, s, d, chip, e, l.microBatch * aChip) + gemmSeconds(sl, d, s, chip, e, l.microBatch * aChip);
 
   // memory-bound elementwise traffic, forward (bytes)
@@ -97,9 +101,9 @@ function layerTime(m: PlanModel, moeLayer: boolean, l: Layout, chip: ResolvedChi
     ? (c.moe.topK + c.moe.sharedExperts) * c.moe.expertFfnHidden
     : c.ffnHidden;
   const perTokenTp = ((nm === 3 ? 6 : 4) * ffnAct) / t + 4 * (aChip + kvChip) * d;
-  let bytes = T * (perTokenRep + perTokenTp) + moeBytes;
+  let bytes = (T * (perTokenRep + perTokenTp) + moeBytes) * (m.wordBytes / 2);
   const coreBytes = l.attention === 'standard' ? (drop ? 9 : 4) * aChip * sl * s * l.microBatch : 0;
-  const bw = chip.memoryBandwidthTBs * 1e12 * e.memEff;
+  const bw = chip.memoryBandwidthTBs * 1e12 * (chip.measuredGemm ? 1 : e.memEff); // a measured bandwidth is already the achieved one
 
   // passes: forward 1, backward 2 (same efficiency), recompute
   const full = l.recompute === 'full';
@@ -111,9 +115,9 @@ function layerTime(m: PlanModel, moeLayer: boolean, l: Layout, chip: ResolvedChi
 
   // tensor parallel: 2 all-reduces (or 2 all-gathers + 2 reduce-scatters under SP) per pass
   const tpGroup = groupOf([{ size: t, stride: 1 }], chip.chipsPerNode);
-  const actBytes = T * h * 2;
+  const actBytes = T * h * m.wordBytes;
   const tpPass = 2 * allReduceSeconds(actBytes, tpGroup, chip, e);
-  const tp = t > 1 ? tpPass * (2 + (full ? 1 : 0)) : 0; // forward, backward, recomputed forward
+  const tp = t > 1 ? tpPass * (2 + (full ? 1 : 0)) * (1 - prof.tpOverlap) : 0; // forward, backward, recomputed forward
 
   // context parallel: ring exchange of K and V, overlapped with the attention core
   let cp = 0;
@@ -128,11 +132,11 @@ function layerTime(m: PlanModel, moeLayer: boolean, l: Layout, chip: ResolvedChi
   // expert parallel: dispatch + combine all-to-alls per pass
   let ep = 0;
   if (moeLayer && c.moe && l.ep > 1) {
-    const g = groupOf([{ size: l.ep, stride: t * l.cp }], chip.chipsPerNode);
+    const g = groupOf([{ size: l.ep, stride: t }], chip.chipsPerNode); // ep folded inside cp * dp, tp-strided
     const a2a = allToAllSeconds((T * c.moe.topK * h * 2) / (sp ? t : 1), g, chip, e);
-    ep = 2 * a2a * (2 + (full ? 1 : 0));
+    ep = 2 * a2a * (2 + (full ? 1 : 0)) * (1 - prof.epOverlap);
   }
-  return { gemm: gemm * linPasses, attention: attention * corePasses, elementwise, tp, cp, ep };
+  return { gemm: (gemm * linPasses) / speed, attention: (attention * corePasses) / speed, elementwise: elementwise / speed, tp, cp, ep };
 }
 
 function add(a: LayerTime, b: LayerTime, k: number): LayerTime {
@@ -148,40 +152,45 @@ function add(a: LayerTime, b: LayerTime, k: number): LayerTime {
  */
 export type LayerTimeCache = Map<string, { dense: LayerTime; moe: LayerTime }>;
 
-function layerTimes(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficiency, cache?: LayerTimeCache): { dense: LayerTime; moe: LayerTime } {
-  const key = cache ? `${l.tp},${l.cp},${l.ep},${l.microBatch},${l.sequenceParallel},${l.recompute},${l.attention}` : '';
+/** Share of the s x s attention square a causal kernel computes (the diagonal blocks are full). */
+export const CAUSAL_FRACTION = 0.5;
+
+function layerTimes(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficiency, stack: Stack, cache?: LayerTimeCache): { dense: LayerTime; moe: LayerTime } {
+  const key = cache ? `${l.tp},${l.cp},${l.ep},${l.microBatch},${l.sequenceParallel},${l.recompute},${l.attention},${stack}` : '';
   const hit = cache?.get(key);
   if (hit) return hit;
-  const v = { dense: layerTime(m, false, l, chip, e), moe: m.config.moe ? layerTime(m, true, l, chip, e) : ZERO_LAYER };
+  const v = { dense: layerTime(m, false, l, chip, e, stack), moe: m.config.moe ? layerTime(m, true, l, chip, e, stack) : ZERO_LAYER };
   cache?.set(key, v);
   return v;
 }
 
 /** Time of one micro-batch (fwd + bwd) on the slowest pipeline stage. */
-function microBatchTime(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficiency, cache?: LayerTimeCache): { time: MicroBatchTime; stage: number } {
+function microBatchTime(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficiency, stack: Stack, cache?: LayerTimeCache): { time: MicroBatchTime; stage: number } {
   const c = m.config;
-  const { dense, moe } = layerTimes(m, l, chip, e, cache);
+  const { dense, moe } = layerTimes(m, l, chip, e, stack, cache);
   const T = l.microBatch * (c.seqLen / l.cp);
-  const logits = 3 * gemmSeconds(T, c.vocab / l.tp, c.dModel, chip, e);
+  const logits = (3 * gemmSeconds(T, c.vocab / l.tp, c.dModel, chip, e)) / stackRel(stack, e);
   // pipeline p2p: one activation per chunk boundary each way (split by tp: scatter-gather or SP)
-  const ppStride = l.tp * l.cp * l.ep * l.dp;
+  const ppStride = l.tp * l.cp * l.dp;
   const p2pOne = l.pp > 1 ? p2pSeconds((T * c.dModel * 2) / l.tp, ppStride >= chip.chipsPerNode, chip, e) : 0;
   let best: { time: MicroBatchTime; stage: number } | null = null;
-  const stages = l.pp > 1 ? [0, l.pp - 1] : [0];
+  // first and last stages carry the embedding and the output layer; a middle one carries the most layers when the first/last chunks are embedding- or loss-only
+  const stages = l.pp > 2 ? [0, 1, l.pp - 1] : l.pp > 1 ? [0, l.pp - 1] : [0];
   for (const st of stages) {
     const sl = stageLayers(c, l.pp, l.vpp, st);
     let lt = add(add(ZERO_LAYER, dense, sl.dense), moe, sl.moe);
     if (st === l.pp - 1) lt = { ...lt, gemm: lt.gemm + logits };
-    const p2p = 2 * p2pOne * sl.chunks;
+    const p2p = STACK_PROFILES[stack].ppOverlap ? 0 : 2 * p2pOne * sl.chunks;
     const total = lt.gemm + lt.attention + lt.elementwise + lt.tp + lt.cp + lt.ep + p2p;
     if (!best || total > best.time.total) best = { time: { ...lt, p2p, total }, stage: st };
   }
   return best!;
 }
 
-export function stepTime(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficiency, cache?: LayerTimeCache): StepTime {
+export function stepTime(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficiency, cache?: LayerTimeCache, stack: Stack = 'megatron'): StepTime {
   const mbs = microBatches(l);
-  const { time: mb, stage } = microBatchTime(m, l, chip, e, cache);
+  const prof = STACK_PROFILES[stack];
+  const { time: mb, stage } = microBatchTime(m, l, chip, e, stack, cache);
   const bubbleMbs = (l.pp - 1) / l.vpp;
   const pipeline = (mbs + bubbleMbs) * mb.total;
   const bubble = bubbleMbs * mb.total;
@@ -189,30 +198,29 @@ export function stepTime(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficie
   const computeOne = mb.gemm + mb.attention + mb.elementwise;
   const bwdOne = (computeOne * 2) / 3;
 
-  // data-parallel gradient reduction (dense over cp*ep*dp, experts over cp*dp)
+  // data-parallel gradient reduction (dense over cp*dp, experts over their dp*cp/ep replicas)
   const p = stageParams(m, l, stage);
   const cpn = chip.chipsPerNode;
-  const denseG = groupOf([{ size: l.cp * l.ep * l.dp, stride: l.tp }], cpn);
-  const expertG = groupOf([{ size: l.cp, stride: l.tp }, { size: l.dp, stride: l.tp * l.cp * l.ep }], cpn);
-  const gradBytesD = p.dense * 2, gradBytesE = p.expert * 2;
+  const denseG = groupOf([{ size: l.cp * l.dp, stride: l.tp }], cpn);
+  const expertG = groupOf([{ size: expertDp(l), stride: l.tp * l.ep }], cpn);
+  const gradBytesD = p.dense * m.wordBytes, gradBytesE = p.expert * m.wordBytes;
   let dp = 0, zero = 0;
   if (l.zero <= 1) {
     const ar = allReduceSeconds(gradBytesD, denseG, chip, e) + allReduceSeconds(gradBytesE, expertG, chip, e);
-    dp = Math.max(0, ar - bwdOne);
+    dp = prof.dpOverlap ? Math.max(0, ar - bwdOne / e.overlapSlowdown) : ar;
   } else {
     const rs = reduceScatterSeconds(gradBytesD, denseG, chip, e) + reduceScatterSeconds(gradBytesE, expertG, chip, e);
     const ag = allGatherSeconds(gradBytesD, denseG, chip, e) + allGatherSeconds(gradBytesE, expertG, chip, e);
     if (l.zero === 2) {
-      zero = mbs * Math.max(0, rs - bwdOne) + ag;
+      zero = mbs * Math.max(0, rs - bwdOne / e.overlapSlowdown) + ag;
     } else {
-      const gathers = 2 + (l.recompute === 'full' ? 1 : 0);
-      zero = mbs * Math.max(0, rs + gathers * ag - computeOne);
+      zero = mbs * zero3Exposed(rs, ag, computeOne, stageLayersHeld(m, l, stage), l.recompute === 'full', e);
     }
   }
 
   // optimizer: AdamW reads and writes ~28 bytes per (sharded) parameter
-  const shardD = l.zero >= 1 ? l.cp * l.ep * l.dp : 1;
-  const shardE = l.zero >= 1 ? l.cp * l.dp : 1;
+  const shardD = l.zero >= 1 ? l.cp * l.dp : 1;
+  const shardE = l.zero >= 1 ? expertDp(l) : 1;
   const optimizer = (28 * (p.dense / shardD + p.expert / shardE)) / (chip.memoryBandwidthTBs * 1e12 * e.memEff);
 
   const total = pipeline + dp + zero + optimizer;
@@ -227,4 +235,28 @@ export function stepTime(m: PlanModel, l: Layout, chip: ResolvedChip, e: Efficie
     bubbleFraction: bubble / total,
     microBatches: mbs,
   };
+}
+
+function stageLayersHeld(m: PlanModel, l: Layout, stage: number): number {
+  const sl = stageLayers(m.config, l.pp, l.vpp, stage);
+  return Math.max(1, sl.dense + sl.moe);
+}
+
+/**
+ * ZeRO-3 / FSDP per micro-batch, layer by layer and phase by phase: each layer's parameters are
+ * all-gathered while the previous layer computes (forward; again in backward, and for the recomputed
+ * forward under full recomputation) and its gradients reduce-scattered while the next one computes
+ * backward. Per phase the slower of the two sets the pace; the first gather and the last reduce-scatter
+ * are exposed; computation beside a collective runs overlapSlowdown slower. Returns the seconds added
+ * to the micro-batch's computation.
+ */
+export function zero3Exposed(rs: number, ag: number, compute: number, layers: number, fullRecompute: boolean, e: Efficiency): number {
+  const passes = 3 + (fullRecompute ? 1 : 0);
+  const cFwd = compute / passes / layers; // one forward-equivalent pass of one layer
+  const agL = ag / layers, rsL = rs / layers;
+  const slow = e.overlapSlowdown;
+  const fwd = layers * Math.max(cFwd * slow, agL) + agL;
+  const bwdCompute = cFwd * (passes - 1);
+  const bwd = layers * Math.max(bwdCompute * slow, agL + rsL) + rsL;
+  return Math.max(0, fwd + bwd - compute);
 }

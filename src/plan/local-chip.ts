@@ -1,0 +1,104 @@
+// `hardware: "local"`: this machine as a planner chip, from its own measurements rather than a
+// catalog entry — GEMM throughput at each shape the model asks for (through the native addon, the
+// engine's own GEMM), memory bandwidth (a streaming axpy), and the flash-attention kernel's speed.
+// Between ranks the communicator's measured bandwidth and latency are inputs (see docs/planner.md).
+import { totalmem } from 'node:os';
+import { loadNative, type NativeKernels } from '../backend/cpu/native.js';
+import type { ResolvedChip } from './hardware.js';
+import { PlanError } from './hardware.js';
+
+/** Seconds of the fastest of `reps` runs of fn, each run repeated until it takes >= minS. */
+function bestSeconds(fn: () => void, reps = 3, minS = 0.02): number {
+  fn(); // warm-up (allocation, packing, thread start)
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    let n = 0;
+    const t0 = performance.now();
+    let dt = 0;
+    do {
+      fn();
+      n++;
+      dt = (performance.now() - t0) / 1000;
+    } while (dt < minS);
+    best = Math.min(best, dt / n);
+  }
+  return best;
+}
+
+export interface LocalMeasurements {
+  /** FLOP/s of f32 GEMMs at (M, N, K), averaged over the forward and the two backward orientations */
+  gemmFlops(M: number, N: number, K: number): number;
+  /** bytes/s a streaming kernel reaches */
+  memoryBandwidth: number;
+  /** FLOP/s of the causal flash-attention forward at (seq, heads, headDim), counting the computed half of the square */
+  attentionFlops(seq: number, heads: number, headDim: number): number;
+  /** measured f32 FMA peak, FLOP/s */
+  peakFlops: number;
+  threads: number;
+}
+
+/** Takes this machine's measurements lazily (each GEMM shape once) with the addon's kernels. */
+export function measureLocal(native: NativeKernels = loadNative()): LocalMeasurements {
+  const gemmCache = new Map<string, number>();
+  const timeGemm = (m: number, n: number, k: number): number => {
+    const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
+    return bestSeconds(() => native.sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n));
+  };
+  const bw = (() => {
+    const n = 1 << 23;
+    const x = new Float32Array(n).fill(1), y = new Float32Array(n);
+    const s = bestSeconds(() => native.axpy(0.5, x, y), 3, 0.05);
+    return (3 * 4 * n) / s;
+  })();
+  const attnCache = new Map<string, number>();
+  return {
+    gemmFlops(M, N, K) {
+      const [m, n, k] = [M, N, K].map((x) => Math.max(1, Math.round(x))) as [number, number, number];
+      const key = `${m}x${n}x${k}`;
+      let v = gemmCache.get(key);
+      if (v === undefined) {
+        // forward (M,N,K), input gradient (M,K,N), weight gradient (N,K,M): the three GEMMs of a training pass
+        const t = timeGemm(m, n, k) + timeGemm(m, k, n) + timeGemm(n, k, m);
+        v = (3 * 2 * m * n * k) / t;
+        gemmCache.set(key, v);
+      }
+      return v;
+    },
+    memoryBandwidth: bw,
+    attentionFlops(seq, heads, headDim) {
+      const key = `${seq}/${heads}/${headDim}`;
+      let v = attnCache.get(key);
+      if (v === undefined) {
+        const q = new Float32Array(seq * heads * headDim).fill(0.01), out = new Float32Array(q.length), lse = new Float32Array(heads * seq);
+        const s = bestSeconds(() => native.attentionFwd(q, q, q, 1, seq, heads, heads, headDim, 1 / Math.sqrt(headDim), true, out, lse));
+        v = (0.5 * 4 * seq * seq * heads * headDim) / s;
+        attnCache.set(key, v);
+      }
+      return v;
+    },
+    peakFlops: native.measurePeakGflops(false) * 1e9,
+    threads: native.threads(),
+  };
+}
+
+/**
+ * This machine as a ResolvedChip for one process (chipsPerNode 1). `links`: the communicator's measured
+ * bandwidth (GB/s, one direction) between ranks, required when the layout spans more than one rank.
+ */
+export function localChip(precision: string, m: LocalMeasurements = measureLocal(), links?: { GBs: number }): ResolvedChip {
+  if (precision !== 'f32') throw new PlanError(`hardware "local" measures f32 GEMMs (zili's CPU training precision); set "precision": "f32"`);
+  const memGiB = Math.round(osMemoryGiB());
+  return {
+    id: 'local', name: `this machine (${m.threads} threads)`, vendor: 'local',
+    peakTflops: m.peakFlops / 1e12, memoryGiB: memGiB, usableMemoryGiB: memGiB * 0.8,
+    memoryBandwidthTBs: m.memoryBandwidth / 1e12, chipsPerNode: 1,
+    intraNodeGBs: links?.GBs ?? 0, interNodeGBs: links?.GBs ?? 0, tdpW: null,
+    source: 'measured on this machine: GEMM throughput per shape (native addon), streaming bandwidth, flash-attention forward', confidence: 'vendor',
+    measuredGemm: (M, N, K) => m.gemmFlops(M, N, K),
+    measuredAttention: (seq, heads, headDim) => m.attentionFlops(seq, heads, headDim),
+  };
+}
+
+function osMemoryGiB(): number {
+  return totalmem() / 2 ** 30;
+}
