@@ -6,6 +6,7 @@ import { ConfigError } from '../nn/config.js';
 import { preset, presetNames } from '../nn/presets.js';
 import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainRecompute } from '../train/train-config.js';
 import { trainRun } from '../train/trainer.js';
+import { initModelConfig } from '../train/init-weights.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
@@ -16,6 +17,7 @@ const FLAGS = {
   seed: { kind: 'int', help: 'seed of the initial weights and the data order', default: 1 },
   out: { kind: 'string', help: 'run folder: checkpoints, tokenizer.json, metrics.jsonl (default runs/<preset>)' },
   resume: { kind: 'bool', help: 'continue from the latest checkpoint in --out up to --steps' },
+  init: { kind: 'string', help: 'start from the weights of this checkpoint or run folder (e.g. from zili import): fine-tune or continue pre-training' },
   metrics: { kind: 'string', help: 'append one JSON line per step to this file (default <out>/metrics.jsonl)' },
   'global-batch': { kind: 'int', help: 'sequences per optimizer step', default: 16 },
   'micro-batch': { kind: 'int', help: 'sequences per forward/backward (gradients accumulate; default: the global batch, at most 8)' },
@@ -47,15 +49,15 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
-  if (!a.preset) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')})`);
+  if (!a.preset && !a.init) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')}) or start from a checkpoint with --init DIR`);
   for (const k of ['dp', 'tp', 'pp', 'ep'] as const)
     if (a[k] !== 1) throw new ConfigError(`--${k} ${a[k]}: distributed layouts are not implemented yet; use --${k} 1 (one process)`);
   if (a.zero !== 0) throw new ConfigError(`--zero ${a.zero}: distributed layouts are not implemented yet; ZeRO needs data-parallel ranks (use --zero 0)`);
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
 
-  const model = preset(a.preset);
-  const out = a.out ?? path.join('runs', a.preset);
+  const model = a.init ? initModelConfig(a.init) : preset(a.preset!);
+  const out = a.out ?? path.join('runs', a.preset ?? model.name);
   const steps = a.steps!;
   const lr = a.lr ?? defaultLr(model);
   const globalBatch = a['global-batch']!;
@@ -82,6 +84,7 @@ export async function run(argv: string[]): Promise<number> {
     evalEvery: a['eval-every']!,
     evalBatches: a['eval-batches']!,
     threads: a.threads ?? null,
+    init: a.init ?? null,
   });
   const r = await trainRun(config);
   return r.status === 'interrupted' ? 130 : 0;

@@ -49,6 +49,8 @@ export interface TrainConfig {
   evalBatches: number;
   /** CPU threads for the native kernels (null: the backend's default) */
   threads: number | null;
+  /** start a new run from this checkpoint's weights (fine-tuning, continued pre-training); unset: random init */
+  init?: string | null;
 }
 
 /** Optimizer steps' micro-batches: globalBatch / microBatch. */
