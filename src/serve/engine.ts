@@ -116,7 +116,9 @@ export class Engine {
     const need = this.reservation(req.prompt.length, req.maxTokens);
     if (need > this.opts.kvBudgetBytes)
       throw new RangeError(`the request needs ${mib(need)} of KV cache, more than the server's whole budget of ${mib(this.opts.kvBudgetBytes)}; ask for fewer tokens`);
-    if (this.waiting.length >= this.opts.maxQueue && !this.hasRoomNow(need))
+    // requests still waiting once the free slots are taken are the queue
+    const free = Math.max(0, this.opts.maxBatch - this.active.length);
+    if (this.waiting.length - free >= this.opts.maxQueue)
       throw new QueueFullError(Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanSeconds) / this.opts.maxBatch)));
     const s = new Sequence(req, Math.min(this.model.config.seqLen, req.prompt.length + req.maxTokens));
     s.reserved = need;
@@ -152,10 +154,6 @@ export class Engine {
     this.stopped = true;
     if (!this.running && this.waiting.length === 0 && this.active.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private hasRoomNow(need: number): boolean {
-    return this.waiting.length === 0 && this.active.length < this.opts.maxBatch && this.kvUsed + need <= this.opts.kvBudgetBytes;
   }
 
   private cancel(s: Sequence, reason: 'cancelled' | 'stop'): void {
