@@ -87,10 +87,10 @@ export function importHf(dir: string, out: string, opts: { name?: string } = {})
   if (note) notes.push(note);
 
   const extra: NamedTensors = {};
-  if (config.moe?.balance === 'bias')
+  if (config.moe?.balance === 'bias') {
     for (let i = 0; i < config.layers; i++)
       if (isMoeLayer(config, i)) extra[ROUTER_BIAS_TENSOR(i)] = { dtype: 'f64', shape: [config.moe.experts], data: routerBias.get(i) ?? new Float64Array(config.moe.experts) };
-  else if (routerBias.size) notes.push('the folder has routing biases but the model balances by auxiliary loss; they were dropped');
+  } else if (routerBias.size) notes.push('the folder has routing biases but the model balances by auxiliary loss; they were dropped');
   fs.mkdirSync(out, { recursive: true });
   saveTokenizer(tokenizer, path.join(out, RUN_TOKENIZER_FILE));
   saveChatTemplate(out, template);
