@@ -7,6 +7,7 @@ import { preset, presetNames } from '../nn/presets.js';
 import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainRecompute } from '../train/train-config.js';
 import { trainRun } from '../train/trainer.js';
 import { launchedWorldSize, openWorld } from '../dist/world.js';
+import { initModelConfig } from '../train/init-weights.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
@@ -17,6 +18,7 @@ const FLAGS = {
   seed: { kind: 'int', help: 'seed of the initial weights and the data order', default: 1 },
   out: { kind: 'string', help: 'run folder: checkpoints, tokenizer.json, metrics.jsonl (default runs/<preset>)' },
   resume: { kind: 'bool', help: 'continue from the latest checkpoint in --out up to --steps' },
+  init: { kind: 'string', help: 'start from the weights of this checkpoint or run folder (e.g. from zili import): fine-tune or continue pre-training' },
   metrics: { kind: 'string', help: 'append one JSON line per step to this file (default <out>/metrics.jsonl)' },
   'global-batch': { kind: 'int', help: 'sequences per optimizer step', default: 16 },
   'micro-batch': { kind: 'int', help: 'sequences per forward/backward (gradients accumulate; default: the global batch, at most 8)' },
@@ -49,14 +51,14 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
-  if (!a.preset) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')})`);
+  if (!a.preset && !a.init) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')}) or start from a checkpoint with --init DIR`);
   for (const k of ['tp', 'pp', 'ep'] as const)
     if (a[k] !== 1) throw new ConfigError(`--${k} ${a[k]}: only data parallelism (--dp, --zero) is implemented yet; use --${k} 1`);
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
 
-  const model = preset(a.preset);
-  const out = a.out ?? path.join('runs', a.preset);
+  const model = a.init ? initModelConfig(a.init) : preset(a.preset!);
+  const out = a.out ?? path.join('runs', a.preset ?? model.name);
   const steps = a.steps!;
   const lr = a.lr ?? defaultLr(model);
   const globalBatch = a['global-batch']!;
@@ -87,6 +89,7 @@ export async function run(argv: string[]): Promise<number> {
     dp,
     zero: a.zero as 0 | 1 | 2 | 3,
     bucketMb: a['bucket-mb']!,
+    init: a.init ?? null,
   });
   const world = await openWorld();
   const r = await trainRun(config, { comm: world });

@@ -2,10 +2,8 @@
 // new token. When the context fills up, the cache is rebuilt from the last half of the context
 // (a sliding window), so generation can run past the model's context length.
 import type { Transformer } from '../nn/transformer.js';
-import { noGrad } from '../tensor/autograd.js';
-import * as T from '../tensor/ops.js';
-import { tidy } from '../tensor/scope.js';
 import { Rng } from '../train/rng-state.js';
+import { feed } from './batch-decode.js';
 import { KvCache } from './kv-cache.js';
 import { type SamplingOptions, sampleToken, validateSampling } from './sample.js';
 
@@ -16,21 +14,6 @@ export interface GenerateOptions extends SamplingOptions {
   stopId?: number | null;
   /** called with each new token as soon as it is chosen */
   onToken?: (id: number) => void;
-}
-
-/** Logits of the last position after feeding ids (new positions) through the model and the cache. */
-async function step(model: Transformer, cache: KvCache, ids: number[]): Promise<Float32Array> {
-  const V = model.config.vocab;
-  const last = noGrad(() =>
-    tidy(() => {
-      const t = T.tensor(model.backend, Int32Array.from(ids), [1, ids.length], 'i32');
-      return T.slice(model.forward(t, { cache }).logits, 0, ids.length - 1, ids.length);
-    }),
-  );
-  cache.advance(ids.length);
-  const out = (await last.data()) as Float32Array;
-  last.dispose();
-  return out.length === V ? out : out.slice(0, V);
 }
 
 /** Generates up to maxTokens new tokens after the prompt (at least one prompt token). Returns them. */
@@ -44,7 +27,7 @@ export async function generate(model: Transformer, prompt: readonly number[], o:
   const out: number[] = [];
   let cache = new KvCache(model.backend, model.config, 1, ctx);
   try {
-    let logits = await step(model, cache, seq.slice(-ctx));
+    let logits = await feed(model, cache, seq.slice(-ctx));
     while (out.length < o.maxTokens) {
       const id = sampleToken(logits, o, rng);
       if (o.stopId !== undefined && o.stopId !== null && id === o.stopId) break;
@@ -55,8 +38,8 @@ export async function generate(model: Transformer, prompt: readonly number[], o:
       if (cache.length >= ctx) {
         cache.dispose();
         cache = new KvCache(model.backend, model.config, 1, ctx);
-        logits = await step(model, cache, seq.slice(-Math.max(1, Math.floor(ctx / 2))));
-      } else logits = await step(model, cache, [id]);
+        logits = await feed(model, cache, seq.slice(-Math.max(1, Math.floor(ctx / 2))));
+      } else logits = await feed(model, cache, [id]);
     }
   } finally {
     cache.dispose();

@@ -55,6 +55,8 @@ export interface TrainConfig {
   zero: 0 | 1 | 2 | 3;
   /** data-parallel gradient bucket size (MiB) */
   bucketMb: number;
+  /** start a new run from this checkpoint's weights (fine-tuning, continued pre-training); unset: random init */
+  init?: string | null;
 }
 
 /** Optimizer steps' micro-batches per rank: globalBatch / (microBatch · dp). */

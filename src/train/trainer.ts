@@ -28,6 +28,8 @@ import { Rng, type RngState } from './rng-state.js';
 import { installInterruptHandler, interrupted } from './signals.js';
 import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, validateTrainConfig } from './train-config.js';
 import { trainStep } from './step.js';
+import { initWeights } from './init-weights.js';
+import { ensureChatTemplate } from '../serve/chat-template.js';
 import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from './train-state.js';
 import type { Communicator } from '../dist/communicator.js';
 import { DataParallel, assertWorldFits, gatherRankStats } from '../dist/data-parallel.js';
@@ -154,6 +156,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
 
   fs.mkdirSync(c.out, { recursive: true });
   copyTokenizer(data.tokenizerPath, c.out, log);
+  ensureChatTemplate(c.out);
   const be = await getBackend(c.backend);
   const threads = threadsOf(be, c);
   const peak = peakFlops(be, c.dtype, threads);
@@ -183,7 +186,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       }
       if (ckpt.rng) rng = Rng.fromState(ckpt.rng as RngState);
       log(`train: resumed from ${ckpt.dir} at step ${startStep}`);
-    }
+    } else if (c.init) initWeights(model, c.init, c.out, data.tokenizerPath, log);
     ckpt = null; // its host copies are no longer needed
 
     metrics = c.metrics && rank0 ? new MetricsWriter(c.metrics, c.resume ? { resumeStep: startStep } : {}) : null;

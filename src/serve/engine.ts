@@ -1,0 +1,264 @@
+// The continuous-batching engine behind `zili serve`: requests wait in a bounded queue, join the
+// running batch at the next step when a slot and their KV-cache reservation fit the budget (their
+// prompt is prefilled then), and every step decodes one token for all active sequences in one
+// batched forward (src/infer/batch-decode.ts). A finished or cancelled sequence leaves the batch
+// before the next step and its cache is freed.
+import { cacheBytes, decodeStep, feed, sequenceCache } from '../infer/batch-decode.js';
+import type { KvCache } from '../infer/kv-cache.js';
+import { type SamplingOptions, sampleToken } from '../infer/sample.js';
+import type { Transformer } from '../nn/transformer.js';
+import { Rng } from '../train/rng-state.js';
+
+export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
+
+export interface SequenceRequest {
+  prompt: readonly number[];
+  maxTokens: number;
+  sampling: SamplingOptions;
+  seed: number;
+  /** tokens that end the sequence (not emitted), e.g. <|endoftext|> */
+  stopIds: ReadonlySet<number>;
+  /** each new token, as soon as it is chosen */
+  onToken: (id: number) => void;
+  /** called once: why the sequence ended (error: the message) */
+  onFinish: (reason: FinishReason, error?: string) => void;
+}
+
+export interface EngineOptions {
+  /** sequences decoded together at most */
+  maxBatch: number;
+  /** bytes all active sequences' KV caches may hold together */
+  kvBudgetBytes: number;
+  /** requests waiting for a slot at most; beyond, submit throws QueueFullError */
+  maxQueue: number;
+}
+
+export class QueueFullError extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super('the server is at capacity: too many requests are waiting; retry later');
+    this.name = 'QueueFullError';
+  }
+}
+
+export class EngineStoppedError extends Error {
+  constructor() {
+    super('the server is shutting down and takes no new requests');
+    this.name = 'EngineStoppedError';
+  }
+}
+
+export interface EngineStats {
+  active: number;
+  queued: number;
+  kvBytesUsed: number;
+  kvBytesBudget: number;
+  /** tokens generated since start */
+  tokensGenerated: number;
+  /** prompt tokens prefilled since start */
+  promptTokens: number;
+  /** decoding steps run since start */
+  steps: number;
+  /** generated tokens per second over the last few seconds */
+  tokensPerSecond: number;
+}
+
+class Sequence {
+  cache: KvCache | null = null;
+  reserved = 0;
+  generated = 0;
+  last = -1;
+  done = false;
+  readonly rng: Rng;
+  constructor(readonly req: SequenceRequest, readonly maxLen: number) {
+    this.rng = new Rng(req.seed, 2);
+  }
+}
+
+/** The running sequence's controls. */
+export interface SequenceHandle {
+  /** ends the sequence now (the client went away, or a stop string was seen); frees its slot */
+  cancel(reason?: 'cancelled' | 'stop'): void;
+}
+
+const RATE_WINDOW_MS = 5000;
+
+export class Engine {
+  private readonly waiting: Sequence[] = [];
+  private active: Sequence[] = [];
+  private kvUsed = 0;
+  private running = false;
+  private stopped = false;
+  private idleWaiters: (() => void)[] = [];
+  private tokens = 0;
+  private promptTokens = 0;
+  private steps = 0;
+  private readonly recent: { t: number; n: number }[] = [];
+  /** mean seconds per finished request, for Retry-After */
+  private meanSeconds = 1;
+
+  constructor(
+    readonly model: Transformer,
+    readonly opts: EngineOptions,
+  ) {
+    if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) throw new RangeError(`maxBatch must be a whole number >= 1, got ${opts.maxBatch}`);
+    if (!Number.isInteger(opts.maxQueue) || opts.maxQueue < 0) throw new RangeError(`maxQueue must be a whole number >= 0, got ${opts.maxQueue}`);
+    if (!(opts.kvBudgetBytes > 0)) throw new RangeError(`the KV-cache budget must be > 0 bytes, got ${opts.kvBudgetBytes}`);
+  }
+
+  /** Bytes of KV cache a request of this many prompt + new tokens reserves. */
+  reservation(promptTokens: number, maxTokens: number): number {
+    return cacheBytes(this.model, Math.min(this.model.config.seqLen, promptTokens + maxTokens));
+  }
+
+  /** Queues a request; it joins the batch at the next step that has room. */
+  submit(req: SequenceRequest): SequenceHandle {
+    if (this.stopped) throw new EngineStoppedError();
+    const need = this.reservation(req.prompt.length, req.maxTokens);
+    if (need > this.opts.kvBudgetBytes)
+      throw new RangeError(`the request needs ${mib(need)} of KV cache, more than the server's whole budget of ${mib(this.opts.kvBudgetBytes)}; ask for fewer tokens`);
+    // requests still waiting once the free slots are taken are the queue
+    const free = Math.max(0, this.opts.maxBatch - this.active.length);
+    if (this.waiting.length - free >= this.opts.maxQueue)
+      throw new QueueFullError(Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanSeconds) / this.opts.maxBatch)));
+    const s = new Sequence(req, Math.min(this.model.config.seqLen, req.prompt.length + req.maxTokens));
+    s.reserved = need;
+    const started = performance.now();
+    const finish = req.onFinish;
+    s.req.onFinish = (reason, error) => {
+      this.meanSeconds = 0.8 * this.meanSeconds + 0.2 * ((performance.now() - started) / 1000);
+      finish(reason, error);
+    };
+    this.waiting.push(s);
+    this.kick();
+    return { cancel: (reason = 'cancelled') => this.cancel(s, reason) };
+  }
+
+  stats(): EngineStats {
+    const now = performance.now();
+    while (this.recent.length && now - this.recent[0]!.t > RATE_WINDOW_MS) this.recent.shift();
+    const n = this.recent.reduce((a, r) => a + r.n, 0);
+    return {
+      active: this.active.length,
+      queued: this.waiting.length,
+      kvBytesUsed: this.kvUsed,
+      kvBytesBudget: this.opts.kvBudgetBytes,
+      tokensGenerated: this.tokens,
+      promptTokens: this.promptTokens,
+      steps: this.steps,
+      tokensPerSecond: n / (RATE_WINDOW_MS / 1000),
+    };
+  }
+
+  /** Takes no new requests and resolves once every queued and active one has finished. */
+  drain(): Promise<void> {
+    this.stopped = true;
+    if (!this.running && this.waiting.length === 0 && this.active.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private cancel(s: Sequence, reason: 'cancelled' | 'stop'): void {
+    if (s.done) return;
+    const i = this.waiting.indexOf(s);
+    if (i >= 0) this.waiting.splice(i, 1);
+    this.end(s, reason);
+  }
+
+  private end(s: Sequence, reason: FinishReason, error?: string): void {
+    if (s.done) return;
+    s.done = true;
+    s.req.onFinish(reason, error);
+  }
+
+  private release(s: Sequence): void {
+    if (!s.cache) return;
+    s.cache.dispose();
+    s.cache = null;
+    this.kvUsed -= s.reserved;
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.waiting.length || this.active.length) {
+        await this.admit();
+        this.sweep();
+        if (this.active.length) await this.step();
+        this.sweep();
+        // let the event loop take new requests and notice disconnects between steps
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.running = false;
+      if (this.waiting.length || this.active.length) this.kick();
+      else for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Moves waiting requests into the batch while a slot and their reservation fit; prefills them. */
+  private async admit(): Promise<void> {
+    while (this.waiting.length && this.active.length < this.opts.maxBatch && this.kvUsed + this.waiting[0]!.reserved <= this.opts.kvBudgetBytes) {
+      const s = this.waiting.shift()!;
+      if (s.done) continue;
+      s.cache = sequenceCache(this.model, s.maxLen);
+      this.kvUsed += s.reserved;
+      this.active.push(s);
+      try {
+        const logits = await feed(this.model, s.cache, s.req.prompt);
+        this.promptTokens += s.req.prompt.length;
+        if (!s.done) this.emit(s, logits);
+      } catch (e) {
+        this.end(s, 'error', (e as Error).message);
+      }
+    }
+  }
+
+  /** One batched decoding step over every active sequence. */
+  private async step(): Promise<void> {
+    const seqs = this.active;
+    let logits: Float32Array;
+    try {
+      logits = await decodeStep(this.model, seqs.map((s) => s.cache!), seqs.map((s) => s.last));
+    } catch (e) {
+      for (const s of seqs) this.end(s, 'error', (e as Error).message);
+      return;
+    }
+    this.steps++;
+    const V = this.model.config.vocab;
+    seqs.forEach((s, b) => {
+      if (!s.done) this.emit(s, logits.subarray(b * V, (b + 1) * V));
+    });
+  }
+
+  /** Samples the next token of s from its logits and hands it out (or ends s). */
+  private emit(s: Sequence, logits: Float32Array): void {
+    const id = sampleToken(logits, s.req.sampling, s.rng);
+    if (s.req.stopIds.has(id)) return this.end(s, 'stop');
+    s.generated++;
+    s.last = id;
+    this.tokens++;
+    this.recent.push({ t: performance.now(), n: 1 });
+    if (this.recent.length > 100_000) this.recent.splice(0, 50_000);
+    try {
+      s.req.onToken(id);
+    } catch (e) {
+      return this.end(s, 'error', (e as Error).message);
+    }
+    if (!s.done && (s.generated >= s.req.maxTokens || s.req.prompt.length + s.generated >= s.maxLen)) this.end(s, 'length');
+  }
+
+  /** Frees the caches of finished sequences. */
+  private sweep(): void {
+    if (!this.active.some((s) => s.done)) return;
+    for (const s of this.active) if (s.done) this.release(s);
+    this.active = this.active.filter((s) => !s.done);
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
