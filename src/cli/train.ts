@@ -6,6 +6,7 @@ import { ConfigError } from '../nn/config.js';
 import { preset, presetNames } from '../nn/presets.js';
 import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainRecompute } from '../train/train-config.js';
 import { trainRun } from '../train/trainer.js';
+import { TensorBoardSink } from '../observe/tensorboard-sink.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
@@ -17,6 +18,7 @@ const FLAGS = {
   out: { kind: 'string', help: 'run folder: checkpoints, tokenizer.json, metrics.jsonl (default runs/<preset>)' },
   resume: { kind: 'bool', help: 'continue from the latest checkpoint in --out up to --steps' },
   metrics: { kind: 'string', help: 'append one JSON line per step to this file (default <out>/metrics.jsonl)' },
+  tensorboard: { kind: 'string', help: 'also write TensorBoard event files (scalars) to this folder' },
   'global-batch': { kind: 'int', help: 'sequences per optimizer step', default: 16 },
   'micro-batch': { kind: 'int', help: 'sequences per forward/backward (gradients accumulate; default: the global batch, at most 8)' },
   seq: { kind: 'int', help: "tokens per sequence (default: the model's context)" },
@@ -83,6 +85,7 @@ export async function run(argv: string[]): Promise<number> {
     evalBatches: a['eval-batches']!,
     threads: a.threads ?? null,
   });
-  const r = await trainRun(config);
+  const tb = a.tensorboard ? new TensorBoardSink(a.tensorboard) : null;
+  const r = await trainRun(config, tb ? { onStep: (m) => tb.step(m) } : {}).finally(() => tb?.close());
   return r.status === 'interrupted' ? 130 : 0;
 }
