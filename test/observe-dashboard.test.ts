@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { DashboardServer, sampleLines } from '../src/observe/dashboard-server.js';
 import { downsample } from '../src/observe/downsample.js';
+import { chipFromSpec } from '../src/observe/planner-compare.js';
 import { RunFolderError, RunWatch } from '../src/observe/run-watch.js';
 
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
@@ -89,7 +90,7 @@ test('the page in headless Chromium: curves of a run in progress grow; per-rank 
       assert.ok(t < 600, 'the training run did not start');
       await new Promise((r) => setTimeout(r, 100));
     }
-    server = new DashboardServer({ runs: [new RunWatch(live), new RunWatch(ranks)], pollMs: 200 });
+    server = new DashboardServer({ runs: [new RunWatch(live), new RunWatch(ranks)], pollMs: 200, chip: { chip: chipFromSpec('h100-sxm'), chips: 1 } });
     const url = await server.listen(0);
     ctx = await chromium.launchPersistentContext(udd, {
       executablePath: '/usr/bin/chromium',
@@ -114,7 +115,12 @@ test('the page in headless Chromium: curves of a run in progress grow; per-rank 
     assert.equal(await page.locator('#charts .chart').count(), 6, 'loss, lr, tokens/s, MFU, memory, gradient norm');
     assert.equal(await page.locator('#rank-charts .chart').count(), 1, 'per-rank step times of the 4-rank run');
     assert.match(await page.locator('#rank-charts').innerText(), /rank 3/);
-    assert.match(await page.locator('.run').first().innerText(), /live\b[\s\S]*loss/);
+    // the configuration (from the first checkpoint) and the planner's figures beside the measured ones
+    await page.waitForFunction(() => /planner: 1 × h100-sxm/.test(document.querySelector('.run')?.textContent ?? ''), null, { timeout: 20_000 });
+    const card = await page.locator('.run').first().innerText();
+    assert.match(card, /tiny · 2×16 tokens\/step/);
+    assert.match(card, /tokens\/s\s+[\d.]+\s+[\d.e+]+/);
+    assert.match(card, /MFU \(%\)\s+[\d.]+\s+[\d.]+/);
     assert.deepEqual(errors, []);
   } finally {
     clearInterval(ticker);

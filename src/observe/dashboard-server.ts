@@ -42,6 +42,10 @@ export interface RunSnapshot {
   estimate: unknown;
 }
 
+/** bytes of metrics read between two yields to the event loop (~0.1 s of parsing) */
+const CHUNK_BYTES = 16 << 20;
+/** bytes read before the server answers: a small run entirely, a big one's first view is a sample */
+const FIRST_BYTES = 4 << 20;
 const ASSET_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'src', 'observe', 'page');
 const require = createRequire(import.meta.url);
 const UPLOT_DIR = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
@@ -101,7 +105,7 @@ export class DashboardServer {
 
   /** Starts serving (port 0: any free port); resolves to the page's URL. */
   async listen(port: number, host = '127.0.0.1'): Promise<string> {
-    for (const r of this.runs) r.poll(32 << 20); // a first slice now; big files continue in the poll loop
+    for (const r of this.runs) r.poll(FIRST_BYTES); // a first slice now; big files continue in the poll loop
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => resolve());
@@ -159,10 +163,17 @@ export class DashboardServer {
       for (let i = 0; i < this.runs.length; i++) {
         const r = this.runs[i]!;
         const wasPartial = r.backlog() > 0;
-        const p = r.poll();
+        const p = r.poll(CHUNK_BYTES);
+        // a big backlog (a long run's file) is read in slices, answering requests in between
+        while (r.backlog() > 0) {
+          this.broadcast('loading', { run: i, loaded: r.offset / r.size });
+          await new Promise((resolve) => setImmediate(resolve));
+          const q = r.poll(CHUNK_BYTES);
+          if (q.reset) (p.reset = true), (p.fromRow = 0);
+          p.infoChanged ||= q.infoChanged;
+        }
         const added = r.data.rows - p.fromRow;
-        if (p.reset || (wasPartial && r.backlog() === 0) || added > this.maxPoints) this.broadcast('snapshot', this.snapshot(i));
-        else if (r.backlog() > 0) this.broadcast('loading', { run: i, loaded: r.offset / r.size });
+        if (p.reset || wasPartial || added > this.maxPoints) this.broadcast('snapshot', this.snapshot(i));
         else {
           if (added > 0) this.broadcast('append', { run: i, rows: r.data.rows, ...seriesOf(r.data, Infinity, p.fromRow), restarts: r.restarts(), events: r.data.events.slice(-1000) });
           if (p.infoChanged) this.broadcast('info', { run: i, checkpoints: [...r.checkpoints].sort((a, b) => a - b), config: r.config, estimate: this.estimate(i) });
