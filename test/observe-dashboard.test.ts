@@ -81,6 +81,7 @@ test('the page in headless Chromium: curves of a run in progress grow; per-rank 
   let step = 0;
   const writeRanks = () => appendFileSync(join(ranks, 'metrics.jsonl'), line(++step, { rankStepS: [0.1, 0.1, 0.1 + (step % 10 === 0 ? 0.3 : 0.05), 0.1] }));
   for (let i = 0; i < 20; i++) writeRanks();
+  appendFileSync(join(ranks, 'metrics.jsonl'), JSON.stringify({ event: 'skip', step: 12, count: 2 }) + '\n' + JSON.stringify({ event: 'restart', step: 15 }) + '\n');
   const ticker = setInterval(writeRanks, 200);
   const udd = mkdtempSync(join(tmp, 'chromium-'));
   let server: DashboardServer | null = null;
@@ -121,6 +122,9 @@ test('the page in headless Chromium: curves of a run in progress grow; per-rank 
     assert.match(card, /tiny · 2×16 tokens\/step/);
     assert.match(card, /tokens\/s\s+[\d.]+\s+[\d.e+]+/);
     assert.match(card, /MFU \(%\)\s+[\d.]+\s+[\d.]+/);
+    const ranksCard = await page.locator('.run').nth(1).innerText();
+    assert.match(ranksCard, /restarts\s+15\b/);
+    assert.match(ranksCard, /events\s+skip at 12 \(2\)/);
     assert.deepEqual(errors, []);
   } finally {
     clearInterval(ticker);

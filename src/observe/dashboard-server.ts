@@ -130,7 +130,7 @@ export class DashboardServer {
     return {
       run: i, name: r.name, dir: r.dir, rows: r.data.rows, partial, loaded: r.size > 0 ? r.offset / r.size : 1,
       ...seriesOf(cols, this.maxPoints),
-      checkpoints: [...r.checkpoints].sort((a, b) => a - b),
+      checkpoints: r.checkpointSteps(),
       restarts: r.restarts(),
       events: r.data.events.slice(-1000),
       config: r.config,
@@ -175,8 +175,8 @@ export class DashboardServer {
         const added = r.data.rows - p.fromRow;
         if (p.reset || wasPartial || added > this.maxPoints) this.broadcast('snapshot', this.snapshot(i));
         else {
-          if (added > 0) this.broadcast('append', { run: i, rows: r.data.rows, ...seriesOf(r.data, Infinity, p.fromRow), restarts: r.restarts(), events: r.data.events.slice(-1000) });
-          if (p.infoChanged) this.broadcast('info', { run: i, checkpoints: [...r.checkpoints].sort((a, b) => a - b), config: r.config, estimate: this.estimate(i) });
+          if (added > 0) this.broadcast('append', { run: i, rows: r.data.rows, ...seriesOf(r.data, Infinity, p.fromRow), checkpoints: r.checkpointSteps(), restarts: r.restarts(), events: r.data.events.slice(-1000) });
+          if (p.infoChanged) this.broadcast('info', { run: i, checkpoints: r.checkpointSteps(), config: r.config, estimate: this.estimate(i) });
         }
         await new Promise((resolve) => setImmediate(resolve)); // requests are answered between runs
       }

@@ -110,6 +110,13 @@ export class RunWatch {
     this.ino = -1;
   }
 
+  /** Checkpoint steps: folders seen, and checkpoint events. */
+  checkpointSteps(): number[] {
+    const out = new Set(this.checkpoints);
+    for (const e of this.data.events) if (e.event === 'checkpoint') out.add(e.step);
+    return [...out].sort((a, b) => a - b);
+  }
+
   /** Steps where the run restarted: restart events, and rows whose elapsed time fell back. */
   restarts(): number[] {
     const out = new Set<number>();

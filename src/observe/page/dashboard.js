@@ -1,7 +1,8 @@
 // zili dashboard, in the browser: one server-sent-events stream from `zili dashboard` carries a
 // snapshot of each run, then its appended rows; uPlot draws the curves (runs side by side in each
 // chart), checkpoints (dashed) and restarts (red) as markers, and a card per run sets its
-// configuration and measured figures beside the planner's estimate. No build step.
+// configuration and measured figures beside the planner's estimate; other events (skipped steps:
+// orange) are dotted markers. No build step.
 /* global uPlot */
 'use strict';
 
@@ -54,6 +55,7 @@ function markersPlugin(only) {
             ctx.stroke();
           };
           for (const s of r.checkpoints) line(s, COLORS[i % COLORS.length] + '88', [4, 4]);
+          for (const e of r.events || []) if (e.event !== 'restart' && e.event !== 'checkpoint') line(e.step, e.event === 'skip' ? '#f80' : '#888', [2, 2]);
           for (const s of r.restarts) line(s, '#e00', []);
         });
         ctx.restore();
@@ -73,7 +75,7 @@ function makePlot(parent, title, series, data, only) {
   return new uPlot({
     title, width: chartWidth(), height: 240,
     scales: { x: { time: false } },
-    axes: [{ label: 'step' }, { size: 60 }],
+    axes: [{ label: 'step' }, { size: 60, values: (u, splits) => splits.map((v) => (v === null ? '' : +v.toPrecision(3) === 0 ? '0' : Math.abs(v) < 1e-2 || Math.abs(v) >= 1e5 ? v.toExponential(1) : String(+v.toPrecision(3)))) }],
     series: [{ label: 'step' }, ...series],
     plugins: [markersPlugin(only)],
     legend: { live: true },
@@ -154,6 +156,8 @@ function renderCards() {
       ['checkpoints', r.checkpoints.length ? r.checkpoints.join(', ') : 'none yet'],
       ['restarts', r.restarts.length ? r.restarts.join(', ') : 'none'],
     ];
+    const other = (r.events || []).filter((e) => e.event !== 'restart' && e.event !== 'checkpoint');
+    if (other.length) rows.push(['events', other.slice(-8).map((e) => `${e.event} at ${e.step}${e.count ? ` (${e.count})` : ''}`).join(', ')]);
     const cfg = r.config
       ? `${mc.name || tc.preset} · ${tc.globalBatch}×${tc.seqLen} tokens/step · lr ${fmt(tc.lr)} · ${tc.dtype} · ${tc.backend}${tc.dp ? ` · dp ${tc.dp}` : ''}`
       : 'appears with the first checkpoint';
@@ -230,6 +234,7 @@ function connect() {
     }
     for (const f of Object.keys(r.series)) if (!a.series[f]) r.series[f].push(...a.x.map(() => null));
     r.rows = a.rows;
+    r.checkpoints = a.checkpoints;
     r.restarts = a.restarts;
     r.events = a.events;
     dirty = true;
