@@ -16,6 +16,7 @@ const COMMANDS: Record<string, { file: string; summary: string }> = {
   plan: { file: './plan.js', summary: 'plan a training run on N chips of a kind' },
   selftest: { file: './selftest.js', summary: 'backend conformance kit' },
   info: { file: './info.js', summary: 'model presets and exact parameter counts' },
+  dashboard: { file: './dashboard.js', summary: 'live web page of training runs (curves, checkpoints, per-rank times)' },
 };
 
 function usage(): string {

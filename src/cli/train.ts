@@ -8,6 +8,7 @@ import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainR
 import { trainRun } from '../train/trainer.js';
 import { launchedWorldSize, openWorld } from '../dist/world.js';
 import { initModelConfig } from '../train/init-weights.js';
+import { TensorBoardSink } from '../observe/tensorboard-sink.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
@@ -20,6 +21,7 @@ const FLAGS = {
   resume: { kind: 'bool', help: 'continue from the latest checkpoint in --out up to --steps' },
   init: { kind: 'string', help: 'start from the weights of this checkpoint or run folder (e.g. from zili import): fine-tune or continue pre-training' },
   metrics: { kind: 'string', help: 'append one JSON line per step to this file (default <out>/metrics.jsonl)' },
+  tensorboard: { kind: 'string', help: 'also write TensorBoard event files (scalars) to this folder' },
   'global-batch': { kind: 'int', help: 'sequences per optimizer step', default: 16 },
   'micro-batch': { kind: 'int', help: 'sequences per forward/backward (gradients accumulate; default: the global batch, at most 8)' },
   seq: { kind: 'int', help: "tokens per sequence (default: the model's context)" },
@@ -92,7 +94,8 @@ export async function run(argv: string[]): Promise<number> {
     init: a.init ?? null,
   });
   const world = await openWorld();
-  const r = await trainRun(config, { comm: world });
+  const tb = a.tensorboard && world.rank === 0 ? new TensorBoardSink(a.tensorboard) : null;
+  const r = await trainRun(config, { comm: world, ...(tb ? { onStep: (m: Parameters<TensorBoardSink['step']>[0]) => tb.step(m) } : {}) }).finally(() => tb?.close());
   await world.finalize();
   return r.status === 'interrupted' ? 130 : 0;
 }

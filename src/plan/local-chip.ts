@@ -4,6 +4,7 @@
 // Between ranks the communicator's measured bandwidth and latency are inputs (see docs/planner.md).
 import { totalmem } from 'node:os';
 import { loadNative, type NativeKernels } from '../backend/cpu/native.js';
+import { cpuPeak } from '../backend/cpu/peak.js';
 import type { ResolvedChip } from './hardware.js';
 import { PlanError } from './hardware.js';
 
@@ -76,7 +77,7 @@ export function measureLocal(native: NativeKernels = loadNative()): LocalMeasure
       }
       return v;
     },
-    peakFlops: native.measurePeakGflops(false) * 1e9,
+    peakFlops: cpuPeak(native.threads()).units['f32-fma'] * 1e9,
     threads: native.threads(),
   };
 }

@@ -246,6 +246,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
         mfu: util,
         elapsedS: (performance.now() - startTime) / 1000,
         tokens: step * tokensPerStep(c),
+        rssBytes: process.memoryUsage.rss(),
         ...(c.model.moe ? { aux } : {}),
         ...(ranks ? { stepS, rankStepS: ranks.stepS } : {}),
         ...(c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps) ? { valLoss } : {}),
