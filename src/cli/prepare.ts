@@ -8,15 +8,16 @@ import { DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION, prepareShards } from '../da
 import { collectInputFiles, filePieces, type TextPiece } from '../data/sources.js';
 import { loadTokenizer, saveTokenizer } from '../data/tokenizer-json.js';
 import { mkdirSync } from 'node:fs';
+import { MIN_VOCAB } from '../data/bpe-train.js';
 
 const FLAGS = {
   out: { kind: 'string', help: 'output folder for shards, manifest.json (and tokenizer.json when trained here)' },
   builtin: { kind: 'bool', help: 'prepare the built-in corpus (Brown) instead of files' },
   tokenizer: { kind: 'string', help: 'use this tokenizer.json instead of training one' },
-  vocab: { kind: 'size', help: 'vocabulary of the tokenizer trained here', default: 4096 },
+  vocab: { kind: 'size', help: 'vocabulary of the tokenizer trained here', default: 4096, min: MIN_VOCAB },
   special: { kind: 'string', help: 'extra special tokens for the trained tokenizer, comma-separated' },
-  'val-fraction': { kind: 'number', help: 'fraction of documents held out for validation', default: DEFAULT_VAL_FRACTION },
-  'shard-tokens': { kind: 'size', help: 'tokens per shard', default: DEFAULT_SHARD_TOKENS },
+  'val-fraction': { kind: 'number', help: 'fraction of documents held out for validation', default: DEFAULT_VAL_FRACTION, min: 0, max: 0.99 },
+  'shard-tokens': { kind: 'size', help: 'tokens per shard', default: DEFAULT_SHARD_TOKENS, min: 1 },
   help: { kind: 'bool', help: 'show this help' },
 } satisfies FlagSpecs;
 

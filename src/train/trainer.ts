@@ -26,6 +26,9 @@ import { mfu, peakFlops } from './mfu.js';
 import { Progress, type ProgressStream } from './progress.js';
 import { Rng, type RngState } from './rng-state.js';
 import { installInterruptHandler, interrupted } from './signals.js';
+import { acquireRunLock } from './run-lock.js';
+import { moveAsideStaleMetrics } from './metrics-file.js';
+import { UserError } from '../util/errors.js';
 import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, validateTrainConfig } from './train-config.js';
 import { trainStep } from './step.js';
 import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from './train-state.js';
@@ -107,10 +110,24 @@ function threadsOf(be: Backend, c: TrainConfig): number {
   return native.threads();
 }
 
-/** Runs (or resumes) a training run to `steps` (or `exitAfter`). */
+/** Runs (or resumes) a training run to `steps` (or `exitAfter`), holding the run folder's lock meanwhile. */
 export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const c = validateTrainConfig(config);
+  if (c.backend === 'meta')
+    throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan`);
   const log = hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const created = !fs.existsSync(c.out);
+  const lock = acquireRunLock(c.out);
+  if (lock.replaced) log(`train: note: removed the lock of process ${lock.replaced.pid}, which is no longer running`);
+  try {
+    return await trainRunLocked(c, hooks, log);
+  } finally {
+    lock.release();
+    if (created && fs.readdirSync(c.out).length === 0) fs.rmdirSync(c.out); // a run refused before writing anything
+  }
+}
+
+async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string) => void): Promise<TrainResult> {
   const startTime = performance.now();
   const quiet = { warn: () => {} };
 
@@ -173,6 +190,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     }
     ckpt = null; // its host copies are no longer needed
 
+    const setAside = c.metrics && !c.resume ? moveAsideStaleMetrics(c.metrics) : null;
+    if (setAside) log(`train: note: moved the metrics of an earlier run in ${c.out} to ${setAside}`);
     metrics = c.metrics ? new MetricsWriter(c.metrics, c.resume ? { resumeStep: startStep } : {}) : null;
     if (hooks.handleSignals !== false) removeHandler = installInterruptHandler();
     const progress = new Progress({ total: stopAt, label: 'train', stream: hooks.progressStream });
@@ -182,7 +201,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
         `, lr ${+c.lr.toPrecision(4)} (warmup ${c.warmup}, cosine to ${+c.minLr.toPrecision(4)}), ${c.dtype}, backend ${be.name}, ${threads} thread(s), out ${c.out}`,
     );
 
-    const save = async (step: number, extra: Record<string, unknown>) => {
+    const save = async (step: number, extra: Record<string, unknown>, data = loader.state()) => {
       const tensors = await modelTensors(model);
       const optimizer = await optimizerState(opt, model);
       lastSaved = saveCheckpoint(c.out, {
@@ -191,7 +210,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
         trainConfig: trainConfigJson(c),
         tensors,
         optimizer,
-        data: loader.state(),
+        data,
         rng: rng.state(),
         metrics: extra,
       });
@@ -202,7 +221,16 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     for (let step = startStep + 1; step <= stopAt; step++) {
       const t0 = performance.now();
       const lr = lrAt(step, schedule);
-      const { loss, aux, gradNorm } = await trainStep(model, opt, loader, accum, lr);
+      const dataBefore = loader.state();
+      const done = await trainStep(model, opt, loader, accum, lr, interrupted);
+      if (!done) {
+        // Ctrl-C inside the step: its partial gradients are dropped; save the last complete step
+        const last = step - 1;
+        if (last > startStep) await save(last, { loss: losses[losses.length - 1], valLoss }, dataBefore);
+        status = 'interrupted';
+        break;
+      }
+      const { loss, aux, gradNorm } = done;
       const stepS = (performance.now() - t0) / 1000;
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
@@ -226,7 +254,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       metrics?.write(record);
       hooks.onStep?.(record);
       progress.update(step, { loss, 'tok/s': Math.round(tokensPerSec), MFU: formatPercent(util) });
-      if (!Number.isFinite(loss)) throw new Error(`train: the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
+      if (!Number.isFinite(loss)) throw new UserError(`the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
 
       await new Promise((r) => setImmediate(r)); // lets a Ctrl-C be seen
       const stop = interrupted();
