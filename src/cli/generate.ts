@@ -56,8 +56,8 @@ export async function run(argv: string[]): Promise<number> {
   const ckpt = loadCheckpoint(a.checkpoint);
   const { tokenizer } = loadTokenizer(a.tokenizer ?? findTokenizer(ckpt.dir));
   const cfg = ckpt.modelConfig;
-  if (tokenizer.vocabSize > cfg.vocab)
-    throw new DataError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model in ${ckpt.dir} only ${cfg.vocab}; use the tokenizer the model was trained with`);
+  if (tokenizer.vocabSize !== cfg.vocab)
+    throw new DataError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model in ${ckpt.dir} has ${cfg.vocab}; use the tokenizer the model was trained with (the run folder's ${RUN_TOKENIZER_FILE})`);
   const be = await getBackend(a.backend!);
   const model = new Transformer(cfg, be, { seed: 0 });
   restoreModel(model, ckpt.tensors, ckpt.dir);

@@ -63,7 +63,7 @@ async function train(argv: string[]): Promise<number> {
   const counter = new WordCounter(['<|endoftext|>', ...specials]);
   const t0 = performance.now();
   if (a.builtin) for (const d of brownDocuments()) counter.add(d.text);
-  else for (const p of filePieces(collectInputFiles(inputs))) counter.add(p.text);
+  else for (const p of filePieces(collectInputFiles(inputs), (l) => console.error(`tokenizer: ${l}`))) counter.add(p.text);
   const t1 = performance.now();
   console.error(`tokenizer: ${counter.counts.size} distinct words in ${(counter.bytes / 1e6).toFixed(1)}M characters (${((t1 - t0) / 1000).toFixed(1)} s)`);
   const tok = trainBpe(counter.counts, {
