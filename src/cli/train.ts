@@ -7,9 +7,11 @@ import { preset, presetNames } from '../nn/presets.js';
 import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainRecompute } from '../train/train-config.js';
 import { trainRun } from '../train/trainer.js';
 import { MAX_THREADS, oversubscriptionWarning } from '../util/threads.js';
+import { applyShapeFlags, SHAPE_FLAGS } from './model-shape-flags.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
+  ...SHAPE_FLAGS,
   steps: { kind: 'int', help: "the run's total optimizer steps (the LR schedule spans them)", default: 300, min: 1 },
   'exit-after': { kind: 'int', help: 'stop after this step with a checkpoint (continue later with --resume)', min: 1 },
   'save-every': { kind: 'int', help: 'checkpoint every K steps (0: only at the end)', default: 100, min: 0 },
@@ -57,8 +59,8 @@ export async function run(argv: string[]): Promise<number> {
 
   const oversubscribed = a.threads === undefined ? null : oversubscriptionWarning(a.threads);
   if (oversubscribed) console.error(`zili train: ${oversubscribed}`);
-  const model = preset(a.preset);
-  const out = a.out ?? path.join('runs', a.preset);
+  const model = applyShapeFlags(preset(a.preset), a);
+  const out = a.out ?? path.join('runs', model.name);
   const steps = a.steps!;
   const lr = a.lr ?? defaultLr(model);
   const globalBatch = a['global-batch']!;

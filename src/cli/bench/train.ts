@@ -15,15 +15,11 @@ import { backward } from '../../tensor/autograd.js';
 import { tidy } from '../../tensor/scope.js';
 import { CpuBackend } from '../../backend/cpu/cpu-backend.js';
 import { MAX_THREADS, oversubscriptionWarning } from '../../util/threads.js';
+import { applyShapeFlags, SHAPE_FLAGS } from '../model-shape-flags.js';
 
 const SPECS = {
   preset: { kind: 'string', help: 'start from a preset (flags below override its fields)' },
-  layers: { kind: 'int', help: 'transformer layers', min: 1 },
-  'd-model': { kind: 'int', help: 'model width', min: 1 },
-  heads: { kind: 'int', help: 'attention heads', min: 1 },
-  'kv-heads': { kind: 'int', help: 'key/value heads (GQA)', min: 1 },
-  'ffn-hidden': { kind: 'int', help: 'SwiGLU hidden width', min: 1 },
-  vocab: { kind: 'int', help: 'vocabulary size', min: 1 },
+  ...SHAPE_FLAGS,
   seq: { kind: 'int', help: 'sequence length', min: 1 },
   batch: { kind: 'int', help: 'sequences per step', default: 8, min: 1 },
   steps: { kind: 'int', help: 'timed steps', default: 5, min: 1 },
@@ -43,17 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const base: ModelConfig = a.preset ? preset(a.preset) : preset('small');
-  const config = validateModelConfig({
-    ...base,
-    name: a.preset ?? 'bench',
-    layers: a.layers ?? base.layers,
-    dModel: a['d-model'] ?? base.dModel,
-    heads: a.heads ?? base.heads,
-    kvHeads: a['kv-heads'] ?? a.heads ?? base.kvHeads,
-    ffnHidden: a['ffn-hidden'] ?? base.ffnHidden,
-    vocab: a.vocab ?? base.vocab,
-    seqLen: a.seq ?? base.seqLen,
-  });
+  const config = validateModelConfig({ ...applyShapeFlags(base, a), name: a.preset ?? 'bench', seqLen: a.seq ?? base.seqLen });
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
   const backend = await getBackend(a.backend!);
