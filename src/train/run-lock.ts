@@ -77,7 +77,25 @@ export function acquireRunLock(out: string, command = process.argv.slice(2).join
     // created below
   }
   if (st && !st.isDirectory()) throw new UserError(`--out ${out} is a file, not a folder; name a run folder (a new or an existing run's folder)`);
-  fs.mkdirSync(out, { recursive: true });
+  const unwritable = (e: unknown) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+      ? new UserError(`cannot write the run folder ${out} (${code}${code === 'EROFS' ? ': read-only file system' : ': permission denied'}); choose an --out you can write, or fix its permissions`)
+      : e;
+  };
+  try {
+    fs.mkdirSync(out, { recursive: true });
+  } catch (e) {
+    // a recursive mkdir reports ENOENT on a read-only file system: a plain one gives the real reason
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && fs.existsSync(path.dirname(path.resolve(out)))) {
+      try {
+        fs.mkdirSync(out);
+      } catch (e2) {
+        throw unwritable(e2);
+      }
+    }
+    throw unwritable(e);
+  }
   const file = path.join(out, LOCK_FILE);
   const me: LockOwner = { pid: process.pid, host: hostname(), started: new Date().toISOString(), procStart: procStartTime(process.pid), command };
   let replaced: LockOwner | null = null;
@@ -86,7 +104,7 @@ export function acquireRunLock(out: string, command = process.argv.slice(2).join
     try {
       fd = fs.openSync(file, 'wx');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(e);
       const owner = readOwner(file);
       if (owner && owner.host !== me.host)
         throw new UserError(`run folder ${out} is in use by ${describe(owner)}; wait for that run, choose another --out, or delete ${file} if that run is gone`);
