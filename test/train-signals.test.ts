@@ -41,7 +41,7 @@ test('first SIGINT: the loop sees interrupted(), finishes the step and exits cle
   const r = await runChild('fast', ['SIGINT']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /saved at step \d+ after SIGINT \(onInterrupt calls: 1\)/);
-  assert.match(r.stderr, /SIGINT received: saving a checkpoint at the end of this step/);
+  assert.match(r.stderr, /SIGINT received: saving a checkpoint of the last complete step/);
 });
 
 test('SIGTERM is handled like SIGINT', async () => {

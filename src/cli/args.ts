@@ -14,6 +14,10 @@ export interface FlagSpec {
   kind: FlagKind;
   help: string;
   default?: string | number | boolean;
+  /** smallest value accepted (numbers), checked here so a bad value never reaches the code */
+  min?: number;
+  /** largest value accepted (numbers) */
+  max?: number;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
@@ -42,6 +46,14 @@ export function formatHelp(command: string, specs: FlagSpecs, synopsis = ''): st
     lines.push(`  --${name}${arg}`.padEnd(30) + ` ${s.help}${def}`);
   }
   return lines.join('\n');
+}
+
+function checkRange(name: string, spec: FlagSpec, n: number, text: string): void {
+  const { min, max } = spec;
+  if ((min !== undefined && n < min) || (max !== undefined && n > max)) {
+    const range = min !== undefined && max !== undefined ? `between ${min} and ${max}` : min !== undefined ? `at least ${min}` : `at most ${max}`;
+    throw new UsageError(`option --${name} must be ${range}, got '${text}'`);
+  }
 }
 
 /** Parses argv against specs. Throws UsageError for unknown flags, missing values or bad numbers. */
@@ -75,11 +87,12 @@ export function parseArgs<T extends FlagSpecs>(argv: string[], specs: T, command
       if (value === undefined) throw new UsageError(`option --${name} needs a value (${spec.help})`);
     }
     if (spec.kind === 'string') out[name] = value;
-    else if (spec.kind === 'size') out[name] = parseSize(value);
     else {
-      const n = Number(value);
+      const n = spec.kind === 'size' ? parseSize(value) : Number(value);
       if (!Number.isFinite(n) || value.trim() === '') throw new UsageError(`option --${name} expects a number, got '${value}'`);
       if (spec.kind === 'int' && !Number.isInteger(n)) throw new UsageError(`option --${name} expects a whole number, got '${value}'`);
+      if (spec.kind === 'int' && !Number.isSafeInteger(n)) throw new UsageError(`option --${name} ${value} is too large; give a whole number below 2^53`);
+      checkRange(name, spec, n, value);
       out[name] = n;
     }
   }

@@ -19,11 +19,11 @@ import { RUN_TOKENIZER_FILE } from '../train/trainer.js';
 const FLAGS = {
   checkpoint: { kind: 'string', help: "a run's --out folder (its newest checkpoint) or one step-NNNNNNNN folder" },
   prompt: { kind: 'string', help: 'text to continue (empty: start a new document)', default: '' },
-  'max-tokens': { kind: 'int', help: 'new tokens to generate at most', default: 100 },
-  temperature: { kind: 'number', help: 'sampling temperature (0: greedy)', default: 0.8 },
-  'top-k': { kind: 'int', help: 'sample from the k most likely tokens (0: all)', default: 40 },
-  'top-p': { kind: 'number', help: 'sample from the most likely tokens up to this probability (1: all)', default: 1 },
-  seed: { kind: 'int', help: 'sampling seed', default: 0 },
+  'max-tokens': { kind: 'int', help: 'new tokens to generate at most', default: 100, min: 0 },
+  temperature: { kind: 'number', help: 'sampling temperature (0: greedy)', default: 0.8, min: 0 },
+  'top-k': { kind: 'int', help: 'sample from the k most likely tokens (0: all)', default: 40, min: 0 },
+  'top-p': { kind: 'number', help: 'sample from the most likely tokens up to this probability (1: all)', default: 1, min: 0, max: 1 },
+  seed: { kind: 'int', help: 'sampling seed', default: 0, min: 0 },
   tokenizer: { kind: 'string', help: "tokenizer.json (default: the one in the run folder)" },
   backend: { kind: 'string', help: 'compute backend', default: 'cpu' },
   'no-stop': { kind: 'bool', help: 'keep going past <|endoftext|>' },
@@ -56,8 +56,8 @@ export async function run(argv: string[]): Promise<number> {
   const ckpt = loadCheckpoint(a.checkpoint);
   const { tokenizer } = loadTokenizer(a.tokenizer ?? findTokenizer(ckpt.dir));
   const cfg = ckpt.modelConfig;
-  if (tokenizer.vocabSize > cfg.vocab)
-    throw new DataError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model in ${ckpt.dir} only ${cfg.vocab}; use the tokenizer the model was trained with`);
+  if (tokenizer.vocabSize !== cfg.vocab)
+    throw new DataError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model in ${ckpt.dir} has ${cfg.vocab}; use the tokenizer the model was trained with (the run folder's ${RUN_TOKENIZER_FILE})`);
   const be = await getBackend(a.backend!);
   const model = new Transformer(cfg, be, { seed: 0 });
   restoreModel(model, ckpt.tensors, ckpt.dir);

@@ -1,6 +1,7 @@
 // Dispatches `zili <command> ...` to src/cli/<command>.ts. Each command module exports
 // `run(argv: string[]): Promise<number>` returning the process exit code.
 import { UsageError } from './args.js';
+import { isBrokenPipe, userMessage } from '../util/errors.js';
 
 const COMMANDS: Record<string, { file: string; summary: string }> = {
   train: { file: './train.js', summary: 'train a model (built-in corpus when no data is named)' },
@@ -47,6 +48,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
+  // `zili generate | head`: the reader went away; stop at once, quietly (as a SIGPIPE would)
+  process.stdout.on('error', (e) => {
+    if (!isBrokenPipe(e)) console.error(`zili ${cmd}: cannot write the output: ${userMessage(e) ?? e.message}`);
+    process.exit(isBrokenPipe(e) ? 0 : 1);
+  });
   try {
     return await mod.run(rest);
   } catch (e) {
@@ -54,8 +60,9 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`zili ${cmd}: ${e.message}`);
       return 2;
     }
-    if (e instanceof Error && (e as { userFacing?: boolean }).userFacing) {
-      console.error(`zili ${cmd}: ${e.message}`);
+    const line = userMessage(e);
+    if (line !== null) {
+      console.error(`zili ${cmd}: ${line}`);
       return 1;
     }
     throw e;

@@ -1,5 +1,5 @@
 // `zili selftest --backend NAME [--json] [--filter S]`: the conformance kit a chip vendor runs.
-import { formatHelp, parseArgs } from './args.js';
+import { formatHelp, parseArgs, UsageError } from './args.js';
 import { getBackend } from '../backend/registry.js';
 import { runConformance } from '../backend/conformance/kit.js';
 
@@ -19,6 +19,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const backend = await getBackend(a.backend!);
   const report = await runConformance(backend, { filter: a.filter });
+  if (report.results.length === 0) throw new UsageError(`no conformance case matches --filter '${a.filter}'; run without --filter (with --verbose) to list the cases`);
   for (const r of report.results) {
     if (r.status === 'passed' && !a.verbose) continue;
     const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';

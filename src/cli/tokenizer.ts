@@ -6,13 +6,14 @@ import { trainBpe, WordCounter } from '../data/bpe-train.js';
 import { brownDocuments } from '../data/builtin-corpus.js';
 import { collectInputFiles, filePieces } from '../data/sources.js';
 import { loadTokenizer, saveTokenizer } from '../data/tokenizer-json.js';
+import { MIN_VOCAB } from '../data/bpe-train.js';
 
 const TRAIN = {
   input: { kind: 'string', help: 'text files or folders, comma-separated (or give them as arguments)' },
   builtin: { kind: 'bool', help: 'train on the built-in corpus (Brown)' },
-  vocab: { kind: 'size', help: 'vocabulary size: 256 bytes + merges + special tokens', default: 4096 },
+  vocab: { kind: 'size', help: 'vocabulary size: 256 bytes + merges + special tokens', default: 4096, min: MIN_VOCAB },
   special: { kind: 'string', help: 'extra special tokens, comma-separated (<|endoftext|> is always there)' },
-  'min-frequency': { kind: 'int', help: 'stop merging when the best pair is rarer than this', default: 2 },
+  'min-frequency': { kind: 'int', help: 'stop merging when the best pair is rarer than this', default: 2, min: 1 },
   out: { kind: 'string', help: 'where to write tokenizer.json', default: 'tokenizer.json' },
   help: { kind: 'bool', help: 'show this help' },
 } satisfies FlagSpecs;
@@ -62,7 +63,7 @@ async function train(argv: string[]): Promise<number> {
   const counter = new WordCounter(['<|endoftext|>', ...specials]);
   const t0 = performance.now();
   if (a.builtin) for (const d of brownDocuments()) counter.add(d.text);
-  else for (const p of filePieces(collectInputFiles(inputs))) counter.add(p.text);
+  else for (const p of filePieces(collectInputFiles(inputs), (l) => console.error(`tokenizer: ${l}`))) counter.add(p.text);
   const t1 = performance.now();
   console.error(`tokenizer: ${counter.counts.size} distinct words in ${(counter.bytes / 1e6).toFixed(1)}M characters (${((t1 - t0) / 1000).toFixed(1)} s)`);
   const tok = trainBpe(counter.counts, {

@@ -9,35 +9,38 @@ import { trainRun } from '../train/trainer.js';
 import { launchedWorldSize, openWorld } from '../dist/world.js';
 import { initModelConfig } from '../train/init-weights.js';
 import { TensorBoardSink } from '../observe/tensorboard-sink.js';
+import { MAX_THREADS, oversubscriptionWarning } from '../util/threads.js';
+import { applyShapeFlags, SHAPE_FLAGS } from './model-shape-flags.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
-  steps: { kind: 'int', help: "the run's total optimizer steps (the LR schedule spans them)", default: 300 },
-  'exit-after': { kind: 'int', help: 'stop after this step with a checkpoint (continue later with --resume)' },
-  'save-every': { kind: 'int', help: 'checkpoint every K steps (0: only at the end)', default: 100 },
-  'keep-checkpoints': { kind: 'int', help: 'checkpoints kept in --out', default: 3 },
-  seed: { kind: 'int', help: 'seed of the initial weights and the data order', default: 1 },
+  ...SHAPE_FLAGS,
+  steps: { kind: 'int', help: "the run's total optimizer steps (the LR schedule spans them)", default: 300, min: 1 },
+  'exit-after': { kind: 'int', help: 'stop after this step with a checkpoint (continue later with --resume)', min: 1 },
+  'save-every': { kind: 'int', help: 'checkpoint every K steps (0: only at the end)', default: 100, min: 0 },
+  'keep-checkpoints': { kind: 'int', help: 'checkpoints kept in --out', default: 3, min: 1 },
+  seed: { kind: 'int', help: 'seed of the initial weights and the data order', default: 1, min: 0 },
   out: { kind: 'string', help: 'run folder: checkpoints, tokenizer.json, metrics.jsonl (default runs/<preset>)' },
   resume: { kind: 'bool', help: 'continue from the latest checkpoint in --out up to --steps' },
   init: { kind: 'string', help: 'start from the weights of this checkpoint or run folder (e.g. from zili import): fine-tune or continue pre-training' },
   metrics: { kind: 'string', help: 'append one JSON line per step to this file (default <out>/metrics.jsonl)' },
   tensorboard: { kind: 'string', help: 'also write TensorBoard event files (scalars) to this folder' },
-  'global-batch': { kind: 'int', help: 'sequences per optimizer step', default: 16 },
-  'micro-batch': { kind: 'int', help: 'sequences per forward/backward (gradients accumulate; default: the global batch, at most 8)' },
-  seq: { kind: 'int', help: "tokens per sequence (default: the model's context)" },
+  'global-batch': { kind: 'int', help: 'sequences per optimizer step', default: 16, min: 1 },
+  'micro-batch': { kind: 'int', help: 'sequences per forward/backward (gradients accumulate; default: the global batch, at most 8)', min: 1 },
+  seq: { kind: 'int', help: "tokens per sequence (default: the model's context)", min: 1 },
   lr: { kind: 'number', help: 'peak learning rate (default: 3e-3 for d_model <= 256, less for larger models)' },
   'min-lr': { kind: 'number', help: 'final learning rate of the cosine decay (default lr/10)' },
-  warmup: { kind: 'int', help: 'warmup steps (default: a tenth of --steps, at most 100)' },
-  'weight-decay': { kind: 'number', help: 'AdamW weight decay (not on norms)', default: 0.1 },
-  clip: { kind: 'number', help: 'clip the global gradient norm to this (0: off)', default: 1.0 },
+  warmup: { kind: 'int', help: 'warmup steps (default: a tenth of --steps, at most 100)', min: 0 },
+  'weight-decay': { kind: 'number', help: 'AdamW weight decay (not on norms)', default: 0.1, min: 0 },
+  clip: { kind: 'number', help: 'clip the global gradient norm to this (0: off)', default: 1.0, min: 0 },
   dtype: { kind: 'string', help: 'GEMM precision: f32, or bf16 with fp32 master weights', default: 'f32' },
   recompute: { kind: 'string', help: 'activation recomputation: none or full', default: 'none' },
   backend: { kind: 'string', help: 'compute backend (cpu, reference, ...)', default: 'cpu' },
   data: { kind: 'string', help: 'a prepared dataset (manifest.json from zili prepare; default: the built-in corpus)' },
-  'eval-every': { kind: 'int', help: 'validation loss every K steps and at the end (0: never)', default: 100 },
-  'eval-batches': { kind: 'int', help: 'validation batches per evaluation', default: 4 },
-  threads: { kind: 'int', help: 'CPU threads (default: ZILI_THREADS or 2)' },
-  dp: { kind: 'int', help: "data-parallel ranks (default: the job's ranks, mpirun -np N; --micro-batch is per rank)" },
+  'eval-every': { kind: 'int', help: 'validation loss every K steps and at the end (0: never)', default: 100, min: 0 },
+  'eval-batches': { kind: 'int', help: 'validation batches per evaluation', default: 4, min: 1 },
+  threads: { kind: 'int', help: 'CPU threads (default: ZILI_THREADS or 2)', min: 1, max: MAX_THREADS },
+  dp: { kind: 'int', help: "data-parallel ranks (default: the job's ranks, mpirun -np N; --micro-batch is per rank)", min: 1 },
   tp: { kind: 'int', help: 'tensor-parallel ranks (1 until distributed training lands)', default: 1 },
   pp: { kind: 'int', help: 'pipeline stages (1 until distributed training lands)', default: 1 },
   ep: { kind: 'int', help: 'expert-parallel ranks (1 until distributed training lands)', default: 1 },
@@ -59,7 +62,9 @@ export async function run(argv: string[]): Promise<number> {
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
 
-  const model = a.init ? initModelConfig(a.init) : preset(a.preset!);
+  const oversubscribed = a.threads === undefined ? null : oversubscriptionWarning(a.threads);
+  if (oversubscribed) console.error(`zili train: ${oversubscribed}`);
+  const model = applyShapeFlags(a.init ? initModelConfig(a.init) : preset(a.preset!), a);
   const out = a.out ?? path.join('runs', a.preset ?? model.name);
   const steps = a.steps!;
   const lr = a.lr ?? defaultLr(model);

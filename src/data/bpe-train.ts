@@ -6,6 +6,7 @@
 import { bytesToUnicode } from './byte-unicode.js';
 import { pretokenize } from './pretokenize.js';
 import { END_OF_TEXT, Tokenizer } from './tokenizer.js';
+import { DataError } from './errors.js';
 
 export interface BpeTrainOptions {
   /** total vocabulary: 256 byte tokens + merges + special tokens */
@@ -96,12 +97,15 @@ class PairHeap {
   }
 }
 
+/** The smallest vocabulary a byte-level BPE tokenizer can have: 256 bytes and <|endoftext|>. */
+export const MIN_VOCAB = 257;
+
 /** Learns merges from word frequencies and returns the tokenizer. */
 export function trainBpe(counts: Map<string, number>, opts: BpeTrainOptions): Tokenizer {
   const specials = [END_OF_TEXT, ...(opts.specialTokens ?? []).filter((s) => s !== END_OF_TEXT)];
-  if (new Set(specials).size !== specials.length) throw new Error('duplicate special tokens');
+  if (new Set(specials).size !== specials.length) throw new DataError(`duplicate special tokens (${specials.join(', ')}); name each once`);
   const target = opts.vocabSize - 256 - specials.length;
-  if (target < 0) throw new Error(`vocabulary ${opts.vocabSize} is too small: needs at least ${256 + specials.length} (256 bytes + special tokens)`);
+  if (target < 0) throw new DataError(`vocabulary ${opts.vocabSize} is too small: a byte-level tokenizer needs at least ${256 + specials.length} (256 bytes + ${specials.length} special token(s)); use --vocab ${256 + specials.length} or more`);
   const minFrequency = opts.minFrequency ?? 2;
 
   // token id -> bytes; ids 0..255 are the bytes themselves

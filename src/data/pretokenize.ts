@@ -6,13 +6,59 @@
 /** GPT-2's pre-tokenization pattern (the `u` flag gives \p{L} letters and \p{N} numbers). */
 export const GPT2_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
+/**
+ * Longest pre-token, in UTF-16 code units. A longer run (a 10-million-character "word": a line of
+ * base64, a run of one letter) is cut into pieces of this length: BPE's cost grows with the square of
+ * a word's length, and no merge spans such a run usefully. Words this long are rare in text, so the
+ * split only differs from Hugging Face's ByteLevel pre-tokenizer on such runs.
+ */
+export const MAX_PRETOKEN_CHARS = 256;
+
+/** Cuts one long pre-token into pieces of at most MAX_PRETOKEN_CHARS, never inside a surrogate pair. */
+function splitLong(word: string, out: string[]): void {
+  for (let i = 0; i < word.length; ) {
+    let j = Math.min(word.length, i + MAX_PRETOKEN_CHARS);
+    const c = word.charCodeAt(j);
+    if (j < word.length && c >= 0xdc00 && c <= 0xdfff) j--; // keep a surrogate pair whole
+    out.push(word.slice(i, j));
+    i = j;
+  }
+}
+
+/** Text longer than this is matched in segments: V8's regex engine overflows its stack on some multi-megabyte runs. */
+const SEGMENT_CHARS = 1 << 16;
+
+const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13) || c === 0xa0 || c === 0x85 || (c > 0x1000 && /\s/.test(String.fromCharCode(c)));
+
+/**
+ * Where to end a segment at or before `limit`: at a space between two non-space characters (the
+ * pattern ends a token there and starts the next with that space, so matching the two sides apart
+ * gives the same pre-tokens), else at `limit` itself (a run that long is split anyway).
+ */
+function segmentEnd(text: string, start: number, limit: number): number {
+  for (let k = limit; k > start + (limit - start) / 2; k--)
+    if (text.charCodeAt(k) === 32 && !isSpace(text.charCodeAt(k - 1)) && !isSpace(text.charCodeAt(k + 1))) return k;
+  const c = text.charCodeAt(limit);
+  return c >= 0xdc00 && c <= 0xdfff ? limit - 1 : limit;
+}
+
 /** Splits text into pre-tokens; concatenating them gives the text back. */
 export function pretokenize(text: string): string[] {
-  return text.match(GPT2_PATTERN) ?? [];
+  const out: string[] = [];
+  for (let start = 0; start < text.length; ) {
+    const end = text.length - start > SEGMENT_CHARS ? segmentEnd(text, start, start + SEGMENT_CHARS) : text.length;
+    const words = (start === 0 && end === text.length ? text : text.slice(start, end)).match(GPT2_PATTERN) ?? [];
+    for (const w of words) {
+      if (w.length <= MAX_PRETOKEN_CHARS) out.push(w);
+      else splitLong(w, out);
+    }
+    start = end;
+  }
+  return out;
 }
 
 /** Length of the valid UTF-8 sequence starting at bytes[i], or 0 if it is not valid there. */
-function utf8SeqLen(bytes: Uint8Array, i: number): number {
+export function utf8SeqLen(bytes: Uint8Array, i: number): number {
   const b0 = bytes[i]!;
   if (b0 < 0x80) return 1;
   let n: number;

@@ -5,6 +5,7 @@
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { DataError } from './errors.js';
+import { Utf8Check } from './text-check.js';
 import { END_OF_TEXT } from './tokenizer.js';
 
 export const TEXT_EXTENSIONS = ['.txt', '.text', '.md', '.jsonl'];
@@ -48,8 +49,11 @@ const CHUNK_BYTES = 4 << 20;
 /** a document with no separator is handed on in pieces of about this many characters */
 const MAX_PIECE_CHARS = 16 << 20;
 
-/** Streams a file as decoded text chunks. */
-function* readChunks(path: string): Generator<string> {
+/** Where warnings about inputs go (a file that is not valid UTF-8). */
+export type Warn = (line: string) => void;
+
+/** Streams a file as decoded text chunks; refuses a binary file, warns about invalid UTF-8. */
+function* readChunks(path: string, warn: Warn): Generator<string> {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -58,13 +62,17 @@ function* readChunks(path: string): Generator<string> {
   }
   const buf = new Uint8Array(CHUNK_BYTES);
   const dec = new TextDecoder('utf-8');
+  const check = new Utf8Check(path);
   try {
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
+      check.push(buf.subarray(0, n));
       yield dec.decode(buf.subarray(0, n), { stream: true });
     }
     const rest = dec.decode();
+    const warning = check.end();
+    if (warning) warn(warning);
     if (rest) yield rest;
   } finally {
     closeSync(fd);
@@ -72,10 +80,10 @@ function* readChunks(path: string): Generator<string> {
 }
 
 /** Documents of a plain text file, split at the literal <|endoftext|>. */
-function* textFilePieces(path: string): Generator<TextPiece> {
+function* textFilePieces(path: string, warn: Warn): Generator<TextPiece> {
   let carry = '';
   let pending = false; // carry holds text of a document that has not ended
-  for (const chunk of readChunks(path)) {
+  for (const chunk of readChunks(path, warn)) {
     carry += chunk;
     const parts = carry.split(END_OF_TEXT);
     carry = parts.pop()!;
@@ -96,7 +104,7 @@ function* textFilePieces(path: string): Generator<TextPiece> {
 }
 
 /** Documents of a .jsonl file: one {"text": ...} object per line. */
-function* jsonlPieces(path: string): Generator<TextPiece> {
+function* jsonlPieces(path: string, warn: Warn): Generator<TextPiece> {
   let carry = '';
   let line = 0;
   const parse = (l: string): TextPiece | null => {
@@ -112,7 +120,7 @@ function* jsonlPieces(path: string): Generator<TextPiece> {
     if (typeof text !== 'string') throw new DataError(`input '${path}' line ${line} has no "text" string field; each line must be like {"text": "..."}.`);
     return { source: path, text, end: true };
   };
-  for (const chunk of readChunks(path)) {
+  for (const chunk of readChunks(path, warn)) {
     carry += chunk;
     const lines = carry.split('\n');
     carry = lines.pop()!;
@@ -126,9 +134,9 @@ function* jsonlPieces(path: string): Generator<TextPiece> {
 }
 
 /** All document pieces of the files, in order. */
-export function* filePieces(files: string[]): Generator<TextPiece> {
+export function* filePieces(files: string[], warn: Warn = (l) => process.stderr.write(l + '\n')): Generator<TextPiece> {
   for (const f of files) {
-    if (extname(f).toLowerCase() === '.jsonl') yield* jsonlPieces(f);
-    else yield* textFilePieces(f);
+    if (extname(f).toLowerCase() === '.jsonl') yield* jsonlPieces(f, warn);
+    else yield* textFilePieces(f, warn);
   }
 }

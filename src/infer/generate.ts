@@ -34,6 +34,7 @@ export async function generate(model: Transformer, prompt: readonly number[], o:
       out.push(id);
       seq.push(id);
       o.onToken?.(id);
+      await new Promise((r) => setImmediate(r)); // lets a closed output pipe or a signal be handled between tokens
       if (out.length === o.maxTokens) break;
       if (cache.length >= ctx) {
         cache.dispose();

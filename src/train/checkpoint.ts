@@ -146,6 +146,28 @@ function staleTempDirs(outDir: string): string[] {
  * (manifest last), the folder is renamed to `step-N`, then `<out>/latest` is replaced (tmp + rename).
  * Returns the step folder.
  */
+/** Bytes of tensor data a checkpoint holds (its files are this plus small headers and the manifest). */
+function tensorBytes(c: CheckpointInput): number {
+  const sum = (t: NamedTensors | undefined) => Object.values(t ?? {}).reduce((n, x) => n + x.data.byteLength, 0);
+  return sum(c.tensors) + (c.optimizer ? sum(c.optimizer.m) + sum(c.optimizer.v) + sum(c.optimizer.tensors) : 0);
+}
+
+function diskFullMessage(outDir: string, c: CheckpointInput): string {
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  const prev = latestCheckpoint(outDir, { warn: () => {} });
+  let free = '';
+  try {
+    const fsStat = fs.statfsSync(outDir);
+    free = ` (${mib(fsStat.bavail * fsStat.bsize)} are free)`;
+  } catch {
+    // statfs unsupported here: leave it out
+  }
+  return (
+    `no space left on the disk of ${outDir} while writing the checkpoint of step ${c.step}: it needs about ${mib(tensorBytes(c))}${free}.` +
+    ` ${prev ? `The previous checkpoint ${prev} is intact. ` : ''}Free some space (or lower --keep-checkpoints), then continue with --resume`
+  );
+}
+
 export function saveCheckpoint(outDir: string, c: CheckpointInput): string {
   if (!Number.isSafeInteger(c.step) || c.step < 0) throw new CheckpointError(`checkpoint step must be an integer >= 0, got ${c.step}`);
   fs.mkdirSync(outDir, { recursive: true });
@@ -182,6 +204,8 @@ export function saveCheckpoint(outDir: string, c: CheckpointInput): string {
     fsyncDir(tmp);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') throw new CheckpointError(diskFullMessage(outDir, c));
     throw e;
   }
   return commitStepDir(outDir, tmp, name);

@@ -1,4 +1,4 @@
-// Ctrl-C handling for training: the first SIGINT/SIGTERM sets a flag the loop polls (save at the end of the step, exit cleanly); a second one exits at once.
+// Ctrl-C handling for training: the first SIGINT/SIGTERM sets a flag the loop polls between micro-batches (save the last complete step, exit cleanly); a second one exits at once.
 
 let flag: string | null = null;
 
@@ -22,7 +22,7 @@ export interface InterruptOptions {
 
 /**
  * Installs SIGINT and SIGTERM handlers. The first signal sets `interrupted()` and calls
- * `onInterrupt(signal)`; the loop should save a checkpoint at the end of the current step and exit.
+ * `onInterrupt(signal)`; the loop should stop at the next micro-batch boundary, save the last complete step and exit.
  * The second exits at once with code 130 (SIGINT) or 143 (SIGTERM), saving nothing; an earlier
  * checkpoint is safe because checkpoints are written atomically.
  *
@@ -38,7 +38,7 @@ export function installInterruptHandler(onInterrupt?: (signal: string) => void, 
   const handler = (signal: NodeJS.Signals) => {
     if (flag === null) {
       flag = signal;
-      stream.write(`\nzili: ${signal} received: saving a checkpoint at the end of this step, then exiting (press Ctrl-C again to quit now without saving)\n`);
+      stream.write(`\nzili: ${signal} received: saving a checkpoint of the last complete step at the next micro-batch boundary, then exiting (press Ctrl-C again to quit now without saving)\n`);
       onInterrupt?.(signal);
       return;
     }

@@ -1,7 +1,9 @@
 // One optimizer step: `accum` micro-batches of forward + backward (gradients accumulate in .grad,
 // every temporary freed by tidy), one AdamW update at the step's learning rate with the gradients
 // scaled by 1/accum and clipped, the MoE routing biases moved toward balance using the expert loads
-// of all the step's micro-batches, and the gradients cleared.
+// of all the step's micro-batches, and the gradients cleared. Between micro-batches it yields to the
+// event loop, so a Ctrl-C is seen within one micro-batch: `shouldStop` then abandons the step
+// (gradients cleared, weights and optimizer untouched) and it returns null.
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
 import type { AdamW } from '../optim/adamw.js';
@@ -18,11 +20,25 @@ export interface StepResult {
   gradNorm: number;
 }
 
-export async function trainStep(model: Transformer, opt: AdamW, loader: TokenLoader, accum: number, lr: number): Promise<StepResult> {
+export async function trainStep(
+  model: Transformer,
+  opt: AdamW,
+  loader: TokenLoader,
+  accum: number,
+  lr: number,
+  shouldStop: () => boolean = () => false,
+): Promise<StepResult | null> {
   const be = model.backend;
   let ceSum = 0, auxSum = 0;
   const loads = new Map<number, number[]>();
   for (let micro = 0; micro < accum; micro++) {
+    if (micro > 0) {
+      await new Promise((r) => setImmediate(r)); // lets a signal handler run
+      if (shouldStop()) {
+        model.params.zeroGrad();
+        return null;
+      }
+    }
     const b = loader.next();
     const [ce, aux] = tidy(() => {
       const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');

@@ -26,6 +26,9 @@ import { mfu, peakFlops } from './mfu.js';
 import { Progress, type ProgressStream } from './progress.js';
 import { Rng, type RngState } from './rng-state.js';
 import { installInterruptHandler, interrupted } from './signals.js';
+import { acquireRunLock } from './run-lock.js';
+import { moveAsideStaleMetrics } from './metrics-file.js';
+import { UserError } from '../util/errors.js';
 import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, validateTrainConfig } from './train-config.js';
 import { trainStep } from './step.js';
 import { initWeights } from './init-weights.js';
@@ -114,13 +117,29 @@ function threadsOf(be: Backend, c: TrainConfig): number {
   return native.threads();
 }
 
-/** Runs (or resumes) a training run to `steps` (or `exitAfter`). */
+/** Runs (or resumes) a training run to `steps` (or `exitAfter`), holding the run folder's lock meanwhile. */
 export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const c = validateTrainConfig(config);
+  if (c.backend === 'meta')
+    throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan`);
   const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
   assertWorldFits(c, hooks.comm?.size ?? 1);
   const rank0 = !comm || comm.rank === 0;
   const log = !rank0 ? () => {} : hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  // Rank 0 owns the run folder (one lock for the whole job); a refusal there ends the job.
+  if (!rank0) return trainRunLocked(c, hooks, log, comm, rank0);
+  const created = !fs.existsSync(c.out);
+  const lock = acquireRunLock(c.out);
+  if (lock.replaced) log(`train: note: removed the lock of process ${lock.replaced.pid}, which is no longer running`);
+  try {
+    return await trainRunLocked(c, hooks, log, comm, rank0);
+  } finally {
+    lock.release();
+    if (created && fs.readdirSync(c.out).length === 0) fs.rmdirSync(c.out); // a run refused before writing anything
+  }
+}
+
+async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string) => void, comm: Communicator | null, rank0: boolean): Promise<TrainResult> {
   const startTime = performance.now();
   const quiet = { warn: () => {} };
 
@@ -189,6 +208,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     } else if (c.init) initWeights(model, c.init, c.out, data.tokenizerPath, log);
     ckpt = null; // its host copies are no longer needed
 
+    const setAside = c.metrics && !c.resume && rank0 ? moveAsideStaleMetrics(c.metrics) : null;
+    if (setAside) log(`train: note: moved the metrics of an earlier run in ${c.out} to ${setAside}`);
     metrics = c.metrics && rank0 ? new MetricsWriter(c.metrics, c.resume ? { resumeStep: startStep } : {}) : null;
     if (hooks.handleSignals !== false) removeHandler = installInterruptHandler();
     const progress = new Progress({ total: stopAt, label: 'train', stream: rank0 ? hooks.progressStream : { write: () => true } });
@@ -198,9 +219,9 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
         `, lr ${+c.lr.toPrecision(4)} (warmup ${c.warmup}, cosine to ${+c.minLr.toPrecision(4)}), ${c.dtype}, backend ${be.name}, ${threads} thread(s), out ${c.out}`,
     );
 
-    const save = async (step: number, extra: Record<string, unknown>) => {
+    const save = async (step: number, extra: Record<string, unknown>, data = loader.state()) => {
       if (dp) {
-        const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data: loader.state(), rng: rng.state(), metrics: extra };
+        const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
         lastSaved = await saveDistributedCheckpoint(c.out, dp, comm!, input, c.keepCheckpoints);
         progress.log(`train: saved checkpoint ${lastSaved} (${comm!.size} ranks' shards)`);
         return;
@@ -213,7 +234,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
         trainConfig: trainConfigJson(c),
         tensors,
         optimizer,
-        data: loader.state(),
+        data,
         rng: rng.state(),
         metrics: extra,
       });
@@ -225,7 +246,18 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       const t0 = performance.now();
       const lr = lrAt(step, schedule);
       comm?.setStep(step);
-      const { loss, aux, gradNorm } = dp ? await dp.runStep(loader, accum, lr) : await trainStep(model, opt!, loader, accum, lr);
+      const dataBefore = loader.state();
+      // Ctrl-C is honoured between micro-batches on one process; a data-parallel step runs to its end
+      // (every rank must take part in its collectives)
+      const done = dp ? await dp.runStep(loader, accum, lr) : await trainStep(model, opt!, loader, accum, lr, interrupted);
+      if (!done) {
+        // Ctrl-C inside the step: its partial gradients are dropped; save the last complete step
+        const last = step - 1;
+        if (last > startStep) await save(last, { loss: losses[losses.length - 1], valLoss }, dataBefore);
+        status = 'interrupted';
+        break;
+      }
+      const { loss, aux, gradNorm } = done;
       // every rank's step time (and peak memory): the slowest rank sets the pace
       const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
@@ -254,7 +286,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       metrics?.write(record);
       hooks.onStep?.(record);
       progress.update(step, { loss, 'tok/s': Math.round(tokensPerSec), MFU: formatPercent(util) });
-      if (!Number.isFinite(loss)) throw new Error(`train: the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
+      if (!Number.isFinite(loss)) throw new UserError(`the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
 
       await new Promise((r) => setImmediate(r)); // lets a Ctrl-C be seen
       const stop = interrupted();

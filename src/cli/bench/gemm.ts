@@ -3,19 +3,21 @@
 // 1024^3 / 2048^3. Best of --repeat timed runs after one warm-up. For honest OpenBLAS numbers run
 // with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset:
 //   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE bin/zili bench gemm --m 2048 --n 2048 --k 2048
+import { totalmem } from 'node:os';
 import { formatHelp, parseArgs, UsageError } from '../args.js';
 import { loadNative, type NativeKernels } from '../../backend/cpu/native.js';
+import { MAX_THREADS, oversubscriptionWarning } from '../../util/threads.js';
 
 const SPECS = {
-  m: { kind: 'int', help: 'rows of C', default: 1024 },
-  n: { kind: 'int', help: 'columns of C', default: 1024 },
-  k: { kind: 'int', help: 'inner dimension', default: 1024 },
+  m: { kind: 'int', help: 'rows of C', default: 1024, min: 1 },
+  n: { kind: 'int', help: 'columns of C', default: 1024, min: 1 },
+  k: { kind: 'int', help: 'inner dimension', default: 1024, min: 1 },
   dtype: { kind: 'string', help: 'f32 | bf16', default: 'f32' },
   'trans-a': { kind: 'bool', help: 'A is stored transposed (k x m)' },
   'trans-b': { kind: 'bool', help: 'B is stored transposed (n x k)' },
-  repeat: { kind: 'int', help: 'timed runs (best is reported)', default: 5 },
+  repeat: { kind: 'int', help: 'timed runs (best is reported)', default: 5, min: 1 },
   suite: { kind: 'bool', help: 'run the training shapes and 1024^3, 2048^3 with every engine' },
-  threads: { kind: 'int', help: 'threads (default: ZILI_THREADS or 2)' },
+  threads: { kind: 'int', help: 'threads (default: ZILI_THREADS or 2)', min: 1, max: MAX_THREADS },
   backend: { kind: 'string', help: 'cpu (native GEMM vs OpenBLAS) or another backend, e.g. webgpu (its matmul alone)', default: 'cpu' },
   json: { kind: 'bool', help: 'end with one JSON line' },
   help: { kind: 'bool', help: 'show this help' },
@@ -84,6 +86,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (o.dtype !== 'f32' && o.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${o.dtype}'`);
+  const gemmBytes = 4 * (o.m! * o.k! + o.k! * o.n! + o.m! * o.n!);
+  if (gemmBytes > totalmem() / 2)
+    throw new UsageError(`--m ${o.m} --n ${o.n} --k ${o.k} needs ${(gemmBytes / 2 ** 30).toFixed(1)} GiB for A, B and C; this machine has ${(totalmem() / 2 ** 30).toFixed(1)} GiB: use smaller sizes`);
   if (o.backend && o.backend !== 'cpu') {
     if (o.dtype !== 'f32' || o.suite) throw new UsageError(`--backend ${o.backend}: only single f32 shapes are measured`);
     const { measureDevice } = await import('./gemm-device.js');
@@ -94,6 +99,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const N = loadNative();
   if (o.threads !== undefined) N.setThreads(o.threads);
+  const oversubscribed = oversubscriptionWarning(N.threads());
+  if (oversubscribed) console.error(`zili bench: ${oversubscribed}`);
   const repeat = Math.max(1, o.repeat ?? 5);
   const env = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'].filter((v) => process.env[v] !== undefined);
   if (env.length) console.log(`note: ${env.join(', ')} set: OpenBLAS runs slower kernels (unset them for benchmark numbers)`);

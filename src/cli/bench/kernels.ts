@@ -6,11 +6,12 @@
 // Also reports the attention's scratch memory, fused against unfused, at T = 256, 1024, 4096.
 import { formatHelp, parseArgs } from '../args.js';
 import { loadNative, type NativeKernels } from '../../backend/cpu/native.js';
+import { MAX_THREADS, oversubscriptionWarning } from '../../util/threads.js';
 
 const SPECS = {
-  repeat: { kind: 'int', help: 'timed runs per kernel (best is reported)', default: 5 },
+  repeat: { kind: 'int', help: 'timed runs per kernel (best is reported)', default: 5, min: 1 },
   only: { kind: 'string', help: 'comma-separated kernel names to run (attention [also runs attention-1k, -gqa4, -gqa3],rmsnorm,rope,swiglu,cross-entropy,adamw,embedding)' },
-  threads: { kind: 'int', help: 'threads (default: ZILI_THREADS or 2)' },
+  threads: { kind: 'int', help: 'threads (default: ZILI_THREADS or 2)', min: 1, max: MAX_THREADS },
   json: { kind: 'bool', help: 'end with one JSON line' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
@@ -281,6 +282,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const N = loadNative();
   if (o.threads !== undefined) N.setThreads(o.threads);
+  const oversubscribed = oversubscriptionWarning(N.threads());
+  if (oversubscribed) console.error(`zili bench: ${oversubscribed}`);
   const repeat = Math.max(1, o.repeat ?? 5);
   const [B, T, H, D, d, F, V] = [8, 256, 6, 64, 384, 1024, 4096];
   const makers: Record<string, () => Case> = {

@@ -15,23 +15,20 @@ import * as T from '../../tensor/ops.js';
 import { backward } from '../../tensor/autograd.js';
 import { tidy } from '../../tensor/scope.js';
 import { CpuBackend } from '../../backend/cpu/cpu-backend.js';
+import { MAX_THREADS, oversubscriptionWarning } from '../../util/threads.js';
+import { applyShapeFlags, SHAPE_FLAGS } from '../model-shape-flags.js';
 
 const SPECS = {
   preset: { kind: 'string', help: 'start from a preset (flags below override its fields)' },
-  layers: { kind: 'int', help: 'transformer layers' },
-  'd-model': { kind: 'int', help: 'model width' },
-  heads: { kind: 'int', help: 'attention heads' },
-  'kv-heads': { kind: 'int', help: 'key/value heads (GQA)' },
-  'ffn-hidden': { kind: 'int', help: 'SwiGLU hidden width' },
-  vocab: { kind: 'int', help: 'vocabulary size' },
-  seq: { kind: 'int', help: 'sequence length' },
-  batch: { kind: 'int', help: 'sequences per step', default: 8 },
-  steps: { kind: 'int', help: 'timed steps', default: 5 },
-  warmup: { kind: 'int', help: 'untimed steps first', default: 2 },
+  ...SHAPE_FLAGS,
+  seq: { kind: 'int', help: 'sequence length', min: 1 },
+  batch: { kind: 'int', help: 'sequences per step', default: 8, min: 1 },
+  steps: { kind: 'int', help: 'timed steps', default: 5, min: 1 },
+  warmup: { kind: 'int', help: 'untimed steps first', default: 2, min: 0 },
   dtype: { kind: 'string', help: 'f32 | bf16 (GEMM precision)', default: 'f32' },
   recompute: { kind: 'string', help: 'none | full', default: 'none' },
   backend: { kind: 'string', help: 'backend', default: 'cpu' },
-  threads: { kind: 'int', help: 'CPU threads (default ZILI_THREADS or 2)' },
+  threads: { kind: 'int', help: 'CPU threads (default ZILI_THREADS or 2)', min: 1, max: MAX_THREADS },
   json: { kind: 'bool', help: 'end with one JSON line' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
@@ -43,21 +40,13 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const base: ModelConfig = a.preset ? preset(a.preset) : preset('small');
-  const config = validateModelConfig({
-    ...base,
-    name: a.preset ?? 'bench',
-    layers: a.layers ?? base.layers,
-    dModel: a['d-model'] ?? base.dModel,
-    heads: a.heads ?? base.heads,
-    kvHeads: a['kv-heads'] ?? a.heads ?? base.kvHeads,
-    ffnHidden: a['ffn-hidden'] ?? base.ffnHidden,
-    vocab: a.vocab ?? base.vocab,
-    seqLen: a.seq ?? base.seqLen,
-  });
+  const config = validateModelConfig({ ...applyShapeFlags(base, a), name: a.preset ?? 'bench', seqLen: a.seq ?? base.seqLen });
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
   const backend = await getBackend(a.backend!);
   if (a.threads && backend instanceof CpuBackend) backend.native.setThreads(a.threads);
+  const oversubscribed = oversubscriptionWarning(a.threads ?? 1);
+  if (oversubscribed) console.error(`zili bench train: ${oversubscribed}`);
   const B = a.batch!, S = config.seqLen;
   const model = new Transformer(config, backend, { seed: 1, dtype: a.dtype, recompute: a.recompute });
   const opt = new AdamW(model.params, defaultAdamW());
