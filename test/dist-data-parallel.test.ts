@@ -35,7 +35,7 @@ async function single(cfg: ModelConfig, micro: number) {
   const opt = new AdamW(model.params, adamw);
   const loader = TokenLoader.open(data, { split: 'train', batch: micro, seqLen: cfg.seqLen, seed: 3 });
   const out: { loss: number; gradNorm: number }[] = [];
-  for (let s = 0; s < STEPS; s++) out.push(await trainStep(model, opt, loader, GLOBAL / micro, LR))!);
+  for (let s = 0; s < STEPS; s++) out.push((await trainStep(model, opt, loader, GLOBAL / micro, LR))!);
   const weights = new Map([...model.params.tensors].map(([n, t]) => [n, Array.from(t.dataSync() as Float32Array)]));
   const bias = [...model.routerBias.values()].map((b) => Array.from(b));
   loader.close();
