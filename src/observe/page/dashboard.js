@@ -184,7 +184,7 @@ function renderCards() {
     const tps = recent(r, 'tokensPerSec');
     const tokensPerStep = tc.globalBatch && tc.seqLen ? tc.globalBatch * tc.seqLen : null;
     const rows = [
-      ['step', `${fmt(r.x[r.x.length - 1])}${tc.steps ? ` of ${tc.steps}` : ''} (${r.rows} lines${r.partial ? `, loading ${Math.round(r.loaded * 100)}%` : ''})`],
+      ['step', r.rows === 0 ? 'waiting for metrics.jsonl' : `${fmt(r.x[r.x.length - 1])}${tc.steps ? ` of ${tc.steps}` : ''} (${r.rows} lines${r.partial ? `, loading ${Math.round(r.loaded * 100)}%` : ''})`],
       ['loss', `${fmt(last(r, 'loss'))} · validation ${fmt(last(r, 'valLoss'))}`],
       ['checkpoints', r.checkpoints.length ? r.checkpoints.join(', ') : 'none yet'],
       ['restarts', r.restarts.length ? r.restarts.join(', ') : 'none'],
