@@ -70,7 +70,41 @@ test('downsampling keeps a one-step spike; a big file gets an even sample first'
   assert.ok(steps[0] === 1 && steps[steps.length - 1]! > n * 0.95, 'spread over the whole file');
 });
 
-test('the page in headless Chromium: curves of a run in progress grow; per-rank step times are plotted', async () => {
+test('server: a big file is first a sample, then all of it; the event stream opens with a snapshot per run', { timeout: 60_000 }, async () => {
+  const dir = join(tmp, 'big-run');
+  mkdirSync(dir);
+  const rows = 60_000; // ~6 MiB: more than the server reads before answering
+  writeFileSync(join(dir, 'metrics.jsonl'), Array.from({ length: rows }, (_, i) => line(i + 1, i === 33_333 ? { loss: 99 } : {})).join(''));
+  const server = new DashboardServer({ runs: [new RunWatch(dir)], pollMs: 50, maxPoints: 1000 });
+  try {
+    const url = await server.listen(0);
+    const first = server.snapshot(0);
+    assert.equal(first.partial, true);
+    assert.ok(first.x.length > 900 && first.x.length <= 1000, String(first.x.length));
+    const res = await fetch(new URL('/events', url));
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!/event: snapshot\ndata: \{"run":0[^\n]*"partial":false/.test(text)) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, 'the stream ended');
+      text += new TextDecoder().decode(value);
+    }
+    await reader.cancel();
+    assert.match(text, /^event: runs\ndata: \{"count":1,"names":\["big-run"\]\}/);
+    const full = server.snapshot(0);
+    assert.equal(full.rows, rows);
+    assert.equal(full.x.length, 1000);
+    assert.equal(Math.max(...(full.series['loss'] as number[])), 99, 'the one-step spike survives downsampling');
+    const page = await fetch(url);
+    assert.match(await page.text(), /<script src="\/uPlot.iife.min.js">/);
+    assert.equal((await fetch(new URL('/uPlot.iife.min.js', url))).status, 200);
+    assert.equal((await fetch(new URL('/../package.json', url))).status, 404);
+  } finally {
+    await server.close();
+  }
+});
+
+test('the page in headless Chromium: curves of a run in progress grow; per-rank step times are plotted', { timeout: 180_000 }, async () => {
   assert.ok(existsSync('/usr/bin/chromium'), 'Debian chromium is needed (scripts/setup installs it)');
   mkdirSync(ARTIFACTS, { recursive: true });
   const live = join(tmp, 'live');
@@ -124,6 +158,7 @@ test('the page in headless Chromium: curves of a run in progress grow; per-rank 
     assert.match(card, /MFU \(%\)\s+[\d.]+\s+[\d.]+/);
     const ranksCard = await page.locator('.run').nth(1).innerText();
     assert.match(ranksCard, /restarts\s+15\b/);
+    assert.match(ranksCard, /slowest rank\s+rank 2: 0\.\d+ s, [\d.]+× the median/);
     assert.match(ranksCard, /events\s+skip at 12 \(2\)/);
     assert.deepEqual(errors, []);
   } finally {

@@ -81,4 +81,5 @@ test('TensorBoard sink: a resumed run replaces the steps after its checkpoint; p
   assert.deepEqual(got['time/rank_step_s/rank02'], [[45, Math.fround(0.4)]]);
   assert.deepEqual(got['time/rank_step_s_slowest_over_median'], [[45, 4]]);
   assert.deepEqual(got['events/skip'], [[40, 3]]);
+  assert.deepEqual(got['events/restart'], [[21, 1]], 'the resumed process marks its restart');
 });

@@ -93,6 +93,7 @@ export class DashboardServer {
   private readonly server: http.Server;
   private timer: NodeJS.Timeout | null = null;
   private polling = false;
+  private lastHeartbeat = Date.now();
   private readonly estimates = new Map<number, { checkpoint: string; value: unknown }>();
 
   constructor(opts: DashboardOptions) {
@@ -160,6 +161,10 @@ export class DashboardServer {
     if (this.polling) return;
     this.polling = true;
     try {
+      if (Date.now() - this.lastHeartbeat > 15_000) {
+        this.lastHeartbeat = Date.now();
+        for (const c of this.clients) c.write(': keep-alive\n\n'); // idle streams through proxies stay open
+      }
       for (let i = 0; i < this.runs.length; i++) {
         const r = this.runs[i]!;
         const wasPartial = r.backlog() > 0;

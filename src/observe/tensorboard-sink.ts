@@ -1,6 +1,8 @@
 // `zili train --tensorboard DIR`: the run's metrics as TensorBoard scalars, in a new event file per
 // process. Its first point is preceded by a SessionLog START at that step, so TensorBoard drops the
-// points a crashed run wrote after the checkpoint a resumed run continues from (each step once).
+// points a crashed run wrote after the checkpoint a resumed run continues from (each step once), and
+// a process that starts past step 1 marks `events/restart` there. Event lines (skipped steps, ...)
+// come through event() from whoever produces them.
 import type { StepMetrics } from '../train/metrics.js';
 import { EventFileWriter, scalarEvent, sessionStartEvent } from './event-file.js';
 import { type MetricsSink, type RunEvent, stepScalars } from './run-record.js';
@@ -25,6 +27,7 @@ export class TensorBoardSink implements MetricsSink {
     if (this.writer) return this.writer;
     this.writer = new EventFileWriter(this.dir, new Date(this.now() * 1000));
     this.writer.append(sessionStartEvent(this.now(), step, `zili run (re)started at step ${step}`));
+    if (step > 1) this.writer.append(scalarEvent(this.now(), step, [['events/restart', 1]])); // a resumed run
     return this.writer;
   }
 

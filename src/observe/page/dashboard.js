@@ -114,17 +114,50 @@ function rankFields(r) {
   return Object.keys(r.series).filter((f) => /^rankStepS\.\d+$/.test(f)).sort((a, b) => +a.split('.')[1] - +b.split('.')[1]);
 }
 
-/** Per-rank step times of one run: one line per rank, so a straggler stands above the rest. */
+const MAX_RANK_LINES = 16;
+
+/**
+ * Per-rank step times of one run: one line per rank, so a straggler stands above the rest; past
+ * MAX_RANK_LINES ranks, the fastest, median and slowest rank of each step (the slowest's rank in
+ * the legend's hover value is not kept; the card names the slowest rank of the last step).
+ */
+function rankData(r) {
+  const fields = rankFields(r);
+  if (fields.length <= MAX_RANK_LINES) return [r.x, ...fields.map((f) => r.series[f])];
+  const lo = [], mid = [], hi = [];
+  for (let k = 0; k < r.x.length; k++) {
+    const v = fields.map((f) => r.series[f][k]).filter((x) => x !== null && x !== undefined).sort((a, b) => a - b);
+    lo.push(v.length ? v[0] : null);
+    mid.push(v.length ? v[v.length >> 1] : null);
+    hi.push(v.length ? v[v.length - 1] : null);
+  }
+  return [r.x, lo, mid, hi];
+}
+
 function updateRankChart(r, i) {
   const fields = rankFields(r);
   const have = rankCharts.get(i);
   if (!fields.length) return;
   if (!have || have.ranks !== fields.length) {
     if (have) have.plot.root.parentElement.remove();
-    const series = fields.map((f, k) => ({ label: `rank ${k}`, stroke: `hsl(${(k * 137) % 360} 60% 45%)`, width: 1, spanGaps: true }));
-    const plot = makePlot(document.getElementById('rank-charts'), `${r.name}: step time per rank (s)`, series, [r.x, ...fields.map((f) => r.series[f])], i);
+    const series = fields.length <= MAX_RANK_LINES
+      ? fields.map((f, k) => ({ label: `rank ${k}`, stroke: `hsl(${(k * 137) % 360} 60% 45%)`, width: 1, spanGaps: true }))
+      : [['fastest rank', '#2ca02c'], ['median rank', '#1f77b4'], ['slowest rank', '#d62728']].map(([label, stroke]) => ({ label, stroke, width: 1, spanGaps: true }));
+    const plot = makePlot(document.getElementById('rank-charts'), `${r.name}: step time per rank (s), ${fields.length} ranks`, series, rankData(r), i);
     rankCharts.set(i, { plot, ranks: fields.length });
   }
+}
+
+/** The slowest rank of the last step and its time over the median, or null. */
+function slowestRank(r) {
+  const fields = rankFields(r);
+  const k = r.x.length - 1;
+  if (!fields.length || k < 0) return null;
+  const v = fields.map((f) => r.series[f][k]);
+  const ok = v.filter((x) => x !== null);
+  if (!ok.length) return null;
+  const worst = v.indexOf(Math.max(...ok));
+  return `rank ${worst}: ${fmt(v[worst], 3)} s, ${fmt(v[worst] / median(ok), 3)}× the median`;
 }
 
 function median(xs) {
@@ -151,11 +184,13 @@ function renderCards() {
     const tps = recent(r, 'tokensPerSec');
     const tokensPerStep = tc.globalBatch && tc.seqLen ? tc.globalBatch * tc.seqLen : null;
     const rows = [
-      ['step', `${fmt(r.x[r.x.length - 1])}${tc.steps ? ` of ${tc.steps}` : ''} (${r.rows} lines${r.partial ? `, loading ${Math.round(r.loaded * 100)}%` : ''})`],
+      ['step', r.rows === 0 ? 'waiting for metrics.jsonl' : `${fmt(r.x[r.x.length - 1])}${tc.steps ? ` of ${tc.steps}` : ''} (${r.rows} lines${r.partial ? `, loading ${Math.round(r.loaded * 100)}%` : ''})`],
       ['loss', `${fmt(last(r, 'loss'))} · validation ${fmt(last(r, 'valLoss'))}`],
       ['checkpoints', r.checkpoints.length ? r.checkpoints.join(', ') : 'none yet'],
       ['restarts', r.restarts.length ? r.restarts.join(', ') : 'none'],
     ];
+    const slow = slowestRank(r);
+    if (slow) rows.push(['slowest rank', slow]);
     const other = (r.events || []).filter((e) => e.event !== 'restart' && e.event !== 'checkpoint');
     if (other.length) rows.push(['events', other.slice(-8).map((e) => `${e.event} at ${e.step}${e.count ? ` (${e.count})` : ''}`).join(', ')]);
     const cfg = r.config
@@ -199,7 +234,7 @@ function redraw() {
     runs.forEach((r, i) => {
       updateRankChart(r, i);
       const rc = rankCharts.get(i);
-      if (rc) rc.plot.setData([r.x, ...rankFields(r).map((f) => r.series[f])]);
+      if (rc) rc.plot.setData(rankData(r));
     });
     renderCards();
     document.body.dataset.points = String(countPoints());
