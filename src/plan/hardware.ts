@@ -40,8 +40,8 @@ export interface ResolvedChip extends Chip {
    * measurements (`hardware: "local"`); catalog chips use the fitted roofline instead.
    */
   measuredGemm?: (M: number, N: number, K: number) => number;
-  /** measured FLOP/s of the causal flash-attention kernel at (seq, heads, headDim), counting the computed half */
-  measuredAttention?: (seq: number, heads: number, headDim: number) => number;
+  /** measured FLOP/s of the causal flash-attention kernel at (batch, seq, heads, headDim), counting the computed half */
+  measuredAttention?: (batch: number, seq: number, heads: number, headDim: number) => number;
   peakTflops: number;
   memoryGiB: number;
   usableMemoryGiB: number;
