@@ -1,6 +1,6 @@
 // `hardware: "local"`: this machine as a planner chip, from its own measurements rather than a
 // catalog entry — GEMM throughput at each shape the model asks for (through the native addon, the
-// engine's own GEMM), memory bandwidth (a streaming axpy), and the flash-attention kernel's speed.
+// engine's own GEMM), memory bandwidth (a streaming axpy), and the flash-attention kernels' speed.
 // Between ranks the communicator's measured bandwidth and latency are inputs (see docs/planner.md).
 import { totalmem } from 'node:os';
 import { loadNative, type NativeKernels } from '../backend/cpu/native.js';
@@ -34,7 +34,7 @@ export interface LocalMeasurements {
   gemmFlops(M: number, N: number, K: number): number;
   /** bytes/s a streaming kernel reaches */
   memoryBandwidth: number;
-  /** FLOP/s of the causal flash-attention forward at (batch, seq, heads, headDim), counting the computed half of the square */
+  /** FLOP/s of causal flash attention (forward + backward) at (batch, seq, heads, headDim), per forward-equivalent of the computed half */
   attentionFlops(batch: number, seq: number, heads: number, headDim: number): number;
   /** measured f32 FMA peak, FLOP/s */
   peakFlops: number;
@@ -73,9 +73,17 @@ export function measureLocal(native: NativeKernels = loadNative()): LocalMeasure
       const key = `${batch}/${seq}/${heads}/${headDim}`;
       let v = attnCache.get(key);
       if (v === undefined) {
-        const q = new Float32Array(batch * seq * heads * headDim).fill(0.01), out = new Float32Array(q.length), lse = new Float32Array(batch * heads * seq);
-        const s = medianSeconds(() => native.attentionFwd(q, q, q, batch, seq, heads, heads, headDim, 1 / Math.sqrt(headDim), true, out, lse));
-        v = (0.5 * 4 * batch * seq * seq * heads * headDim) / s;
+        const n = batch * seq * heads * headDim;
+        const q = new Float32Array(n).fill(0.01), out = new Float32Array(n), lse = new Float32Array(batch * heads * seq);
+        const dout = new Float32Array(n).fill(0.01), dq = new Float32Array(n), dk = new Float32Array(n), dv = new Float32Array(n);
+        const scale = 1 / Math.sqrt(headDim);
+        // forward + backward as training runs them; the planner charges 3.5 forward-equivalents (backward
+        // 2, plus Q K^T recomputed), so the rate is expressed per forward-equivalent of the computed half
+        const s = medianSeconds(() => {
+          native.attentionFwd(q, q, q, batch, seq, heads, heads, headDim, scale, true, out, lse);
+          native.attentionBwd(q, q, q, out, lse, dout, batch, seq, heads, heads, headDim, scale, true, dq, dk, dv);
+        });
+        v = (3.5 * 0.5 * 4 * batch * seq * seq * heads * headDim) / s;
         attnCache.set(key, v);
       }
       return v;
