@@ -4,7 +4,7 @@
 import { cpus } from 'node:os';
 import { fitEfficiency } from '../src/plan/calibrate.js';
 import { DEFAULT_EFFICIENCY, NEUTRAL_EFFICIENCY } from '../src/plan/efficiency.js';
-import { validate, validationMarkdown } from '../src/plan/validation.js';
+import { sourcesMarkdown, validate, validationMarkdown } from '../src/plan/validation.js';
 import { catalogChip, resolveChip } from '../src/plan/hardware.js';
 import { describeLayout } from '../src/plan/layout.js';
 import { loadModel } from '../src/plan/model.js';
@@ -33,10 +33,11 @@ function searchTimes(): { model: string; chips: number; ms: number; considered: 
 
 function validation(): string[] {
   const fitted = fitEfficiency(PUBLISHED_RUNS, NEUTRAL_EFFICIENCY);
+  if (process.argv.includes('--sources')) return [sourcesMarkdown()];
   return [validationMarkdown(validate()), '', `efficiencies fitted on all runs: ${JSON.stringify(fitted)}`, `defaults in efficiency.ts: ${JSON.stringify(DEFAULT_EFFICIENCY)}`];
 }
 
-const times = process.argv.includes('--validation-only') ? [] : searchTimes();
+const times = process.argv.includes('--validation-only') || process.argv.includes('--sources') ? [] : searchTimes();
 console.log(`machine: ${cpus()[0]?.model} x ${cpus().length}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
 console.log('| model | chips | layouts considered | best layout | search ms (best of 3) |\n|---|---|---|---|---|');
 for (const t of times) console.log(`| ${t.model} | ${t.chips} | ${t.considered} | ${t.best} | ${t.ms.toFixed(0)} |`);

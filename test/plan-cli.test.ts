@@ -66,3 +66,66 @@ test('impossible requests say what would make them possible', () => {
   assert.equal(div.status, 1);
   assert.match(div.stderr, /does not divide 8000 chips; use 7936 or 8064 chips/);
 });
+
+test('plan refuses nonsense numbers at the flags, the same way as in a --cluster file, without stack traces', () => {
+  const base = ['plan', '--model', 'small', '--chip', 'h100-sxm', '--chips', '8'];
+  const cases: [string[], number, RegExp][] = [
+    [['--top', '0'], 2, /--top must be at least 1, got 0/],
+    [['--global-batch', '0'], 2, /--global-batch must be at least 1/],
+    [['--seq', '0'], 2, /--seq must be at least 1/],
+    [['--chips', '-8'], 2, /--chips must be at least 1, got -8/],
+    [['--failures-per-chip-year', '-1'], 1, /--failures-per-chip-year must be a number >= 0/],
+    [['--storage-gbs', '0'], 1, /--storage-gbs must be a number > 0/],
+    [['--power-overhead', '-1'], 1, /--power-overhead must be a number >= 1/],
+    [['--restart-min', '-10'], 1, /--restart-min must be a number >= 0/],
+    [['--html', dir], 2, /--html .* is a folder; give a file name/],
+    [['--html', join(dir, 'no-such-folder', 'r.html')], 2, /the folder '.*no-such-folder' does not exist/],
+  ];
+  for (const [extra, status, msg] of cases) {
+    const r = zili(...base, ...extra);
+    assert.equal(r.status, status, `${extra.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, msg);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  }
+  const cl = join(dir, 'cluster.json');
+  writeFileSync(cl, JSON.stringify({ chip: 'h100-sxm', chips: 8, storageWriteGBs: 0 }));
+  const r = zili('plan', '--model', 'small', '--cluster', cl);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /storageWriteGBs must be a number > 0/);
+});
+
+test('a best layout that never finishes (goodput 0%) is printed with a warning', () => {
+  const r = zili('plan', '--model', 'small', '--chip', 'h100-sxm', '--chips', '8', '--failures-per-chip-year', '20000', '--top', '1');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /WARNING: this run never finishes \(goodput 0%\).*--restart-min/);
+  assert.match(r.stdout, /never finishing wall-clock/);
+});
+
+test('plan estimate refuses "10T" strings, negative tokens and the string "false" for a flag', () => {
+  const input = join(dir, 'bad.json');
+  const good = JSON.parse(readFileSync(join(root, 'docs', 'examples', 'plan-estimate.json'), 'utf8'));
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...good, tokens: '10T' }, /tokens must be a number > 0.*not a string: write 10000000000000/],
+    [{ ...good, tokens: -5 }, /tokens must be a number > 0/],
+    [{ ...good, layout: { ...good.layout, sequenceParallel: 'false' } }, /layout.sequenceParallel must be true or false \(a JSON boolean/],
+    [{ ...good, model: { ...good.model, tiedEmbeddings: 'false' } }, /tiedEmbeddings must be true or false/],
+    [{ ...good, layout: { ...good.layout, tp: '8' } }, /layout.tp must be an integer >= 1 \(a JSON number, not a string\)/],
+    [{ ...good, stack: 'nemo' }, /stack must be one of "megatron", "deepspeed-legacy", "overlapped"/],
+    [{ ...good, hardware: 'h100-sxm', precision: 'f32' }, /precision "f32" on catalog chip 'h100-sxm'.*hardware "local"/],
+  ];
+  for (const [obj, msg] of cases) {
+    writeFileSync(input, JSON.stringify(obj));
+    const r = zili('plan', 'estimate', '--input', input);
+    assert.equal(r.status, 1, `${JSON.stringify(obj).slice(0, 80)}: ${r.stdout}`);
+    assert.match(r.stderr, msg);
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+  }
+});
+
+test('the example input of docs/planner-io.md runs as written and reports the honest band', () => {
+  const r = zili('plan', 'estimate', '--input', join(root, 'docs', 'examples', 'plan-estimate.json'), '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.ok(out.mfuLow < out.mfu && out.mfu < out.mfuHigh);
+  assert.ok(Math.abs(out.stepTimeS - 102.6) / 102.6 < 0.1, `step ${out.stepTimeS}`);
+});

@@ -1,7 +1,7 @@
 // Hardware catalog: every chip of reference/chips.md with source and confidence, overrides, user chips.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CATALOG, catalogChip, chipFromJson, overrideChip, parseOverrides, resolveChip } from '../src/plan/hardware.js';
+import { CATALOG, catalogChip, chipFromJson, MEMORY_HEADROOM, overrideChip, parseOverrides, resolveChip } from '../src/plan/hardware.js';
 import { clusterFromJson } from '../src/plan/cluster.js';
 
 test('catalog covers the reference chips, each with a source and a confidence', () => {
@@ -31,8 +31,16 @@ test('Kunlunxin has unknown fields; planning asks for exactly those', () => {
   const filled = overrideChip(k, parseOverrides('peakTflops=345,memoryGiB=96,memoryBandwidthTBs=2.7,chipsPerNode=8,intraNodeGBs=200,interNodeGBs=25'));
   const r = resolveChip(filled);
   assert.equal(r.peakTflops, 345);
-  assert.equal(r.usableMemoryGiB, 96);
+  assert.ok(Math.abs(r.usableMemoryGiB - 96 * (1 - MEMORY_HEADROOM)) < 0.01); // headroom on every chip, not only Ascend
   assert.match(r.source, /user override of peakTflops/);
+});
+
+test('every chip keeps memory headroom: usable < memory unless the user sets usableMemoryGiB', () => {
+  for (const c of CATALOG.filter((x) => x.memoryGiB !== null && x.peakTflops !== null && x.intraNodeGBs !== null)) {
+    const r = resolveChip(c);
+    assert.ok(r.usableMemoryGiB < r.memoryGiB, `${c.id}: ${r.usableMemoryGiB} of ${r.memoryGiB}`);
+  }
+  assert.equal(resolveChip(chipFromJson({ base: 'h100-sxm', usableMemoryGiB: 80 })).usableMemoryGiB, 80);
 });
 
 test('every field is overridable, from flags or JSON with a base', () => {

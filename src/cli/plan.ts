@@ -12,6 +12,7 @@ import { estimateInputFromJson } from '../plan/io.js';
 import { describeLayout, type Layout, type Recompute } from '../plan/layout.js';
 import { loadModel } from '../plan/model.js';
 import { localChip } from '../plan/local-chip.js';
+import { type Stack, STACKS } from '../plan/stack.js';
 import { chipLine, memoryLine, runLines, textReport, timeLine } from '../plan/report-text.js';
 import { htmlReport } from '../plan/report-html.js';
 import { impossibleError, searchLayouts } from '../plan/search.js';
@@ -26,6 +27,7 @@ const SPECS = {
   'global-batch': { kind: 'int', help: 'sequences per step (default: about 16M tokens, a power of two)' },
   seq: { kind: 'int', help: 'override the training sequence length' },
   attention: { kind: 'string', help: 'flash | standard (standard materialises the s x s scores)', default: 'flash' },
+  stack: { kind: 'string', help: 'software stack: megatron | deepspeed-legacy | overlapped (docs/planner.md)', default: 'megatron' },
   tp: { kind: 'int', help: 'pin tensor parallelism' },
   pp: { kind: 'int', help: 'pin pipeline parallelism' },
   dp: { kind: 'int', help: 'pin data parallelism' },
@@ -166,6 +168,8 @@ export async function run(argv: string[]): Promise<number> {
   if (a.recompute && !['none', 'selective', 'full'].includes(a.recompute)) throw new UsageError(`--recompute must be none, selective or full`);
   if (a.zero !== undefined && ![0, 1, 2, 3].includes(a.zero)) throw new UsageError('--zero must be 0, 1, 2 or 3');
   const globalBatch = a['global-batch'] ?? defaultGlobalBatch(model.config.seqLen);
+  if (!(STACKS as readonly string[]).includes(a.stack!)) throw new UsageError(`--stack must be one of ${STACKS.join(', ')}, got '${a.stack}'`);
+  const stack = a.stack as Stack;
 
   // pinned dimensions must divide the chips
   // Megatron-Core convention: chips = tp*pp*cp*dp, ep folded inside dp*cp
@@ -183,7 +187,7 @@ export async function run(argv: string[]): Promise<number> {
     tp: a.tp, pp: a.pp, cp: a.cp, ep: a.ep, dp: a.dp, vpp: a.vpp, microBatch: a['micro-batch'],
     zero: a.zero as Layout['zero'] | undefined, recompute: a.recompute as Recompute | undefined,
   };
-  const opts = { model, chip: rc, chips, globalBatch, tokens: a.tokens ?? 10e12, attention, cluster, fixed, keep: a.top } as const;
+  const opts = { model, chip: rc, chips, globalBatch, tokens: a.tokens ?? 10e12, attention, cluster, fixed, keep: a.top, stack } as const;
   const res = searchLayouts(opts);
   if (!res.ranked.length) throw impossibleError(opts, res);
   const report = { model, chip: rc, chips, globalBatch, ranked: res.ranked, reason: res.reason, considered: res.considered, fitting: res.fitting, elapsedMs: res.elapsedMs };

@@ -1,7 +1,7 @@
 // Calibration of the few physical efficiencies on published runs: predicted vs published MFU, and a
 // small derivative-free fit (coordinate search on a log scale) used for the defaults and for
 // out-of-sample checks (fit on one paper, predict the other; leave-one-out).
-import { DEFAULT_EFFICIENCY, type Efficiency, FITTED_KEYS } from './efficiency.js';
+import { balanceRel, chipGeneration, DEFAULT_EFFICIENCY, type Efficiency, FITTED_KEYS } from './efficiency.js';
 import { estimateUnchecked } from './estimate.js';
 import { PUBLISHED_RUNS, type PublishedRun, runChip, runLayout, runModel } from './published-runs.js';
 
@@ -61,15 +61,22 @@ const BOUNDS: Record<(typeof FITTED_KEYS)[number], [number, number]> = {
 /** Fits the FITTED_KEYS efficiencies to `runs` (coordinate search, shrinking multiplicative steps). */
 export function fitEfficiency(runs: readonly PublishedRun[], start: Efficiency = DEFAULT_EFFICIENCY, rounds = 40): Efficiency {
   let best = { ...start };
+  // Ascend's factor is fitted only when Ascend runs are in the set (from the balance interpolation);
+  // otherwise it stays null and Ascend chips are predicted from their balance
+  const ascend = runs.some((r) => chipGeneration(runChip(r)) === 'ascend');
+  if (!ascend) best.ascendRel = null;
+  else if (best.ascendRel === null) best.ascendRel = balanceRel(runChip(runs.find((r) => chipGeneration(runChip(r)) === 'ascend')!), best);
   let bestLoss = loss(runs, best);
   let step = 0.3;
   for (let round = 0; round < rounds && step > 1e-3; round++) {
     let improved = false;
     for (const k of FITTED_KEYS) {
+      const cur = best[k];
+      if (cur === null) continue;
       for (const dir of [1, -1]) {
         const [lo, hi] = BOUNDS[k];
-        const v = Math.min(hi, Math.max(lo, best[k] * Math.exp(dir * step)));
-        if (v === best[k]) continue;
+        const v = Math.min(hi, Math.max(lo, cur * Math.exp(dir * step)));
+        if (v === cur) continue;
         const cand = { ...best, [k]: v };
         const l = loss(runs, cand);
         if (l < bestLoss) {

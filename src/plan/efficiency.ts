@@ -19,8 +19,11 @@ export interface Efficiency {
   gemmMax: number;
   /** Hopper's large-GEMM fraction relative to Ampere's (1 = same) */
   hopperRel: number;
-  /** Ascend's large-GEMM fraction relative to Ampere's (1 = same) */
-  ascendRel: number;
+  /**
+   * Ascend's large-GEMM fraction relative to Ampere's; null when no Ascend run was fitted: then it is
+   * interpolated from the chip's compute/bandwidth balance like any chip of no fitted generation
+   */
+  ascendRel: number | null;
   /**
    * weight of the memory-traffic term of a GEMM: efficiency = gemmMax / (1 + kappa * (P / BW) * (1/M + 1/N + 1/K)),
    * the roofline of an M x N x K product with P = peak FLOP/s and BW = memory bandwidth (16-bit operands)
@@ -46,7 +49,7 @@ export interface Efficiency {
 export const NEUTRAL_EFFICIENCY: Efficiency = {
   gemmMax: 0.79,
   hopperRel: 1,
-  ascendRel: 1,
+  ascendRel: null,
   gemmKappa: 0.51,
   memEff: 0.77,
   deepspeedRel: 1,
@@ -81,11 +84,27 @@ export const FITTED_KEYS = ['gemmMax', 'gemmKappa', 'memEff', 'hopperRel', 'asce
  */
 export const MFU_BAND = 0.15;
 
+/** Compute/bandwidth balance (FLOPs per byte) of the reference chips of the two fitted NVIDIA generations. */
+const AMPERE_BALANCE = 312 / 2.04;
+const HOPPER_BALANCE = 989.5 / 3.35;
+
+/**
+ * Large-GEMM fraction relative to Ampere's for a chip of no fitted generation: interpolated (and held
+ * within the fitted range) on the chip's FLOPs per byte of memory bandwidth, between Ampere (1) and
+ * Hopper (hopperRel). A chip that must feed more FLOPs per byte reaches less of its peak.
+ */
+export function balanceRel(chip: { peakTflops: number; memoryBandwidthTBs: number }, e: Efficiency): number {
+  const b = chip.peakTflops / chip.memoryBandwidthTBs;
+  const t = Math.min(1, Math.max(0, (b - AMPERE_BALANCE) / (HOPPER_BALANCE - AMPERE_BALANCE)));
+  return 1 + t * (e.hopperRel - 1);
+}
+
 /** Large-GEMM fraction of peak on this chip (its generation's). */
 export function gemmMaxFor(chip: ResolvedChip, e: Efficiency): number {
   if (chip.measuredGemm) return 1; // a measured machine: peakTflops is already what its GEMMs reach
   const g = chipGeneration(chip);
-  return e.gemmMax * (g === 'hopper' ? e.hopperRel : g === 'ascend' ? e.ascendRel : 1);
+  const rel = g === 'ampere' ? 1 : g === 'hopper' ? e.hopperRel : g === 'ascend' && e.ascendRel !== null ? e.ascendRel : balanceRel(chip, e);
+  return e.gemmMax * rel;
 }
 
 /** Speed of a software stack's computation relative to Megatron-LM's. */

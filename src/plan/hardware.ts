@@ -40,8 +40,8 @@ export interface ResolvedChip extends Chip {
    * measurements (`hardware: "local"`); catalog chips use the fitted roofline instead.
    */
   measuredGemm?: (M: number, N: number, K: number) => number;
-  /** measured FLOP/s of the causal flash-attention kernel at (seq, heads, headDim), counting the computed half */
-  measuredAttention?: (seq: number, heads: number, headDim: number) => number;
+  /** measured FLOP/s of the causal flash-attention kernel at (batch, seq, heads, headDim), counting the computed half */
+  measuredAttention?: (batch: number, seq: number, heads: number, headDim: number) => number;
   peakTflops: number;
   memoryGiB: number;
   usableMemoryGiB: number;
@@ -73,7 +73,7 @@ const ascend910b = (bin: string, tflops: number, mem: number, usable: number): C
 
 const ASSUMED_ROCE = 'scale-out assumed 200 Gb/s RoCE per chip (25 GB/s): no published per-chip figure';
 
-/** The built-in catalog (reference/chips.md). Ids are lower-case with dashes. */
+/** The built-in catalog, each entry with its source and confidence (`zili plan --list-chips`). Ids are lower-case with dashes. */
 export const CATALOG: readonly Chip[] = [
   {
     id: 'ascend-910', name: 'Huawei Ascend 910 (910A, 2019)', vendor: 'Huawei', peakTflops: 256, memoryGiB: 32, memoryBandwidthTBs: 1.2,

@@ -1,6 +1,7 @@
 // Reads the `zili plan estimate` input (docs/planner-io.md) into an EstimateInput, with errors that
 // name the field and what is expected. Numbers must be JSON numbers and flags JSON booleans.
 import { clusterParams } from './cluster.js';
+import { DEFAULT_EFFICIENCY, type Efficiency } from './efficiency.js';
 import type { EstimateInput } from './estimate.js';
 import { chipFromJson, PlanError, type ResolvedChip, resolveChip } from './hardware.js';
 import { jsonBoolean, jsonChoice, jsonNumber } from './json-fields.js';
@@ -29,17 +30,25 @@ export function estimateInputFromJson(obj: unknown, origin = 'input', opts: Esti
   const stack: Stack = o['stack'] === undefined ? 'megatron' : jsonChoice(o['stack'], 'stack', origin, STACKS);
   let model = modelFromJson(o['model'], `${origin}: model`);
   if (precision === 'f32') model = planModel(model.config, model.dropout, 4);
+  const chips = jsonNumber(o['chips'], 'chips', origin, { integer: true, min: 1 });
+  const hw = o['hardware'];
   let chip: ResolvedChip;
-  if (o['hardware'] === 'local') {
+  let efficiency: Efficiency | undefined;
+  if (hw === 'local' || (hw && typeof hw === 'object' && (hw as Record<string, unknown>)['base'] === 'local')) {
     if (!opts.local) throw new PlanError(`${origin}: hardware "local" needs this machine's measurements, which this caller cannot take`);
+    const links = localLinks(hw, chips, origin);
     chip = opts.local(precision);
+    if (links) {
+      // ranks on this machine talk through the communicator: its measured figures are the links
+      chip = { ...chip, chipsPerNode: chips, intraNodeGBs: links.GBs, interNodeGBs: links.GBs };
+      efficiency = { ...DEFAULT_EFFICIENCY, netEff: 1, latencyUs: links.latencyUs };
+    }
   } else {
     chip = resolveChip(chipFromJson(o['hardware'], `${origin}: hardware`));
     if (precision === 'f32' && typeof o['hardware'] === 'string') {
       throw new PlanError(`${origin}: precision "f32" on catalog chip '${chip.id}': the catalog holds 16-bit peaks; use hardware "local" (measured) or a hardware object whose peakTflops is the chip's f32 rate`);
     }
   }
-  const chips = jsonNumber(o['chips'], 'chips', origin, { integer: true, min: 1 });
   const lo = o['layout'];
   if (!lo || typeof lo !== 'object' || Array.isArray(lo)) throw new PlanError(`${origin}: layout must be an object`);
   const L = lo as Record<string, unknown>;
@@ -60,7 +69,28 @@ export function estimateInputFromJson(obj: unknown, origin = 'input', opts: Esti
   const cl = o['cluster'] ?? {};
   if (typeof cl !== 'object' || Array.isArray(cl)) throw new PlanError(`${origin}: cluster must be an object`);
   return {
-    model, chip, chips, layout, stack, precision, cluster: clusterParams(cl as Record<string, unknown>, `${origin}: cluster`),
+    model, chip, chips, layout, stack, precision, efficiency, cluster: clusterParams(cl as Record<string, unknown>, `${origin}: cluster`),
     tokens: o['tokens'] === undefined ? undefined : jsonNumber(o['tokens'], 'tokens', origin, { min: 0, above: true, hint: 'tokens to train, e.g. 1e13' }),
+  };
+}
+
+/**
+ * The communicator's measured bandwidth (GB/s, one direction) and latency (us) between ranks on this
+ * machine: `{"base": "local", "linkGBs": ..., "linkLatencyUs": ...}`. Required beyond one rank: the
+ * planner does not guess how fast zili's communicator is.
+ */
+function localLinks(hw: unknown, chips: number, origin: string): { GBs: number; latencyUs: number } | null {
+  const h = hw && typeof hw === 'object' ? (hw as Record<string, unknown>) : {};
+  for (const k of Object.keys(h)) if (!['base', 'linkGBs', 'linkLatencyUs'].includes(k)) throw new PlanError(`${origin}: unknown field '${k}' for hardware "local". Fields: base, linkGBs, linkLatencyUs`);
+  if (h['linkGBs'] === undefined) {
+    if (chips > 1) {
+      throw new PlanError(`${origin}: hardware "local" on ${chips} ranks needs the communicator's measured bandwidth and latency between ranks: ` +
+        `"hardware": {"base": "local", "linkGBs": <GB/s one direction>, "linkLatencyUs": <microseconds>} (measure them with the communicator's benchmark)`);
+    }
+    return null;
+  }
+  return {
+    GBs: jsonNumber(h['linkGBs'], 'hardware.linkGBs', origin, { min: 0, above: true }),
+    latencyUs: jsonNumber(h['linkLatencyUs'] ?? 0, 'hardware.linkLatencyUs', origin, { min: 0 }),
   };
 }

@@ -1,6 +1,6 @@
 // `hardware: "local"`: this machine as a planner chip, from its own measurements rather than a
 // catalog entry — GEMM throughput at each shape the model asks for (through the native addon, the
-// engine's own GEMM), memory bandwidth (a streaming axpy), and the flash-attention kernel's speed.
+// engine's own GEMM), memory bandwidth (a streaming axpy), and the flash-attention kernels' speed.
 // Between ranks the communicator's measured bandwidth and latency are inputs (see docs/planner.md).
 import { totalmem } from 'node:os';
 import { loadNative, type NativeKernels } from '../backend/cpu/native.js';
@@ -8,10 +8,13 @@ import { cpuPeak } from '../backend/cpu/peak.js';
 import type { ResolvedChip } from './hardware.js';
 import { PlanError } from './hardware.js';
 
-/** Seconds of the fastest of `reps` runs of fn, each run repeated until it takes >= minS. */
-function bestSeconds(fn: () => void, reps = 3, minS = 0.02): number {
+/**
+ * Median seconds of `reps` timings of fn, each repeating it until it takes >= minS. The median, not the
+ * best: on a shared machine the best run sees a moment of idle cores that a training step does not.
+ */
+function medianSeconds(fn: () => void, reps = 5, minS = 0.03): number {
   fn(); // warm-up (allocation, packing, thread start)
-  let best = Infinity;
+  const times: number[] = [];
   for (let r = 0; r < reps; r++) {
     let n = 0;
     const t0 = performance.now();
@@ -21,9 +24,10 @@ function bestSeconds(fn: () => void, reps = 3, minS = 0.02): number {
       n++;
       dt = (performance.now() - t0) / 1000;
     } while (dt < minS);
-    best = Math.min(best, dt / n);
+    times.push(dt / n);
   }
-  return best;
+  times.sort((x, y) => x - y);
+  return times[Math.floor(reps / 2)]!;
 }
 
 export interface LocalMeasurements {
@@ -31,8 +35,8 @@ export interface LocalMeasurements {
   gemmFlops(M: number, N: number, K: number): number;
   /** bytes/s a streaming kernel reaches */
   memoryBandwidth: number;
-  /** FLOP/s of the causal flash-attention forward at (seq, heads, headDim), counting the computed half of the square */
-  attentionFlops(seq: number, heads: number, headDim: number): number;
+  /** FLOP/s of causal flash attention (forward + backward) at (batch, seq, heads, headDim), per forward-equivalent of the computed half */
+  attentionFlops(batch: number, seq: number, heads: number, headDim: number): number;
   /** measured f32 FMA peak, FLOP/s */
   peakFlops: number;
   threads: number;
@@ -43,12 +47,12 @@ export function measureLocal(native: NativeKernels = loadNative()): LocalMeasure
   const gemmCache = new Map<string, number>();
   const timeGemm = (m: number, n: number, k: number): number => {
     const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
-    return bestSeconds(() => native.sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n));
+    return medianSeconds(() => native.sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n));
   };
   const bw = (() => {
     const n = 1 << 23;
     const x = new Float32Array(n).fill(1), y = new Float32Array(n);
-    const s = bestSeconds(() => native.axpy(0.5, x, y), 3, 0.05);
+    const s = medianSeconds(() => native.axpy(0.5, x, y), 3, 0.05);
     return (3 * 4 * n) / s;
   })();
   const attnCache = new Map<string, number>();
@@ -66,13 +70,21 @@ export function measureLocal(native: NativeKernels = loadNative()): LocalMeasure
       return v;
     },
     memoryBandwidth: bw,
-    attentionFlops(seq, heads, headDim) {
-      const key = `${seq}/${heads}/${headDim}`;
+    attentionFlops(batch, seq, heads, headDim) {
+      const key = `${batch}/${seq}/${heads}/${headDim}`;
       let v = attnCache.get(key);
       if (v === undefined) {
-        const q = new Float32Array(seq * heads * headDim).fill(0.01), out = new Float32Array(q.length), lse = new Float32Array(heads * seq);
-        const s = bestSeconds(() => native.attentionFwd(q, q, q, 1, seq, heads, heads, headDim, 1 / Math.sqrt(headDim), true, out, lse));
-        v = (0.5 * 4 * seq * seq * heads * headDim) / s;
+        const n = batch * seq * heads * headDim;
+        const q = new Float32Array(n).fill(0.01), out = new Float32Array(n), lse = new Float32Array(batch * heads * seq);
+        const dout = new Float32Array(n).fill(0.01), dq = new Float32Array(n), dk = new Float32Array(n), dv = new Float32Array(n);
+        const scale = 1 / Math.sqrt(headDim);
+        // forward + backward as training runs them; the planner charges 3.5 forward-equivalents (backward
+        // 2, plus Q K^T recomputed), so the rate is expressed per forward-equivalent of the computed half
+        const s = medianSeconds(() => {
+          native.attentionFwd(q, q, q, batch, seq, heads, heads, headDim, scale, true, out, lse);
+          native.attentionBwd(q, q, q, out, lse, dout, batch, seq, heads, heads, headDim, scale, true, dq, dk, dv);
+        });
+        v = (3.5 * 0.5 * 4 * batch * seq * seq * heads * headDim) / s;
         attnCache.set(key, v);
       }
       return v;
@@ -96,7 +108,7 @@ export function localChip(precision: string, m: LocalMeasurements = measureLocal
     intraNodeGBs: links?.GBs ?? 0, interNodeGBs: links?.GBs ?? 0, tdpW: null,
     source: 'measured on this machine: GEMM throughput per shape (native addon), streaming bandwidth, flash-attention forward', confidence: 'vendor',
     measuredGemm: (M, N, K) => m.gemmFlops(M, N, K),
-    measuredAttention: (seq, heads, headDim) => m.attentionFlops(seq, heads, headDim),
+    measuredAttention: (batch, seq, heads, headDim) => m.attentionFlops(batch, seq, heads, headDim),
   };
 }
 

@@ -8,6 +8,7 @@ import { PlanError, type ResolvedChip } from './hardware.js';
 import { type AttentionKernel, describeLayout, type Layout, type Recompute } from './layout.js';
 import { GiB, memoryPerChip } from './memory.js';
 import type { PlanModel } from './model.js';
+import type { Stack } from './stack.js';
 import { type LayerTimeCache, stepTime } from './step-time.js';
 
 export interface SearchOptions {
@@ -20,6 +21,8 @@ export interface SearchOptions {
   attention?: AttentionKernel;
   cluster?: ClusterParams;
   efficiency?: Efficiency;
+  /** software stack (default megatron) */
+  stack?: Stack;
   /** pin some dimensions (from --tp, --pp, ...) */
   fixed?: Partial<Pick<Layout, 'tp' | 'pp' | 'cp' | 'ep' | 'dp' | 'vpp' | 'microBatch' | 'zero' | 'recompute'>>;
   /** how many ranked layouts to keep */
@@ -99,7 +102,7 @@ export function searchLayouts(o: SearchOptions): SearchResult {
                   if (mem < leastMemory) { leastMemory = mem; leastMemoryLayout = layout; }
                   if (mem > limit) continue;
                   fitting++;
-                  const stepS = stepTime(o.model, layout, o.chip, eff, cache).total;
+                  const stepS = stepTime(o.model, layout, o.chip, eff, cache, o.stack ?? 'megatron').total;
                   const key = shape(layout);
                   const prev = bestByShape.get(key);
                   if (!prev || stepS < prev.stepS) bestByShape.set(key, { layout, stepS });
@@ -115,7 +118,7 @@ export function searchLayouts(o: SearchOptions): SearchResult {
   // the best variant (micro-batch, ZeRO, recompute) of each parallel shape, fastest first
   // (the runner-up is estimated even when keep = 1: the reason compares the winner with it)
   const top = [...bestByShape.values()].sort((a, b) => a.stepS - b.stepS).slice(0, Math.max(keep, 2))
-    .map((b) => estimateUnchecked({ model: o.model, chip: o.chip, chips: N, layout: b.layout, cluster, efficiency: eff, tokens: o.tokens, cache }));
+    .map((b) => estimateUnchecked({ model: o.model, chip: o.chip, chips: N, layout: b.layout, cluster, efficiency: eff, tokens: o.tokens, cache, stack: o.stack }));
   return {
     ranked: top.slice(0, keep), considered, fitting, leastMemory, leastMemoryLayout, reason: top.length ? whyWinner(top) : '', elapsedMs: performance.now() - t0,
   };

@@ -90,7 +90,7 @@ function layerTime(m: PlanModel, moeLayer: boolean, l: Layout, chip: ResolvedChi
   // attention core (scores and P V), forward; a causal flash kernel skips the masked half of the square
   let attention: number;
   const coreFlops = 4 * l.microBatch * sl * s * aChip * d;
-  if (l.attention === 'flash' && chip.measuredAttention) attention = (CAUSAL_FRACTION * coreFlops) / chip.measuredAttention(s, aChip, d);
+  if (l.attention === 'flash' && chip.measuredAttention) attention = (CAUSAL_FRACTION * coreFlops) / chip.measuredAttention(l.microBatch, s, aChip, d);
   else if (l.attention === 'flash') attention = (CAUSAL_FRACTION * coreFlops) / (chip.peakTflops * 1e12 * gemmMaxFor(chip, e) * e.flashRel);
   else attention = gemmSeconds(sl, s, d, chip, e, l.microBatch * aChip) + gemmSeconds(sl, d, s, chip, e, l.microBatch * aChip);
 

@@ -46,3 +46,16 @@ export function validationMarkdown(v: Validation): string {
     `Leave-one-source-out: median ${pct(v.loso.median)}, worst ${pct(v.loso.worst)}.`);
   return lines.join('\n');
 }
+
+/** The sources and what each run's source reports (docs/published-runs.md carries it between markers). */
+export function sourcesMarkdown(runs: readonly PublishedRun[] = PUBLISHED_RUNS): string {
+  const out: string[] = [];
+  for (const s of SOURCES) {
+    const mine = runs.filter((r) => r.source === s.id);
+    if (!mine.length) continue;
+    out.push(`### ${s.id}`, '', s.cite, '');
+    for (const r of mine) out.push(`- \`${r.id}\` (${r.gpus} x ${r.chip}, ${r.stack}, ${describeLayout(r.layout)}, global batch ${r.layout.globalBatch}): ${r.reports}; compared MFU ${pct(r.mfu)}.`);
+    out.push('');
+  }
+  return out.join('\n').trim();
+}
