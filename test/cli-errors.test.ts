@@ -79,7 +79,7 @@ test('--threads above the core count warns', () => {
   assert.match(r.stderr, new RegExp(`warning: --threads ${over} is more than the ${over - 1} core\\(s\\) available`));
 });
 
-test('generate | head: stops quietly and stops generating', async () => {
+test('generate | head: stops quietly and stops generating', { timeout: 120_000 }, async () => {
   const child = spawn(process.execPath, [ZILI, 'generate', '--checkpoint', run, '--prompt', 'The', '--max-tokens', '1000000', '--no-stop'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
