@@ -29,10 +29,10 @@ test('a 10-million-character run is cut into pieces of at most MAX_PRETOKEN_CHAR
   const words = pretokenize(` ${long}!`);
   assert.ok(words.every((w) => w.length <= MAX_PRETOKEN_CHARS));
   assert.equal(words.join(''), ` ${long}!`);
-  const emoji = '🙂'.repeat(1000); // surrogate pairs: a cut never separates the halves
+  const emoji = ' ' + '🙂'.repeat(1000); // one token of surrogate pairs at an odd offset: a cut never separates the halves
   const parts = pretokenize(emoji);
   assert.ok(parts.length > 1);
-  for (const p of parts) assert.equal(p, [...p].join(''), 'whole code points');
+  for (const p of parts) assert.doesNotMatch(p, /^[\uDC00-\uDFFF]|[\uD800-\uDBFF]$/, 'whole code points');
   assert.equal(parts.join(''), emoji);
 });
 
