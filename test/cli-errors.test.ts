@@ -72,6 +72,7 @@ test('selftest --backend meta --verbose claims no tolerance it did not check', (
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stdout, /of tolerance/);
   assert.match(r.stdout, /^ok {3}matmul.*shapes and dtypes only/m);
+  assert.match(r.stdout, /^selftest meta: \d+ passed, 0 failed, \d+ skipped \(shapes and dtypes only/m);
 });
 
 test('--threads above the core count warns', () => {
