@@ -55,6 +55,8 @@ const cases: [string, string[], number, RegExp][] = [
   ['bench kernels --threads 0', ['bench', 'kernels', '--threads', '0'], 2, /--threads must be between 1 and 1024, got '0'/],
   ['bench gemm --repeat 0', ['bench', 'gemm', '--repeat', '0', '--m', '8', '--n', '8', '--k', '8'], 2, /--repeat must be at least 1, got '0'/],
   ['selftest --filter nosuch', ['selftest', '--filter', 'nosuch'], 2, /no conformance case matches --filter 'nosuch'/],
+  ['tokenizer train --out naming a folder (before any work)', ['tokenizer', 'train', '--builtin', '--vocab', '300', '--out', root], 1, /--out .* is a folder; name a file/],
+  ['train --out where no folder can be made (/proc)', ['train', ...tiny, '--steps', '1', '--out', '/proc/zili-run'], 1, /cannot create the folder \/proc\/zili-run: that location does not allow new folders/],
 ];
 for (const [name, args, code, message] of cases) test(`refused clearly: ${name}`, () => refuses(args, code, message));
 
@@ -70,6 +72,7 @@ test('selftest --backend meta --verbose claims no tolerance it did not check', (
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stdout, /of tolerance/);
   assert.match(r.stdout, /^ok {3}matmul.*shapes and dtypes only/m);
+  assert.match(r.stdout, /^selftest meta: \d+ passed, 0 failed, \d+ skipped \(shapes and dtypes only/m);
 });
 
 test('--threads above the core count warns', () => {
@@ -79,7 +82,7 @@ test('--threads above the core count warns', () => {
   assert.match(r.stderr, new RegExp(`warning: --threads ${over} is more than the ${over - 1} core\\(s\\) available`));
 });
 
-test('generate | head: stops quietly and stops generating', async () => {
+test('generate | head: stops quietly and stops generating', { timeout: 120_000 }, async () => {
   const child = spawn(process.execPath, [ZILI, 'generate', '--checkpoint', run, '--prompt', 'The', '--max-tokens', '1000000', '--no-stop'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -109,4 +112,16 @@ test('prepare: a binary file is refused, Latin-1 text is read with a warning nam
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr.match(/is not valid UTF-8/g)?.length, 1, `warned once:\n${r.stderr}`);
   assert.match(r.stderr, /latin1\.txt' is not valid UTF-8 \(1600 byte\(s\), the first at offset 6; .*iconv -f latin1 -t utf-8/);
+});
+
+test("the vocabulary-mismatch advice is a command that works", () => {
+  const data = join(root, 'latin1', 'manifest.json'); // prepared by the test above with a small vocabulary
+  const args = ['train', ...tiny, '--steps', '1', '--data', data, '--out', join(root, 'vocab-run')];
+  const r = zili(args);
+  assert.equal(r.status, 1, r.stderr);
+  const advice = /Use a model with --vocab (\d+)/.exec(r.stderr);
+  assert.ok(advice, r.stderr);
+  const fixed = zili([...args, '--vocab', advice[1]!]);
+  assert.equal(fixed.status, 0, fixed.stderr);
+  assert.match(fixed.stderr, /model 'tiny-custom'/);
 });

@@ -1,7 +1,7 @@
 // `zili selftest --backend NAME [--json] [--filter S]`: the conformance kit a chip vendor runs.
 import { formatHelp, parseArgs, UsageError } from './args.js';
 import { getBackend } from '../backend/registry.js';
-import { runConformance } from '../backend/conformance/kit.js';
+import { runConformance, SHAPES_ONLY } from '../backend/conformance/kit.js';
 
 const FLAGS = {
   backend: { kind: 'string', help: 'backend to test (reference, cpu, meta, ...)', default: 'cpu' },
@@ -25,7 +25,8 @@ export async function run(argv: string[]): Promise<number> {
     const mark = r.status === 'passed' ? 'ok  ' : r.status === 'skipped' ? 'skip' : 'FAIL';
     console.log(`${mark} ${r.name}${r.ratio !== undefined ? ` (worst ${r.ratio.toFixed(3)} of tolerance)` : ''}${r.detail ? `: ${r.detail}` : ''}`);
   }
-  console.log(`selftest ${report.backend}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped`);
+  const shapesOnly = report.results.some((r) => r.detail === SHAPES_ONLY) ? ` (${SHAPES_ONLY})` : '';
+  console.log(`selftest ${report.backend}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped${shapesOnly}`);
   if (a.json) console.log(JSON.stringify({ backend: report.backend, passed: report.passed, failed: report.failed, skipped: report.skipped }));
   return report.failed === 0 ? 0 : 1;
 }

@@ -7,6 +7,7 @@ import { brownDocuments } from '../data/builtin-corpus.js';
 import { collectInputFiles, filePieces } from '../data/sources.js';
 import { loadTokenizer, saveTokenizer } from '../data/tokenizer-json.js';
 import { MIN_VOCAB } from '../data/bpe-train.js';
+import { checkOutputFile } from '../util/output-file.js';
 
 const TRAIN = {
   input: { kind: 'string', help: 'text files or folders, comma-separated (or give them as arguments)' },
@@ -59,6 +60,7 @@ async function train(argv: string[]): Promise<number> {
   const inputs = [...splitList(a.input), ...a._];
   if (a.builtin && inputs.length) throw new UsageError('give either --builtin or inputs, not both');
   if (!a.builtin && !inputs.length) throw new UsageError('name text files or folders to train on (--input PATH), or --builtin');
+  checkOutputFile(a.out!);
   const specials = splitList(a.special);
   const counter = new WordCounter(['<|endoftext|>', ...specials]);
   const t0 = performance.now();

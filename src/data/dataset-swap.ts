@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../util/errors.js';
+import { makeFolder } from '../util/make-folder.js';
 
 export interface DatasetOutput {
   /** where to write the shards, tokenizer and manifest */
@@ -63,10 +64,10 @@ export function datasetOutput(out: string, log: (l: string) => void): DatasetOut
   if (st && !st.isDirectory()) throw new UserError(`--out ${out} is a file, not a folder; name a folder for the dataset`);
   const parent = path.dirname(final);
   const name = path.basename(final);
-  fs.mkdirSync(parent, { recursive: true });
+  makeFolder(parent);
   removeStaleStaging(parent, name, log);
   if (!st || !fs.existsSync(path.join(final, 'manifest.json'))) {
-    fs.mkdirSync(final, { recursive: true });
+    makeFolder(final);
     return { buildDir: final, staged: false, inBuild: (f) => f, commit: () => {}, abandon: () => {} };
   }
   const staging = path.join(parent, `.${name}.partial-${process.pid}`);

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../util/errors.js';
+import { makeFolder } from '../util/make-folder.js';
 
 export const LOCK_FILE = '.lock';
 
@@ -84,16 +85,8 @@ export function acquireRunLock(out: string, command = process.argv.slice(2).join
       : e;
   };
   try {
-    fs.mkdirSync(out, { recursive: true });
+    makeFolder(out);
   } catch (e) {
-    // a recursive mkdir reports ENOENT on a read-only file system: a plain one gives the real reason
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && fs.existsSync(path.dirname(path.resolve(out)))) {
-      try {
-        fs.mkdirSync(out);
-      } catch (e2) {
-        throw unwritable(e2);
-      }
-    }
     throw unwritable(e);
   }
   const file = path.join(out, LOCK_FILE);

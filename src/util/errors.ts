@@ -2,6 +2,8 @@
 // problem and the fix: file-system errors from Node (EACCES, ENOSPC, EEXIST, ENOTDIR, ...), sizes too
 // large to allocate (RangeError), and errors the code marks `userFacing`. src/cli/main.ts catches
 // every command's error once and prints `userMessage(e)`; only a real bug keeps its stack trace.
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 /** An error whose message is already a complete one-line explanation with the fix. */
 export class UserError extends Error {
@@ -39,6 +41,8 @@ export function userMessage(e: unknown): string | null {
   if (typeof err.code === 'string' && FS_FIXES[err.code]) {
     const p = err.path ?? (err as { dest?: string }).dest ?? '(unnamed path)';
     const op = OPS[err.syscall ?? ''] ?? err.syscall ?? 'write';
+    if (err.code === 'ENOENT' && err.syscall === 'mkdir' && err.path && existsSync(dirname(err.path))) // a special file system such as /proc
+      return `cannot create the folder ${p}: that location does not allow new folders; choose another (ENOENT)`;
     return `${FS_FIXES[err.code]!(p, op)} (${err.code})`;
   }
   if (e instanceof RangeError) {
