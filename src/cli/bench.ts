@@ -6,6 +6,7 @@ const BENCHES: Record<string, { file: string; summary: string }> = {
   gemm: { file: './bench/gemm.js', summary: 'f32 / bf16 GEMM GFLOP/s against OpenBLAS cblas_sgemm' },
   kernels: { file: './bench/kernels.js', summary: 'fused CPU kernels against unfused compositions of primitives' },
   train: { file: './bench/train.js', summary: 'training throughput of a model configuration' },
+  serve: { file: './bench/serve.js', summary: 'load test of zili serve on loopback: tokens/s, time to first token, inter-token latency' },
 };
 
 function usage(): string {

@@ -1,10 +1,11 @@
 // The continuous-batching engine behind `zili serve`: requests wait in a bounded queue, join the
-// running batch at the next step when a slot and their KV-cache reservation fit the budget (their
-// prompt is prefilled then), and every step decodes one token for all active sequences in one
-// batched forward (src/infer/batch-decode.ts). A finished or cancelled sequence leaves the batch
-// before the next step and its cache is freed.
-import { cacheBytes, decodeStep, feed, sequenceCache } from '../infer/batch-decode.js';
-import type { KvCache } from '../infer/kv-cache.js';
+// running batch at the next step when a KV-cache slot is free (their prompt is prefilled then and
+// copied into the slot), and every step decodes one token for all active sequences in one batched
+// forward (src/infer/batch-decode.ts). The KV cache is allocated once: as many full-context slots
+// as the memory budget holds, at most maxBatch. A finished or cancelled sequence leaves the batch
+// before the next step and its slot is freed.
+import { bytesPerPosition, DecodeSlots, decodeStep, feed } from '../infer/batch-decode.js';
+import { KvCache } from '../infer/kv-cache.js';
 import { type SamplingOptions, sampleToken } from '../infer/sample.js';
 import type { Transformer } from '../nn/transformer.js';
 import { Rng } from '../train/rng-state.js';
@@ -27,7 +28,7 @@ export interface SequenceRequest {
 export interface EngineOptions {
   /** sequences decoded together at most */
   maxBatch: number;
-  /** bytes all active sequences' KV caches may hold together */
+  /** bytes of KV cache to allocate: slots of a full context each (at most maxBatch of them) */
   kvBudgetBytes: number;
   /** requests waiting for a slot at most; beyond, submit throws QueueFullError */
   maxQueue: number;
@@ -50,8 +51,12 @@ export class EngineStoppedError extends Error {
 export interface EngineStats {
   active: number;
   queued: number;
+  /** bytes of KV cache holding the running sequences' positions */
   kvBytesUsed: number;
+  /** bytes of KV cache allocated */
   kvBytesBudget: number;
+  /** sequences that can run together (KV-cache slots) */
+  slots: number;
   /** tokens generated since start */
   tokensGenerated: number;
   /** prompt tokens prefilled since start */
@@ -63,8 +68,8 @@ export interface EngineStats {
 }
 
 class Sequence {
-  cache: KvCache | null = null;
-  reserved = 0;
+  /** its slot in the decoding batch (-1: not running) */
+  slot = -1;
   generated = 0;
   last = -1;
   done = false;
@@ -85,7 +90,7 @@ const RATE_WINDOW_MS = 5000;
 export class Engine {
   private readonly waiting: Sequence[] = [];
   private active: Sequence[] = [];
-  private kvUsed = 0;
+  private readonly kv: DecodeSlots;
   private running = false;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
@@ -102,26 +107,29 @@ export class Engine {
   ) {
     if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) throw new RangeError(`maxBatch must be a whole number >= 1, got ${opts.maxBatch}`);
     if (!Number.isInteger(opts.maxQueue) || opts.maxQueue < 0) throw new RangeError(`maxQueue must be a whole number >= 0, got ${opts.maxQueue}`);
-    if (!(opts.kvBudgetBytes > 0)) throw new RangeError(`the KV-cache budget must be > 0 bytes, got ${opts.kvBudgetBytes}`);
+    const ctx = model.config.seqLen;
+    const slotBytes = ctx * bytesPerPosition(model);
+    const slots = Math.min(opts.maxBatch, Math.floor(opts.kvBudgetBytes / slotBytes));
+    if (slots < 1) throw new RangeError(`the KV-cache budget of ${mib(opts.kvBudgetBytes)} cannot hold one sequence of the model's context (${ctx} positions: ${mib(slotBytes)})`);
+    this.kv = new DecodeSlots(model, slots, ctx);
   }
 
-  /** Bytes of KV cache a request of this many prompt + new tokens reserves. */
-  reservation(promptTokens: number, maxTokens: number): number {
-    return cacheBytes(this.model, Math.min(this.model.config.seqLen, promptTokens + maxTokens));
+  /** Frees the KV cache (after drain). */
+  dispose(): void {
+    this.kv.dispose();
   }
 
   /** Queues a request; it joins the batch at the next step that has room. */
   submit(req: SequenceRequest): SequenceHandle {
     if (this.stopped) throw new EngineStoppedError();
-    const need = this.reservation(req.prompt.length, req.maxTokens);
-    if (need > this.opts.kvBudgetBytes)
-      throw new RangeError(`the request needs ${mib(need)} of KV cache, more than the server's whole budget of ${mib(this.opts.kvBudgetBytes)}; ask for fewer tokens`);
+    const ctx = this.model.config.seqLen;
+    if (req.prompt.length === 0 || req.prompt.length + req.maxTokens > ctx)
+      throw new RangeError(`the prompt (${req.prompt.length} tokens) plus ${req.maxTokens} new tokens do not fit the model's context of ${ctx}`);
     // requests still waiting once the free slots are taken are the queue
-    const free = Math.max(0, this.opts.maxBatch - this.active.length);
+    const free = Math.max(0, this.kv.slots - this.active.length);
     if (this.waiting.length - free >= this.opts.maxQueue)
-      throw new QueueFullError(Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanSeconds) / this.opts.maxBatch)));
-    const s = new Sequence(req, Math.min(this.model.config.seqLen, req.prompt.length + req.maxTokens));
-    s.reserved = need;
+      throw new QueueFullError(Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanSeconds) / this.kv.slots)));
+    const s = new Sequence(req, req.prompt.length + req.maxTokens);
     const started = performance.now();
     const finish = req.onFinish;
     s.req.onFinish = (reason, error) => {
@@ -137,11 +145,14 @@ export class Engine {
     const now = performance.now();
     while (this.recent.length && now - this.recent[0]!.t > RATE_WINDOW_MS) this.recent.shift();
     const n = this.recent.reduce((a, r) => a + r.n, 0);
+    let positions = 0;
+    for (const s of this.active) if (s.slot >= 0) positions += this.kv.lengths[s.slot]!;
     return {
       active: this.active.length,
       queued: this.waiting.length,
-      kvBytesUsed: this.kvUsed,
-      kvBytesBudget: this.opts.kvBudgetBytes,
+      kvBytesUsed: positions * bytesPerPosition(this.model),
+      kvBytesBudget: this.kv.slots * this.kv.maxLen * bytesPerPosition(this.model),
+      slots: this.kv.slots,
       tokensGenerated: this.tokens,
       promptTokens: this.promptTokens,
       steps: this.steps,
@@ -169,12 +180,6 @@ export class Engine {
     s.req.onFinish(reason, error);
   }
 
-  private release(s: Sequence): void {
-    if (!s.cache) return;
-    s.cache.dispose();
-    s.cache = null;
-    this.kvUsed -= s.reserved;
-  }
 
   private kick(): void {
     if (this.running) return;
@@ -199,20 +204,23 @@ export class Engine {
     }
   }
 
-  /** Moves waiting requests into the batch while a slot and their reservation fit; prefills them. */
+  /** Moves waiting requests into free slots of the batch; prefills them. */
   private async admit(): Promise<void> {
-    while (this.waiting.length && this.active.length < this.opts.maxBatch && this.kvUsed + this.waiting[0]!.reserved <= this.opts.kvBudgetBytes) {
+    while (this.waiting.length && this.active.length < this.kv.slots) {
       const s = this.waiting.shift()!;
       if (s.done) continue;
-      s.cache = sequenceCache(this.model, s.maxLen);
-      this.kvUsed += s.reserved;
+      s.slot = this.active.length;
       this.active.push(s);
+      const cache = new KvCache(this.model.backend, this.model.config, 1, s.req.prompt.length);
       try {
-        const logits = await feed(this.model, s.cache, s.req.prompt);
+        const logits = await feed(this.model, cache, s.req.prompt);
+        this.kv.load(s.slot, cache);
         this.promptTokens += s.req.prompt.length;
         if (!s.done) this.emit(s, logits);
       } catch (e) {
         this.end(s, 'error', (e as Error).message);
+      } finally {
+        cache.dispose();
       }
     }
   }
@@ -222,7 +230,7 @@ export class Engine {
     const seqs = this.active;
     let logits: Float32Array;
     try {
-      logits = await decodeStep(this.model, seqs.map((s) => s.cache!), seqs.map((s) => s.last));
+      logits = await decodeStep(this.model, this.kv, seqs.map((s) => s.last));
     } catch (e) {
       for (const s of seqs) this.end(s, 'error', (e as Error).message);
       return;
@@ -251,11 +259,17 @@ export class Engine {
     if (!s.done && (s.generated >= s.req.maxTokens || s.req.prompt.length + s.generated >= s.maxLen)) this.end(s, 'length');
   }
 
-  /** Frees the caches of finished sequences. */
+  /** Frees the slots of finished sequences, moving the last running ones into them (slots 0..B-1 stay the batch). */
   private sweep(): void {
     if (!this.active.some((s) => s.done)) return;
-    for (const s of this.active) if (s.done) this.release(s);
-    this.active = this.active.filter((s) => !s.done);
+    const kept = this.active.filter((s) => !s.done);
+    kept.forEach((s, i) => {
+      if (s.slot !== i) this.kv.move(s.slot, i);
+      s.slot = i;
+    });
+    for (let i = kept.length; i < this.active.length; i++) this.kv.lengths[i] = 0;
+    for (const s of this.active) if (s.done) s.slot = -1;
+    this.active = kept;
   }
 }
 

@@ -1,0 +1,171 @@
+// `zili bench serve`: a load test of `zili serve` on loopback. Starts the server as a child process
+// (a checkpoint, or seeded random weights of a preset with the built-in tokenizer), then for each
+// concurrency level C runs C clients that each send R streamed completions of exactly N tokens
+// (ignore_eos) one after another. Reports per level: requests completed, aggregate tokens/s, the
+// speed-up over one client, and p50/p99 time to first token and inter-token latency.
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { formatHelp, parseArgs, UsageError, type FlagSpecs } from '../args.js';
+import { getBackend } from '../../backend/registry.js';
+import { ensureBuiltinData } from '../../data/builtin.js';
+import { preset } from '../../nn/presets.js';
+import { Transformer } from '../../nn/transformer.js';
+import { saveCheckpoint } from '../../train/checkpoint.js';
+import { modelTensors } from '../../train/train-state.js';
+import { repoRoot } from '../../util/paths.js';
+
+const FLAGS = {
+  checkpoint: { kind: 'string', help: 'serve this checkpoint (default: random weights of --preset)' },
+  preset: { kind: 'string', help: 'model preset for random weights', default: 'small' },
+  clients: { kind: 'string', help: 'concurrency levels, comma-separated', default: '1,16,32' },
+  requests: { kind: 'int', help: 'requests per client, one after another', default: 4 },
+  'max-tokens': { kind: 'int', help: 'tokens generated per request', default: 64 },
+  'max-batch': { kind: 'int', help: "the server's --max-batch", default: 32 },
+  threads: { kind: 'int', help: "the server's CPU threads (default: its default)" },
+  json: { kind: 'bool', help: 'print the results as JSON' },
+  help: { kind: 'bool', help: 'show this help' },
+} satisfies FlagSpecs;
+
+const PROMPTS = ['The old man and the sea', 'In the beginning the city was', 'She opened the letter and read', 'A small boat crossed the bay', 'When the rain stopped, the children'];
+
+interface RequestStats {
+  ok: boolean;
+  tokens: number;
+  ttft: number;
+  gaps: number[];
+}
+
+export interface LevelResult {
+  clients: number;
+  requests: number;
+  completed: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  ttftP50: number;
+  ttftP99: number;
+  itlP50: number;
+  itlP99: number;
+}
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+async function randomRun(presetName: string): Promise<string> {
+  const cfg = preset(presetName);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zili-bench-serve-'));
+  const data = await ensureBuiltinData({ vocab: cfg.vocab, log: () => {} });
+  const model = new Transformer(cfg, await getBackend('cpu'), { seed: 1 });
+  saveCheckpoint(dir, { modelConfig: cfg, step: 0, trainConfig: null, tensors: await modelTensors(model), data: null, rng: null });
+  model.dispose();
+  fs.copyFileSync(data.tokenizerPath, path.join(dir, 'tokenizer.json'));
+  return dir;
+}
+
+function startServer(checkpoint: string, maxBatch: number, threads: number | undefined): Promise<{ proc: ChildProcess; base: string; model: string }> {
+  const args = ['serve', '--checkpoint', checkpoint, '--port', '0', '--max-batch', String(maxBatch), '--max-queue', '1024'];
+  if (threads !== undefined) args.push('--threads', String(threads));
+  const proc = spawn(path.join(repoRoot(), 'bin', 'zili'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const name = /model '([^']+)'/.exec(err);
+      if (m && name) resolve({ proc, base: m[1]!, model: name[1]! });
+    });
+    proc.on('exit', (code) => reject(new Error(`zili serve exited with ${code}: ${err}`)));
+  });
+}
+
+async function oneRequest(base: string, model: string, prompt: string, maxTokens: number): Promise<RequestStats> {
+  const t0 = performance.now();
+  const r = await fetch(`${base}/v1/completions`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 0.8, seed: 1, stream: true, stream_options: { include_usage: true }, ignore_eos: true }),
+  });
+  const stats: RequestStats = { ok: false, tokens: 0, ttft: NaN, gaps: [] };
+  if (r.status !== 200 || !r.body) return stats;
+  const reader = r.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '', last = NaN;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const data = buf.slice(6, i);
+      buf = buf.slice(i + 2);
+      if (data === '[DONE]') {
+        stats.ok = true;
+        continue;
+      }
+      const j = JSON.parse(data) as { choices: { finish_reason: string | null }[]; usage?: { completion_tokens: number } | null };
+      if (j.usage) stats.tokens = j.usage.completion_tokens;
+      if (j.choices[0] && j.choices[0].finish_reason === null) {
+        const now = performance.now();
+        if (Number.isNaN(last)) stats.ttft = now - t0;
+        else stats.gaps.push(now - last);
+        last = now;
+      }
+    }
+  }
+  stats.ok &&= stats.tokens === maxTokens;
+  return stats;
+}
+
+async function level(base: string, model: string, clients: number, requests: number, maxTokens: number): Promise<LevelResult> {
+  const all: RequestStats[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let k = 0; k < requests; k++) all.push(await oneRequest(base, model, PROMPTS[(c + k) % PROMPTS.length]!, maxTokens));
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const tokens = all.reduce((s, r) => s + r.tokens, 0);
+  const gaps = all.flatMap((r) => r.gaps);
+  const ttfts = all.map((r) => r.ttft).filter((x) => !Number.isNaN(x));
+  return {
+    clients, requests: clients * requests, completed: all.filter((r) => r.ok).length, tokens, seconds, tokensPerSecond: tokens / seconds,
+    ttftP50: quantile(ttfts, 0.5), ttftP99: quantile(ttfts, 0.99), itlP50: quantile(gaps, 0.5), itlP99: quantile(gaps, 0.99),
+  };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, FLAGS, 'bench serve');
+  if (a.help) {
+    console.log(formatHelp('bench serve', FLAGS, '[--checkpoint DIR | --preset small] [--clients 1,16,32] [options]'));
+    return 0;
+  }
+  const levels = a.clients!.split(',').map((s) => Number(s.trim()));
+  if (levels.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`--clients must be whole numbers >= 1, comma-separated, got '${a.clients}'`);
+  const checkpoint = a.checkpoint ?? (await randomRun(a.preset!));
+  const { proc, base, model } = await startServer(checkpoint, a['max-batch']!, a.threads);
+  const results: LevelResult[] = [];
+  try {
+    await oneRequest(base, model, 'warm up', 4);
+    for (const c of levels) {
+      const r = await level(base, model, c, a.requests!, a['max-tokens']!);
+      results.push(r);
+      if (!a.json)
+        console.log(
+          `clients ${String(c).padStart(3)}: ${r.completed}/${r.requests} requests, ${r.tokens} tokens in ${r.seconds.toFixed(1)} s = ${r.tokensPerSecond.toFixed(1)} tok/s` +
+            ` (x${(r.tokensPerSecond / results[0]!.tokensPerSecond).toFixed(2)} of ${results[0]!.clients} client(s)); TTFT p50 ${r.ttftP50.toFixed(0)} ms p99 ${r.ttftP99.toFixed(0)} ms; inter-token p50 ${r.itlP50.toFixed(1)} ms p99 ${r.itlP99.toFixed(1)} ms`,
+        );
+    }
+  } finally {
+    proc.kill('SIGTERM');
+  }
+  if (a.json) console.log(JSON.stringify({ model, checkpoint, results }, null, 2));
+  return results.every((r) => r.completed === r.requests) ? 0 : 1;
+}
