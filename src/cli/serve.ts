@@ -50,7 +50,9 @@ export async function run(argv: string[]): Promise<number> {
     engine,
     { maxBodyBytes: a['max-body']!, defaultCompletionTokens: a['default-max-tokens']! },
   );
-  const addr = await server.listen(a.port!, a.host!);
+  const addr = await server.listen(a.port!, a.host!).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot listen on ${a.host}:${a.port}: ${e.code === 'EADDRINUSE' ? 'the port is in use; choose another with --port (0: any free port)' : e.message}`);
+  });
   const st = engine.stats();
   process.stderr.write(
     `serve: model '${name}' (step ${m.checkpoint.step}, ${m.checkpoint.dir}), context ${cfg.seqLen}, batch up to ${st.slots}, ` +
