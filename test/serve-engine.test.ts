@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getBackend } from '../src/backend/registry.js';
-import { bytesPerPosition, DecodeSlots, decodeStep, feed } from '../src/infer/batch-decode.js';
+import { bytesPerPosition, DecodeSlots, decodeStep, feed, feedBatch } from '../src/infer/batch-decode.js';
 import { KvCache } from '../src/infer/kv-cache.js';
 import { generate } from '../src/infer/generate.js';
 import type { ModelConfig } from '../src/nn/config.js';
@@ -57,6 +57,34 @@ for (const cfg of [DENSE, MOE]) {
     m.dispose();
   });
 }
+
+test('feedBatch: prompts of different lengths prefilled together give each its lone logits and cache', async () => {
+  const m = await sharpModel(MOE, 7);
+  const prompts = [[5, 9, 200], [77], [1, 2, 3, 4, 5, 6, 7]];
+  const { cache, logits } = await feedBatch(m, prompts);
+  const slots = new DecodeSlots(m, 3, 16);
+  const lone: Float32Array[] = [];
+  for (let b = 0; b < prompts.length; b++) {
+    const c = new KvCache(m.backend, m.config, 1, 16);
+    const first = await feed(m, c, prompts[b]!);
+    let worst = 0;
+    first.forEach((x, v) => (worst = Math.max(worst, Math.abs(x - logits[b]![v]!))));
+    assert.ok(worst < 1e-4, `prompt ${b}: max |batched - lone| = ${worst}`);
+    lone.push(await feed(m, c, [42]));
+    c.dispose();
+    slots.load(b, cache, b, prompts[b]!.length);
+  }
+  cache.dispose();
+  const next = await decodeStep(m, slots, [42, 42, 42]);
+  const V = MOE.vocab;
+  for (let b = 0; b < prompts.length; b++) {
+    let worst = 0;
+    lone[b]!.forEach((x, v) => (worst = Math.max(worst, Math.abs(x - next[b * V + v]!))));
+    assert.ok(worst < 1e-4, `decoding after the batched prefill, prompt ${b}: ${worst}`);
+  }
+  slots.dispose();
+  m.dispose();
+});
 
 interface Run {
   tokens: number[];

@@ -5,8 +5,8 @@
 // output head as [B, d] GEMMs (the weights are read once for the whole batch), RoPE with a
 // per-row position table, and attention as one batched matmul over the first Lmax positions of the
 // B slots with a per-row length mask. Only writing each row's new key and value into its slot is
-// per row (two strided copies). Prefill runs the prompt through Transformer.forward with a
-// sequence cache (the path `generate` uses) and copies it into the slot.
+// per row (two strided copies). Prefill runs the new prompts together through Transformer.forward
+// with a batch cache (the path `generate` uses, right-padded) and copies each into its slot.
 import type { Backend } from '../backend/contract.js';
 import { headDim, isMoeLayer } from '../nn/config.js';
 import { linear } from '../nn/linear.js';
@@ -41,6 +41,29 @@ export async function feed(model: Transformer, cache: KvCache, ids: readonly num
   return out.length === V ? out : out.slice(0, V);
 }
 
+/**
+ * Prefills several prompts in one forward: right-padded to the longest (causal attention keeps the
+ * padding out of every real position, so each prompt's positions are computed as if alone). Returns
+ * each prompt's last-position logits and the cache whose batch row b holds prompt b's keys and values.
+ */
+export async function feedBatch(model: Transformer, prompts: readonly (readonly number[])[]): Promise<{ cache: KvCache; logits: Float32Array[] }> {
+  const B = prompts.length, S = Math.max(...prompts.map((p) => p.length)), V = model.config.vocab;
+  if (B === 0 || prompts.some((p) => p.length === 0)) throw new RangeError('feedBatch: needs prompts of at least one token');
+  const ids = new Int32Array(B * S);
+  prompts.forEach((p, b) => ids.set(p, b * S));
+  const cache = new KvCache(model.backend, model.config, B, S);
+  const last = noGrad(() =>
+    tidy(() => {
+      const { logits } = model.forward(T.tensor(model.backend, ids, [B, S], 'i32'), { cache });
+      return T.embedding(logits, T.tensor(model.backend, Int32Array.from(prompts, (p, b) => b * S + p.length - 1), [B], 'i32'));
+    }),
+  );
+  cache.advance(S);
+  const host = (await last.data()) as Float32Array;
+  last.dispose();
+  return { cache, logits: prompts.map((_, b) => host.slice(b * V, (b + 1) * V)) };
+}
+
 /** The KV store of the decoding batch: `slots` sequences of up to `maxLen` positions each. */
 export class DecodeSlots {
   readonly k: Tensor[] = [];
@@ -72,16 +95,16 @@ export class DecodeSlots {
     return { offset: (slot * this.hkv * this.maxLen + from) * this.hd, strides: [this.hd, this.maxLen * this.hd, 1] };
   }
 
-  /** Copies a prefilled sequence cache (its first `cache.length` positions) into a slot. */
-  load(slot: number, cache: KvCache): void {
-    const n = cache.length;
-    if (n > this.maxLen) throw new RangeError(`DecodeSlots.load: ${n} positions exceed a slot's ${this.maxLen}`);
+  /** Copies the first n positions of batch row `row` of a prefilled cache into a slot. */
+  load(slot: number, cache: KvCache, row = 0, n = cache.length): void {
+    if (n > this.maxLen || n > cache.length) throw new RangeError(`DecodeSlots.load: ${n} positions exceed a slot's ${this.maxLen} or the cache's ${cache.length}`);
     const src = [this.hkv * this.hd, this.hd, 1], shape = [n, this.hkv, this.hd];
+    const from = row * cache.maxLen * this.hkv * this.hd;
     const dst = this.view(slot, 0);
     for (let l = 0; l < this.k.length; l++) {
       const { k, v } = cache.layer(l);
-      this.backend.copyStrided(k.buf, 0, src, this.k[l]!.buf, dst.offset, dst.strides, shape);
-      this.backend.copyStrided(v.buf, 0, src, this.v[l]!.buf, dst.offset, dst.strides, shape);
+      this.backend.copyStrided(k.buf, from, src, this.k[l]!.buf, dst.offset, dst.strides, shape);
+      this.backend.copyStrided(v.buf, from, src, this.v[l]!.buf, dst.offset, dst.strides, shape);
     }
     this.lengths[slot] = n;
   }

@@ -1,11 +1,11 @@
 // The continuous-batching engine behind `zili serve`: requests wait in a bounded queue, join the
-// running batch at the next step when a KV-cache slot is free (their prompt is prefilled then and
-// copied into the slot), and every step decodes one token for all active sequences in one batched
+// running batch at the next step when a KV-cache slot is free (the prompts that join together are
+// prefilled in one forward and copied into their slots), and every step decodes one token for all active sequences in one batched
 // forward (src/infer/batch-decode.ts). The KV cache is allocated once: as many full-context slots
 // as the memory budget holds, at most maxBatch. A finished or cancelled sequence leaves the batch
 // before the next step and its slot is freed.
-import { bytesPerPosition, DecodeSlots, decodeStep, feed } from '../infer/batch-decode.js';
-import { KvCache } from '../infer/kv-cache.js';
+import { bytesPerPosition, DecodeSlots, decodeStep, feedBatch } from '../infer/batch-decode.js';
+import type { KvCache } from '../infer/kv-cache.js';
 import { type SamplingOptions, sampleToken } from '../infer/sample.js';
 import type { Transformer } from '../nn/transformer.js';
 import { Rng } from '../train/rng-state.js';
@@ -86,6 +86,8 @@ export interface SequenceHandle {
 }
 
 const RATE_WINDOW_MS = 5000;
+/** padded prompt tokens prefilled in one forward at most */
+const PREFILL_TOKENS = 4096;
 
 export class Engine {
   private readonly waiting: Sequence[] = [];
@@ -204,23 +206,43 @@ export class Engine {
     }
   }
 
-  /** Moves waiting requests into free slots of the batch; prefills them. */
+  /**
+   * Moves waiting requests into free slots of the batch and prefills them together (one forward
+   * over their right-padded prompts, at most PREFILL_TOKENS padded tokens at a time).
+   */
   private async admit(): Promise<void> {
     while (this.waiting.length && this.active.length < this.kv.slots) {
-      const s = this.waiting.shift()!;
-      if (s.done) continue;
-      s.slot = this.active.length;
-      this.active.push(s);
-      const cache = new KvCache(this.model.backend, this.model.config, 1, s.req.prompt.length);
+      const group: Sequence[] = [];
+      let longest = 0;
+      while (this.waiting.length && this.active.length + group.length < this.kv.slots) {
+        const s = this.waiting[0]!;
+        if (s.done) {
+          this.waiting.shift();
+          continue;
+        }
+        const n = Math.max(longest, s.req.prompt.length);
+        if (group.length > 0 && n * (group.length + 1) > PREFILL_TOKENS) break;
+        longest = n;
+        group.push(this.waiting.shift()!);
+      }
+      if (group.length === 0) return;
+      for (const s of group) {
+        s.slot = this.active.length;
+        this.active.push(s);
+      }
+      let cache: KvCache | null = null;
       try {
-        const logits = await feed(this.model, cache, s.req.prompt);
-        this.kv.load(s.slot, cache);
-        this.promptTokens += s.req.prompt.length;
-        if (!s.done) this.emit(s, logits);
+        const r = await feedBatch(this.model, group.map((s) => s.req.prompt));
+        cache = r.cache;
+        group.forEach((s, b) => {
+          this.kv.load(s.slot, r.cache, b, s.req.prompt.length);
+          this.promptTokens += s.req.prompt.length;
+          if (!s.done) this.emit(s, r.logits[b]!);
+        });
       } catch (e) {
-        this.end(s, 'error', (e as Error).message);
+        for (const s of group) this.end(s, 'error', (e as Error).message);
       } finally {
-        cache.dispose();
+        cache?.dispose();
       }
     }
   }
