@@ -74,6 +74,7 @@ class Sequence {
   last = -1;
   done = false;
   readonly rng: Rng;
+  readonly started = performance.now();
   constructor(readonly req: SequenceRequest, readonly maxLen: number) {
     this.rng = new Rng(req.seed, 2);
   }
@@ -132,12 +133,6 @@ export class Engine {
     if (this.waiting.length - free >= this.opts.maxQueue)
       throw new QueueFullError(Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanSeconds) / this.kv.slots)));
     const s = new Sequence(req, req.prompt.length + req.maxTokens);
-    const started = performance.now();
-    const finish = req.onFinish;
-    s.req.onFinish = (reason, error) => {
-      this.meanSeconds = 0.8 * this.meanSeconds + 0.2 * ((performance.now() - started) / 1000);
-      finish(reason, error);
-    };
     this.waiting.push(s);
     this.kick();
     return { cancel: (reason = 'cancelled') => this.cancel(s, reason) };
@@ -179,6 +174,7 @@ export class Engine {
   private end(s: Sequence, reason: FinishReason, error?: string): void {
     if (s.done) return;
     s.done = true;
+    this.meanSeconds = 0.8 * this.meanSeconds + 0.2 * ((performance.now() - s.started) / 1000);
     s.req.onFinish(reason, error);
   }
 
