@@ -197,7 +197,11 @@ export async function run(argv: string[]): Promise<number> {
   if (levels.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`--clients must be whole numbers >= 1, comma-separated, got '${a.clients}'`);
   if (a['decode-only']) return decodeOnly(a.checkpoint ?? null, a.preset!, levels, a.json ?? false);
   const checkpoint = a.checkpoint ?? (await randomRun(a.preset!));
-  const { proc, base, model } = await startServer(checkpoint, a['max-batch']!, a.threads);
+  const removeRun = () => a.checkpoint === undefined && fs.rmSync(checkpoint, { recursive: true, force: true });
+  const { proc, base, model } = await startServer(checkpoint, a['max-batch']!, a.threads).catch((e) => {
+    removeRun();
+    throw e;
+  });
   const results: LevelResult[] = [];
   const rounds: number[][] = levels.map(() => []);
   try {
@@ -218,7 +222,12 @@ export async function run(argv: string[]): Promise<number> {
         );
     }
   } finally {
-    proc.kill('SIGTERM');
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    }
+    removeRun();
   }
   if (a.json) console.log(JSON.stringify({ model, checkpoint, results, rounds }, null, 2));
   return results.every((r) => r.completed === r.requests) ? 0 : 1;
