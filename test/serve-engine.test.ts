@@ -1,11 +1,13 @@
 // Continuous batching: one batched decoding step over sequences at different positions gives each
-// the logits a lone forward through its own cache gives (dense and MoE with routing bias); the
-// engine's greedy outputs for concurrent requests equal `generate` run alone; requests join a
-// running batch; a cancelled sequence frees its cache; the queue bound and the KV budget hold.
+// the logits a lone forward through its own cache gives (dense and MoE with routing bias), also
+// after slots are moved; the engine's greedy outputs for concurrent requests equal `generate` run
+// alone; requests join a running batch; a cancelled sequence frees its slot; the queue bound and
+// the KV budget hold.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getBackend } from '../src/backend/registry.js';
-import { cacheBytes, decodeStep, feed, sequenceCache } from '../src/infer/batch-decode.js';
+import { bytesPerPosition, DecodeSlots, decodeStep, feed, feedBatch } from '../src/infer/batch-decode.js';
+import { KvCache } from '../src/infer/kv-cache.js';
 import { generate } from '../src/infer/generate.js';
 import type { ModelConfig } from '../src/nn/config.js';
 import { Transformer } from '../src/nn/transformer.js';
@@ -25,25 +27,64 @@ for (const cfg of [DENSE, MOE]) {
     const m = await sharpModel(cfg);
     const prompts = [[5, 9, 200], [77], [1, 2, 3, 4, 5, 6, 7], [1500, 3]];
     const next = [11, 12, 13, 14];
-    const lone: Float32Array[] = [];
+    const cache = (n: number) => new KvCache(m.backend, m.config, 1, n);
+    const lone: Float32Array[][] = [];
     for (let b = 0; b < prompts.length; b++) {
-      const c = sequenceCache(m, 16);
+      const c = cache(16);
       await feed(m, c, prompts[b]!);
-      lone.push(await feed(m, c, [next[b]!]));
+      lone.push([await feed(m, c, [next[b]!]), await feed(m, c, [next[b]! + 100])]);
       c.dispose();
     }
-    const caches = prompts.map(() => sequenceCache(m, 16));
-    for (let b = 0; b < prompts.length; b++) await feed(m, caches[b]!, prompts[b]!);
-    const batched = await decodeStep(m, caches, next);
+    // prompt 1 is prefilled into slot 4 and moved to slot 1 (as when the sequence in slot 1 finishes)
+    const slots = new DecodeSlots(m, 5, 16);
+    for (let b = 0; b < prompts.length; b++) {
+      const c = cache(prompts[b]!.length);
+      await feed(m, c, prompts[b]!);
+      slots.load(b === 1 ? 4 : b, c);
+      c.dispose();
+    }
+    slots.move(4, 1);
     const V = cfg.vocab;
-    let worst = 0;
-    for (let b = 0; b < prompts.length; b++) for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(batched[b * V + v]! - lone[b]![v]!));
-    assert.ok(worst < 1e-4, `max |batched - lone| = ${worst}`);
-    assert.deepEqual(caches.map((c) => c.length), prompts.map((p) => p.length + 1));
-    caches.forEach((c) => c.dispose());
+    const check = (got: Float32Array, step: number) => {
+      let worst = 0;
+      for (let b = 0; b < prompts.length; b++) for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(got[b * V + v]! - lone[b]![step]![v]!));
+      assert.ok(worst < 1e-4, `step ${step}: max |batched - lone| = ${worst}`);
+    };
+    check(await decodeStep(m, slots, next), 0);
+    check(await decodeStep(m, slots, next.map((x) => x + 100)), 1);
+    assert.deepEqual([...slots.lengths], [...prompts.map((p) => p.length + 2), 0]);
+    slots.dispose();
     m.dispose();
   });
 }
+
+test('feedBatch: prompts of different lengths prefilled together give each its lone logits and cache', async () => {
+  const m = await sharpModel(MOE, 7);
+  const prompts = [[5, 9, 200], [77], [1, 2, 3, 4, 5, 6, 7]];
+  const { cache, logits } = await feedBatch(m, prompts);
+  const slots = new DecodeSlots(m, 3, 16);
+  const lone: Float32Array[] = [];
+  for (let b = 0; b < prompts.length; b++) {
+    const c = new KvCache(m.backend, m.config, 1, 16);
+    const first = await feed(m, c, prompts[b]!);
+    let worst = 0;
+    first.forEach((x, v) => (worst = Math.max(worst, Math.abs(x - logits[b]![v]!))));
+    assert.ok(worst < 1e-4, `prompt ${b}: max |batched - lone| = ${worst}`);
+    lone.push(await feed(m, c, [42]));
+    c.dispose();
+    slots.load(b, cache, b, prompts[b]!.length);
+  }
+  cache.dispose();
+  const next = await decodeStep(m, slots, [42, 42, 42]);
+  const V = MOE.vocab;
+  for (let b = 0; b < prompts.length; b++) {
+    let worst = 0;
+    lone[b]!.forEach((x, v) => (worst = Math.max(worst, Math.abs(x - next[b * V + v]!))));
+    assert.ok(worst < 1e-4, `decoding after the batched prefill, prompt ${b}: ${worst}`);
+  }
+  slots.dispose();
+  m.dispose();
+});
 
 interface Run {
   tokens: number[];
@@ -63,7 +104,7 @@ test('engine: concurrent greedy requests give what generate gives alone, sharing
   const prompts = [[4, 8, 15], [16, 23, 42, 99, 7], [300], [12, 12, 12, 12]];
   const want = [];
   for (const p of prompts) want.push(await generate(m, p, { temperature: 0, maxTokens: 10 }));
-  const e = new Engine(m, { maxBatch: 8, kvBudgetBytes: 64 * cacheBytes(m, 96), maxQueue: 8 });
+  const e = new Engine(m, { maxBatch: 8, kvBudgetBytes: 64 * 96 * bytesPerPosition(m), maxQueue: 8 });
   const runs = prompts.map((p) => submit(e, p, 10));
   for (const r of runs) assert.equal(await r.reason, 'length');
   assert.deepEqual(runs.map((r) => r.tokens), want);
@@ -78,7 +119,7 @@ test('engine: concurrent greedy requests give what generate gives alone, sharing
 test('engine: a request joins a running batch at the next step; a stop token ends it without being emitted', async () => {
   const m = await sharpModel(DENSE, 4);
   const alone = await generate(m, [9, 9], { temperature: 0, maxTokens: 12 });
-  const e = new Engine(m, { maxBatch: 4, kvBudgetBytes: 8 * cacheBytes(m, 96), maxQueue: 4 });
+  const e = new Engine(m, { maxBatch: 4, kvBudgetBytes: 8 * 96 * bytesPerPosition(m), maxQueue: 4 });
   const first = submit(e, [3, 1, 4], 30);
   while (first.tokens.length < 3) await new Promise((r) => setImmediate(r));
   const second = submit(e, [9, 9], 12);
@@ -95,14 +136,15 @@ test('engine: a request joins a running batch at the next step; a stop token end
 
 test('engine: cancelling frees the slot and the cache; the queue bound answers QueueFullError; oversized requests are refused', async () => {
   const m = await sharpModel(DENSE, 4);
-  const per = cacheBytes(m, 3 + 80);
-  const e = new Engine(m, { maxBatch: 1, kvBudgetBytes: per, maxQueue: 1 });
+  const slot = 96 * bytesPerPosition(m);
+  const e = new Engine(m, { maxBatch: 4, kvBudgetBytes: slot * 1.5, maxQueue: 1 });
+  assert.equal(e.stats().slots, 1, 'the budget holds one full-context slot');
   const a = submit(e, [1, 2, 3], 80);
   const b = submit(e, [1, 2, 3], 80);
   assert.throws(() => submit(e, [1, 2, 3], 80), (err: unknown) => err instanceof QueueFullError && err.retryAfterSeconds >= 1);
   while (a.tokens.length < 2) await new Promise((r) => setImmediate(r));
   assert.equal(e.stats().active, 1);
-  assert.equal(e.stats().kvBytesUsed, per);
+  assert.equal(e.stats().kvBytesUsed, (3 + a.tokens.length - 1) * bytesPerPosition(m));
   a.cancel();
   assert.equal(await a.reason, 'cancelled');
   while (b.tokens.length < 1) await new Promise((r) => setImmediate(r));
@@ -112,7 +154,7 @@ test('engine: cancelling frees the slot and the cache; the queue bound answers Q
   await e.drain();
   assert.deepEqual([e.stats().active, e.stats().kvBytesUsed], [0, 0]);
   assert.throws(() => submit(e, [1], 2), /shutting down/);
-  const small = new Engine(m, { maxBatch: 1, kvBudgetBytes: cacheBytes(m, 10), maxQueue: 1 });
-  assert.throws(() => submit(small, [1, 2, 3], 20), /KV cache/);
+  assert.throws(() => new Engine(m, { maxBatch: 1, kvBudgetBytes: slot - 1, maxQueue: 1 }), /cannot hold one sequence/);
+  assert.throws(() => submit(new Engine(m, { maxBatch: 1, kvBudgetBytes: slot, maxQueue: 1 }), [1, 2, 3], 94), /do not fit the model's context/);
   m.dispose();
 });

@@ -22,8 +22,16 @@ export const MOE: ModelConfig = {
   moe: { experts: 4, topK: 2, expertFfnHidden: 32, sharedExperts: 2, denseLayers: 1, balance: 'bias', auxLossCoef: 0, biasUpdateRate: 1e-3 },
 };
 
+const made: string[] = [];
+process.on('exit', () => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temporary folder, removed when the test process exits. */
 export function tmpDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `zili-${tag}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `zili-${tag}-`));
+  made.push(d);
+  return d;
 }
 
 /** A run folder holding one checkpoint of `cfg` with seeded weights (matrices scaled by `scale`). */

@@ -6,7 +6,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { getBackend } from '../src/backend/registry.js';
 import { generate } from '../src/infer/generate.js';
-import { cacheBytes } from '../src/infer/batch-decode.js';
+import { bytesPerPosition } from '../src/infer/batch-decode.js';
 import { renderChat } from '../src/serve/chat-template.js';
 import { Engine } from '../src/serve/engine.js';
 import { type LoadedModel, loadForInference } from '../src/serve/load-model.js';
@@ -19,7 +19,7 @@ let base = '';
 const NAME = 'fixture';
 
 function startServer(opts: { maxBatch?: number; maxQueue?: number } = {}): Promise<{ server: ZiliServer; base: string }> {
-  const engine = new Engine(m.model, { maxBatch: opts.maxBatch ?? 8, kvBudgetBytes: 8 * cacheBytes(m.model, m.model.config.seqLen), maxQueue: opts.maxQueue ?? 8 });
+  const engine = new Engine(m.model, { maxBatch: opts.maxBatch ?? 8, kvBudgetBytes: 8 * m.model.config.seqLen * bytesPerPosition(m.model), maxQueue: opts.maxQueue ?? 8 });
   const s = new ZiliServer({ name: NAME, tokenizer: m.tokenizer, template: m.template, eotId: m.eotId, chatStopIds: m.chatStopIds }, engine, { maxBodyBytes: 4096, defaultCompletionTokens: 16 });
   return s.listen(0, '127.0.0.1').then((a) => ({ server: s, base: `http://127.0.0.1:${a.port}` }));
 }

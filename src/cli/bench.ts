@@ -7,6 +7,7 @@ const BENCHES: Record<string, { file: string; summary: string }> = {
   kernels: { file: './bench/kernels.js', summary: 'fused CPU kernels against unfused compositions of primitives' },
   train: { file: './bench/train.js', summary: 'training throughput of a model configuration' },
   allreduce: { file: './bench/allreduce.js', summary: 'all-reduce bandwidth through the communicator (run under mpirun; see bench/mpi-allreduce.sh)' },
+  serve: { file: './bench/serve.js', summary: 'load test of zili serve on loopback: tokens/s, time to first token, inter-token latency' },
 };
 
 function usage(): string {

@@ -9,7 +9,7 @@ import { Utf8Stream } from '../infer/generate.js';
 import { validateSampling } from '../infer/sample.js';
 import { type ChatMessage, renderChat } from '../serve/chat-template.js';
 import { Engine, type FinishReason } from '../serve/engine.js';
-import { cacheBytes } from '../infer/batch-decode.js';
+import { bytesPerPosition } from '../infer/batch-decode.js';
 import { loadForInference } from '../serve/load-model.js';
 import { StopText } from '../serve/stop-text.js';
 
@@ -43,7 +43,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const m = loadForInference(a.checkpoint, await getBackend(a.backend!), { tokenizer: a.tokenizer });
   const ctx = m.model.config.seqLen;
-  const engine = new Engine(m.model, { maxBatch: 1, kvBudgetBytes: cacheBytes(m.model, ctx), maxQueue: 1 });
+  const engine = new Engine(m.model, { maxBatch: 1, kvBudgetBytes: ctx * bytesPerPosition(m.model), maxQueue: 1 });
   const fresh = (): ChatMessage[] => (a.system ? [{ role: 'system', content: a.system }] : []);
   let history = fresh();
   let turn = 0;

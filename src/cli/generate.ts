@@ -1,20 +1,12 @@
-// `zili generate`: text from a checkpoint. Loads the model config and weights (a run folder means its
-// newest checkpoint), the tokenizer copied into the run folder by `zili train`, then decodes with a
+// `zili generate`: text from a checkpoint. Loads the model config, weights and MoE routing biases (a
+// run folder means its newest checkpoint), the tokenizer copied into the run folder by `zili train`, then decodes with a
 // KV cache — greedy at --temperature 0, else seeded sampling with top-k / top-p — streaming text to
 // stdout as tokens arrive (a UTF-8 character split across tokens is printed once complete).
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { formatHelp, parseArgs, UsageError, type FlagSpecs } from './args.js';
 import { getBackend } from '../backend/registry.js';
-import { DataError } from '../data/errors.js';
-import { END_OF_TEXT } from '../data/tokenizer.js';
-import { loadTokenizer } from '../data/tokenizer-json.js';
 import { generate, Utf8Stream } from '../infer/generate.js';
 import { validateSampling } from '../infer/sample.js';
-import { Transformer } from '../nn/transformer.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
-import { restoreModel } from '../train/train-state.js';
-import { RUN_TOKENIZER_FILE } from '../train/trainer.js';
+import { loadForInference } from '../serve/load-model.js';
 
 const FLAGS = {
   checkpoint: { kind: 'string', help: "a run's --out folder (its newest checkpoint) or one step-NNNNNNNN folder" },
@@ -29,13 +21,6 @@ const FLAGS = {
   'no-stop': { kind: 'bool', help: 'keep going past <|endoftext|>' },
   help: { kind: 'bool', help: 'show this help' },
 } satisfies FlagSpecs;
-
-function findTokenizer(stepDir: string): string {
-  const candidates = [path.join(stepDir, RUN_TOKENIZER_FILE), path.join(path.dirname(stepDir), RUN_TOKENIZER_FILE)];
-  const found = candidates.find((f) => fs.existsSync(f));
-  if (!found) throw new DataError(`no tokenizer found for checkpoint ${stepDir} (looked for ${candidates.join(' and ')}); name one with --tokenizer FILE`);
-  return found;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, FLAGS, 'generate');
@@ -53,15 +38,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (a['max-tokens']! < 0) throw new UsageError(`--max-tokens must be >= 0, got ${a['max-tokens']}`);
 
-  const ckpt = loadCheckpoint(a.checkpoint);
-  const { tokenizer } = loadTokenizer(a.tokenizer ?? findTokenizer(ckpt.dir));
-  const cfg = ckpt.modelConfig;
-  if (tokenizer.vocabSize !== cfg.vocab)
-    throw new DataError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model in ${ckpt.dir} has ${cfg.vocab}; use the tokenizer the model was trained with (the run folder's ${RUN_TOKENIZER_FILE})`);
-  const be = await getBackend(a.backend!);
-  const model = new Transformer(cfg, be, { seed: 0 });
-  restoreModel(model, ckpt.tensors, ckpt.dir);
-  const eot = tokenizer.specials.find((s) => s.content === END_OF_TEXT)?.id ?? null;
+  const { model, tokenizer, checkpoint: ckpt, eotId: eot } = loadForInference(a.checkpoint, await getBackend(a.backend!), { tokenizer: a.tokenizer });
+  const cfg = model.config;
   let prompt = tokenizer.encode(a.prompt!);
   if (prompt.length === 0) {
     if (eot === null) throw new UsageError('give a --prompt: this tokenizer has no <|endoftext|> token to start from');

@@ -13,7 +13,7 @@ const COMMANDS: Record<string, { file: string; summary: string }> = {
   chat: { file: './chat.js', summary: 'chat with a checkpoint in the terminal' },
   export: { file: './export.js', summary: 'export a checkpoint as a Hugging Face folder or a GGUF file' },
   import: { file: './import.js', summary: 'import a Hugging Face LLaMA-style folder as a zili checkpoint' },
-  bench: { file: './bench.js', summary: 'benchmarks: gemm, kernels, train' },
+  bench: { file: './bench.js', summary: 'benchmarks: gemm, kernels, train, serve' },
   plan: { file: './plan.js', summary: 'plan a training run on N chips of a kind' },
   selftest: { file: './selftest.js', summary: 'backend conformance kit' },
   info: { file: './info.js', summary: 'model presets and exact parameter counts' },

@@ -2,7 +2,7 @@
 // SIGTERM or Ctrl-C drains: no new requests, the running ones finish, then the process exits.
 import { formatHelp, parseArgs, UsageError, type FlagSpecs } from './args.js';
 import { getBackend } from '../backend/registry.js';
-import { cacheBytes } from '../infer/batch-decode.js';
+import { bytesPerPosition } from '../infer/batch-decode.js';
 import { Engine } from '../serve/engine.js';
 import { loadForInference } from '../serve/load-model.js';
 import { ZiliServer } from '../serve/server.js';
@@ -13,7 +13,7 @@ const FLAGS = {
   port: { kind: 'int', help: 'TCP port (0: any free port, printed)', default: 8080 },
   'model-name': { kind: 'string', help: "the model's id in the API (default: the checkpoint's model name)" },
   'max-batch': { kind: 'int', help: 'sequences decoded together at most', default: 32 },
-  'kv-cache': { kind: 'size', help: 'KV-cache budget in bytes over all running sequences (e.g. 512M; default: room for --max-batch full contexts)' },
+  'kv-cache': { kind: 'size', help: 'KV-cache memory in bytes (e.g. 512M): full-context slots, at most --max-batch (default: --max-batch slots)' },
   'max-queue': { kind: 'int', help: 'requests waiting for a slot at most; beyond, 429 with Retry-After', default: 64 },
   'max-body': { kind: 'size', help: 'largest request body in bytes', default: 1_000_000 },
   'default-max-tokens': { kind: 'int', help: 'max_tokens of a completion request that gives none', default: 16 },
@@ -40,8 +40,9 @@ export async function run(argv: string[]): Promise<number> {
   if (a.threads !== undefined && native) native.setThreads(a.threads);
   const m = loadForInference(a.checkpoint, be, { tokenizer: a.tokenizer });
   const cfg = m.model.config;
-  const kvBudget = a['kv-cache'] ?? a['max-batch']! * cacheBytes(m.model, cfg.seqLen);
-  if (kvBudget < cacheBytes(m.model, 2)) throw new UsageError(`--kv-cache ${kvBudget} bytes cannot hold even one short sequence (${cacheBytes(m.model, 2)} bytes)`);
+  const slotBytes = cfg.seqLen * bytesPerPosition(m.model);
+  const kvBudget = a['kv-cache'] ?? a['max-batch']! * slotBytes;
+  if (kvBudget < slotBytes) throw new UsageError(`--kv-cache ${kvBudget} bytes cannot hold one sequence of the model's context (${cfg.seqLen} positions: ${slotBytes} bytes); raise it`);
   const engine = new Engine(m.model, { maxBatch: a['max-batch']!, kvBudgetBytes: kvBudget, maxQueue: a['max-queue']! });
   const name = a['model-name'] ?? cfg.name;
   const server = new ZiliServer(
@@ -49,10 +50,13 @@ export async function run(argv: string[]): Promise<number> {
     engine,
     { maxBodyBytes: a['max-body']!, defaultCompletionTokens: a['default-max-tokens']! },
   );
-  const addr = await server.listen(a.port!, a.host!);
+  const addr = await server.listen(a.port!, a.host!).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot listen on ${a.host}:${a.port}: ${e.code === 'EADDRINUSE' ? 'the port is in use; choose another with --port (0: any free port)' : e.message}`);
+  });
+  const st = engine.stats();
   process.stderr.write(
-    `serve: model '${name}' (step ${m.checkpoint.step}, ${m.checkpoint.dir}), context ${cfg.seqLen}, batch up to ${a['max-batch']}, ` +
-      `KV cache ${(kvBudget / 2 ** 20).toFixed(1)} MiB, queue ${a['max-queue']}\n`,
+    `serve: model '${name}' (step ${m.checkpoint.step}, ${m.checkpoint.dir}), context ${cfg.seqLen}, batch up to ${st.slots}, ` +
+      `KV cache ${(st.kvBytesBudget / 2 ** 20).toFixed(1)} MiB, queue ${a['max-queue']}\n`,
   );
   // the address on stdout, alone, so scripts and tests can read it
   console.log(`listening on http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`);
@@ -73,6 +77,7 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', () => onSignal('SIGINT'));
   });
   process.stderr.write('serve: drained, exiting\n');
+  engine.dispose();
   m.model.dispose();
   return 0;
 }

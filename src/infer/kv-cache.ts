@@ -58,6 +58,11 @@ export class KvCache {
     return T.permute(T.matmul(T.softmax(scores, -1), vh), [0, 2, 1, 3]);
   }
 
+  /** The key and value tensors of a layer ([B, maxLen, Hkv, D]; positions 0..length-1 are filled). */
+  layer(l: number): { k: Tensor; v: Tensor } {
+    return { k: this.k[l]!, v: this.v[l]! };
+  }
+
   advance(n: number): void {
     this.length += n;
   }

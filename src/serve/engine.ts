@@ -1,9 +1,10 @@
 // The continuous-batching engine behind `zili serve`: requests wait in a bounded queue, join the
-// running batch at the next step when a slot and their KV-cache reservation fit the budget (their
-// prompt is prefilled then), and every step decodes one token for all active sequences in one
-// batched forward (src/infer/batch-decode.ts). A finished or cancelled sequence leaves the batch
-// before the next step and its cache is freed.
-import { cacheBytes, decodeStep, feed, sequenceCache } from '../infer/batch-decode.js';
+// running batch at the next step when a KV-cache slot is free (the prompts that join together are
+// prefilled in one forward and copied into their slots), and every step decodes one token for all active sequences in one batched
+// forward (src/infer/batch-decode.ts). The KV cache is allocated once: as many full-context slots
+// as the memory budget holds, at most maxBatch. A finished or cancelled sequence leaves the batch
+// before the next step and its slot is freed.
+import { bytesPerPosition, DecodeSlots, decodeStep, feedBatch } from '../infer/batch-decode.js';
 import type { KvCache } from '../infer/kv-cache.js';
 import { type SamplingOptions, sampleToken } from '../infer/sample.js';
 import type { Transformer } from '../nn/transformer.js';
@@ -27,7 +28,7 @@ export interface SequenceRequest {
 export interface EngineOptions {
   /** sequences decoded together at most */
   maxBatch: number;
-  /** bytes all active sequences' KV caches may hold together */
+  /** bytes of KV cache to allocate: slots of a full context each (at most maxBatch of them) */
   kvBudgetBytes: number;
   /** requests waiting for a slot at most; beyond, submit throws QueueFullError */
   maxQueue: number;
@@ -50,8 +51,12 @@ export class EngineStoppedError extends Error {
 export interface EngineStats {
   active: number;
   queued: number;
+  /** bytes of KV cache holding the running sequences' positions */
   kvBytesUsed: number;
+  /** bytes of KV cache allocated */
   kvBytesBudget: number;
+  /** sequences that can run together (KV-cache slots) */
+  slots: number;
   /** tokens generated since start */
   tokensGenerated: number;
   /** prompt tokens prefilled since start */
@@ -63,12 +68,13 @@ export interface EngineStats {
 }
 
 class Sequence {
-  cache: KvCache | null = null;
-  reserved = 0;
+  /** its slot in the decoding batch (-1: not running) */
+  slot = -1;
   generated = 0;
   last = -1;
   done = false;
   readonly rng: Rng;
+  readonly started = performance.now();
   constructor(readonly req: SequenceRequest, readonly maxLen: number) {
     this.rng = new Rng(req.seed, 2);
   }
@@ -81,11 +87,13 @@ export interface SequenceHandle {
 }
 
 const RATE_WINDOW_MS = 5000;
+/** padded prompt tokens prefilled in one forward at most */
+const PREFILL_TOKENS = 4096;
 
 export class Engine {
   private readonly waiting: Sequence[] = [];
   private active: Sequence[] = [];
-  private kvUsed = 0;
+  private readonly kv: DecodeSlots;
   private running = false;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
@@ -102,32 +110,29 @@ export class Engine {
   ) {
     if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) throw new RangeError(`maxBatch must be a whole number >= 1, got ${opts.maxBatch}`);
     if (!Number.isInteger(opts.maxQueue) || opts.maxQueue < 0) throw new RangeError(`maxQueue must be a whole number >= 0, got ${opts.maxQueue}`);
-    if (!(opts.kvBudgetBytes > 0)) throw new RangeError(`the KV-cache budget must be > 0 bytes, got ${opts.kvBudgetBytes}`);
+    const ctx = model.config.seqLen;
+    const slotBytes = ctx * bytesPerPosition(model);
+    const slots = Math.min(opts.maxBatch, Math.floor(opts.kvBudgetBytes / slotBytes));
+    if (slots < 1) throw new RangeError(`the KV-cache budget of ${mib(opts.kvBudgetBytes)} cannot hold one sequence of the model's context (${ctx} positions: ${mib(slotBytes)})`);
+    this.kv = new DecodeSlots(model, slots, ctx);
   }
 
-  /** Bytes of KV cache a request of this many prompt + new tokens reserves. */
-  reservation(promptTokens: number, maxTokens: number): number {
-    return cacheBytes(this.model, Math.min(this.model.config.seqLen, promptTokens + maxTokens));
+  /** Frees the KV cache (after drain). */
+  dispose(): void {
+    this.kv.dispose();
   }
 
   /** Queues a request; it joins the batch at the next step that has room. */
   submit(req: SequenceRequest): SequenceHandle {
     if (this.stopped) throw new EngineStoppedError();
-    const need = this.reservation(req.prompt.length, req.maxTokens);
-    if (need > this.opts.kvBudgetBytes)
-      throw new RangeError(`the request needs ${mib(need)} of KV cache, more than the server's whole budget of ${mib(this.opts.kvBudgetBytes)}; ask for fewer tokens`);
+    const ctx = this.model.config.seqLen;
+    if (req.prompt.length === 0 || req.prompt.length + req.maxTokens > ctx)
+      throw new RangeError(`the prompt (${req.prompt.length} tokens) plus ${req.maxTokens} new tokens do not fit the model's context of ${ctx}`);
     // requests still waiting once the free slots are taken are the queue
-    const free = Math.max(0, this.opts.maxBatch - this.active.length);
+    const free = Math.max(0, this.kv.slots - this.active.length);
     if (this.waiting.length - free >= this.opts.maxQueue)
-      throw new QueueFullError(Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanSeconds) / this.opts.maxBatch)));
-    const s = new Sequence(req, Math.min(this.model.config.seqLen, req.prompt.length + req.maxTokens));
-    s.reserved = need;
-    const started = performance.now();
-    const finish = req.onFinish;
-    s.req.onFinish = (reason, error) => {
-      this.meanSeconds = 0.8 * this.meanSeconds + 0.2 * ((performance.now() - started) / 1000);
-      finish(reason, error);
-    };
+      throw new QueueFullError(Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanSeconds) / this.kv.slots)));
+    const s = new Sequence(req, req.prompt.length + req.maxTokens);
     this.waiting.push(s);
     this.kick();
     return { cancel: (reason = 'cancelled') => this.cancel(s, reason) };
@@ -137,11 +142,14 @@ export class Engine {
     const now = performance.now();
     while (this.recent.length && now - this.recent[0]!.t > RATE_WINDOW_MS) this.recent.shift();
     const n = this.recent.reduce((a, r) => a + r.n, 0);
+    let positions = 0;
+    for (const s of this.active) if (s.slot >= 0) positions += this.kv.lengths[s.slot]!;
     return {
       active: this.active.length,
       queued: this.waiting.length,
-      kvBytesUsed: this.kvUsed,
-      kvBytesBudget: this.opts.kvBudgetBytes,
+      kvBytesUsed: positions * bytesPerPosition(this.model),
+      kvBytesBudget: this.kv.slots * this.kv.maxLen * bytesPerPosition(this.model),
+      slots: this.kv.slots,
       tokensGenerated: this.tokens,
       promptTokens: this.promptTokens,
       steps: this.steps,
@@ -166,15 +174,10 @@ export class Engine {
   private end(s: Sequence, reason: FinishReason, error?: string): void {
     if (s.done) return;
     s.done = true;
+    this.meanSeconds = 0.8 * this.meanSeconds + 0.2 * ((performance.now() - s.started) / 1000);
     s.req.onFinish(reason, error);
   }
 
-  private release(s: Sequence): void {
-    if (!s.cache) return;
-    s.cache.dispose();
-    s.cache = null;
-    this.kvUsed -= s.reserved;
-  }
 
   private kick(): void {
     if (this.running) return;
@@ -199,20 +202,43 @@ export class Engine {
     }
   }
 
-  /** Moves waiting requests into the batch while a slot and their reservation fit; prefills them. */
+  /**
+   * Moves waiting requests into free slots of the batch and prefills them together (one forward
+   * over their right-padded prompts, at most PREFILL_TOKENS padded tokens at a time).
+   */
   private async admit(): Promise<void> {
-    while (this.waiting.length && this.active.length < this.opts.maxBatch && this.kvUsed + this.waiting[0]!.reserved <= this.opts.kvBudgetBytes) {
-      const s = this.waiting.shift()!;
-      if (s.done) continue;
-      s.cache = sequenceCache(this.model, s.maxLen);
-      this.kvUsed += s.reserved;
-      this.active.push(s);
+    while (this.waiting.length && this.active.length < this.kv.slots) {
+      const group: Sequence[] = [];
+      let longest = 0;
+      while (this.waiting.length && this.active.length + group.length < this.kv.slots) {
+        const s = this.waiting[0]!;
+        if (s.done) {
+          this.waiting.shift();
+          continue;
+        }
+        const n = Math.max(longest, s.req.prompt.length);
+        if (group.length > 0 && n * (group.length + 1) > PREFILL_TOKENS) break;
+        longest = n;
+        group.push(this.waiting.shift()!);
+      }
+      if (group.length === 0) return;
+      for (const s of group) {
+        s.slot = this.active.length;
+        this.active.push(s);
+      }
+      let cache: KvCache | null = null;
       try {
-        const logits = await feed(this.model, s.cache, s.req.prompt);
-        this.promptTokens += s.req.prompt.length;
-        if (!s.done) this.emit(s, logits);
+        const r = await feedBatch(this.model, group.map((s) => s.req.prompt));
+        cache = r.cache;
+        group.forEach((s, b) => {
+          this.kv.load(s.slot, r.cache, b, s.req.prompt.length);
+          this.promptTokens += s.req.prompt.length;
+          if (!s.done) this.emit(s, r.logits[b]!);
+        });
       } catch (e) {
-        this.end(s, 'error', (e as Error).message);
+        for (const s of group) this.end(s, 'error', (e as Error).message);
+      } finally {
+        cache?.dispose();
       }
     }
   }
@@ -222,7 +248,7 @@ export class Engine {
     const seqs = this.active;
     let logits: Float32Array;
     try {
-      logits = await decodeStep(this.model, seqs.map((s) => s.cache!), seqs.map((s) => s.last));
+      logits = await decodeStep(this.model, this.kv, seqs.map((s) => s.last));
     } catch (e) {
       for (const s of seqs) this.end(s, 'error', (e as Error).message);
       return;
@@ -251,11 +277,17 @@ export class Engine {
     if (!s.done && (s.generated >= s.req.maxTokens || s.req.prompt.length + s.generated >= s.maxLen)) this.end(s, 'length');
   }
 
-  /** Frees the caches of finished sequences. */
+  /** Frees the slots of finished sequences, moving the last running ones into them (slots 0..B-1 stay the batch). */
   private sweep(): void {
     if (!this.active.some((s) => s.done)) return;
-    for (const s of this.active) if (s.done) this.release(s);
-    this.active = this.active.filter((s) => !s.done);
+    const kept = this.active.filter((s) => !s.done);
+    kept.forEach((s, i) => {
+      if (s.slot !== i) this.kv.move(s.slot, i);
+      s.slot = i;
+    });
+    for (let i = kept.length; i < this.active.length; i++) this.kv.lengths[i] = 0;
+    for (const s of this.active) if (s.done) s.slot = -1;
+    this.active = kept;
   }
 }
 

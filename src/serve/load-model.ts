@@ -52,8 +52,8 @@ export function loadForInference(checkpointDir: string, backend: Backend, opts: 
   const tokPath = opts.tokenizer ?? findTokenizer(ckpt.dir);
   const { tokenizer } = loadTokenizer(tokPath);
   const cfg = ckpt.modelConfig;
-  if (tokenizer.vocabSize > cfg.vocab)
-    throw new DataError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model in ${ckpt.dir} only ${cfg.vocab}; use the tokenizer the model was trained with`);
+  if (tokenizer.vocabSize !== cfg.vocab)
+    throw new DataError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model in ${ckpt.dir} has ${cfg.vocab}; use the tokenizer the model was trained with (the run folder's tokenizer.json)`);
   const model = new Transformer(cfg, backend, { seed: 0 });
   restoreModel(model, ckpt.tensors, ckpt.dir);
   restoreRouterBias(model, ckpt);

@@ -31,6 +31,8 @@ export interface GenerationParams {
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
+  /** vLLM's extension: keep generating past <|endoftext|> (load tests, benchmarks) */
+  ignoreEos: boolean;
 }
 
 export type ApiRequest =
@@ -75,7 +77,8 @@ function common(body: Record<string, unknown>, limits: ProtocolLimits, defaultTe
   if (so !== undefined && so !== null && (typeof so !== 'object' || (so.include_usage !== undefined && typeof so.include_usage !== 'boolean')))
     throw bad(`'stream_options' must be an object like {"include_usage": true}`, 'stream_options');
   if (so && !stream) throw bad(`'stream_options' is only allowed when 'stream' is true`, 'stream_options');
-  return { model: body.model, maxTokens, temperature, topP, seed, stop, stream, includeUsage: so?.include_usage === true };
+  if (body.ignore_eos !== undefined && body.ignore_eos !== null && typeof body.ignore_eos !== 'boolean') throw bad(`'ignore_eos' must be true or false`, 'ignore_eos');
+  return { model: body.model, maxTokens, temperature, topP, seed, stop, stream, includeUsage: so?.include_usage === true, ignoreEos: body.ignore_eos === true };
 }
 
 function messageText(content: unknown, i: number): string {

@@ -140,7 +140,7 @@ export class ZiliServer {
       throw new ApiError(400, `the prompt (${prompt.length} tokens) plus max_tokens (${r.maxTokens}) exceed the model's context of ${ctx} tokens; ask for at most ${room}`, 'max_tokens', 'context_length_exceeded');
     const maxTokens = r.maxTokens ?? (r.kind === 'chat' ? room : Math.min(room, this.opts.defaultCompletionTokens));
     const meta: ResponseMeta = { id: `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`, created: Math.floor(Date.now() / 1000), model: this.served.name };
-    const stopIds = new Set<number>(r.kind === 'chat' ? this.served.chatStopIds : this.served.eotId !== null ? [this.served.eotId] : []);
+    const stopIds = new Set<number>(r.ignoreEos ? [] : r.kind === 'chat' ? this.served.chatStopIds : this.served.eotId !== null ? [this.served.eotId] : []);
     const stop = new StopText(r.kind === 'chat' ? [...r.stop, ...this.served.template.stop] : r.stop);
     const utf8 = new Utf8Stream();
     let text = '';
