@@ -65,6 +65,16 @@ export function modelFlopsPerToken(c: ModelConfig): number {
 }
 
 /**
+ * Model FLOPs per token under the causal convention some publishers use (NVIDIA's NeMo / Megatron-Bridge
+ * recipes; the Llama 3 paper by the evidence in docs/published-runs.md): the attention core counts only
+ * the half of the s x s square a causal mask keeps. Used only to convert such published MFUs to this
+ * planner's convention (full square), never for predictions.
+ */
+export function causalHalfModelFlopsPerToken(c: ModelConfig): number {
+  return modelFlopsPerToken(c) - 3 * 0.5 * c.layers * layerFlopsPerToken(c, false).attnCore;
+}
+
+/**
  * Hardware FLOPs per token: model FLOPs plus what recomputation and the attention kernel add.
  * full: every layer's forward again (not the logits); selective: the attention core again (standard
  * attention only; with flash there is nothing left to recompute selectively); flash attention's backward

@@ -5,7 +5,7 @@
 // here is the single source of the table (test/plan-published.test.ts recomputes it).
 import type { ResolvedChip } from './hardware.js';
 import { catalogChip, overrideChip, resolveChip } from './hardware.js';
-import { hardwareFlopsPerToken, modelFlopsPerToken } from './flops.js';
+import { causalHalfModelFlopsPerToken, hardwareFlopsPerToken, modelFlopsPerToken } from './flops.js';
 import type { Layout } from './layout.js';
 import { modelFromJson, type PlanModel } from './model.js';
 import type { Stack } from './stack.js';
@@ -23,7 +23,7 @@ export const SOURCES: readonly Source[] = [
   { id: 'dubey2024', cite: 'Llama Team, Meta 2024, "The Llama 3 Herd of Models", arXiv 2407.21783, Table 4 (BF16 MFU of Llama 3 405B)' },
   { id: 'jiang2024', cite: 'Jiang et al. 2024, "MegaScale: Scaling Large Language Model Training to More Than 10,000 GPUs", NSDI 24 (175B on 12,288 GPUs: 55.2% MFU, 1.34x Megatron-LM)' },
   { id: 'nvidia2024', cite: 'NVIDIA 2024, "Nemotron-4 340B Technical Report", arXiv 2406.11704, Table 2 (iteration time and MFU at 1,536 / 3,072 / 6,144 H100)' },
-  { id: 'dgxc2024', cite: 'NVIDIA DGX Cloud Benchmarking, Nemotron4 340B recipe 24.11 (NGC catalog): 128 H100, TP 8 PP 8 VP 12, GBS 32, 4.77 s per step' },
+  { id: 'dgxc2024', cite: 'NVIDIA DGX Cloud Benchmarking (github.com/NVIDIA/dgxc-benchmarking and NGC catalog): Nemotron4 340B recipe 24.11 (128 H100, TP 8 PP 8 VP 12, GBS 32, 4.77 s per step); Grok 1 314B recipe, grok1/README_314b.md (BF16 seconds per step at 512 / 1,024 / 2,048 H100, TP 4 PP 8 CP 2 EP 8 VP 8, sequence 8,192, micro-batch 1)' },
   { id: 'yin2025', cite: 'Yin et al. 2025, "Pangu Ultra: Pushing the Limits of Dense Large Language Models on Ascend NPUs", arXiv 2504.07866 (8,192 NPUs: MFU about 43% baseline, over 52% optimised)' },
 ];
 
@@ -68,6 +68,12 @@ function mfuFromHfu(model: Record<string, unknown>, chipId: string, tflops: numb
   return (tflops / resolveChip(catalogChip(chipId)).peakTflops) * (modelFlopsPerToken(m) / hardwareFlopsPerToken(m, l.recompute, l.attention));
 }
 
+/** An MFU published with the causal-half attention count, restated with the planner's full-square count. */
+function mfuFromCausalHalf(model: Record<string, unknown>, mfu: number): number {
+  const m = modelFromJson(model).config;
+  return mfu * (modelFlopsPerToken(m) / causalHalfModelFlopsPerToken(m));
+}
+
 const nar = (params: string, layers: number, hidden: number, heads: number, gpus: number, tp: number, pp: number, dp: number, gb: number, tflops: number): PublishedRun => {
   const model = gpt(layers, hidden, heads);
   const layout = lay({ tp, pp, dp, globalBatch: gb, zero: 0, recompute: 'full', attention: 'standard' });
@@ -103,8 +109,8 @@ const llama405 = { name: 'llama3-405b', layers: 126, hidden: 16384, heads: 128, 
 const llama3 = (gpus: number, cp: number, dp: number, seq: number, perDp: number, mfu: number): PublishedRun => ({
   id: `llama3-405B-${gpus}${cp > 1 ? `-cp${cp}` : ''}`, source: 'dubey2024', model: { ...llama405, seqLen: seq }, chip: 'h100-sxm', gpus, stack: 'overlapped',
   layout: lay({ tp: 8, pp: 16, vpp: 8, cp, dp, globalBatch: perDp * dp, sequenceParallel: true }),
-  reports: `BF16 MFU ${(mfu * 100).toFixed(0)}% (${Math.round(mfu * 989.5 / 10) * 10} TFLOP/s per GPU); pp 16 x vpp 8 = 126 layers + embedding-only and loss-only chunks`,
-  mfu,
+  reports: `BF16 MFU ${(mfu * 100).toFixed(0)}% (${Math.round(mfu * 989.5 / 10) * 10} TFLOP/s per GPU), read as counting half the causal attention square (evidence in docs/published-runs.md) and restated with the full square; pp 16 x vpp 8 = 126 layers + embedding-only and loss-only chunks`,
+  mfu: mfuFromCausalHalf({ ...llama405, seqLen: seq }, mfu),
 });
 
 const gpt175 = gpt(96, 12288, 96);
@@ -114,6 +120,18 @@ const nemo = (gpus: number, dp: number, gb: number, stepS: number, mfu: number):
   layout: lay({ tp: 8, pp: 12, vpp: 8, dp, globalBatch: gb, sequenceParallel: true }),
   reports: `${stepS} s per iteration, MFU ${(mfu * 100).toFixed(1)}% (virtual pipeline size not given: 8, one rule)`, stepTimeS: stepS,
   mfu,
+});
+// Grok-1 (xai-org/grok-1): 64 layers, d 6144, 48 query / 8 kv heads of 128, 8 experts of a gated-GELU FFN of 32768, top 2, vocab 131072
+const grok1 = {
+  name: 'grok1-314b', layers: 64, hidden: 6144, heads: 48, kvHeads: 8, ffnKind: 'geglu', vocab: 131072, seqLen: 8192,
+  moe: { experts: 8, topK: 2, expertFfnHidden: 32768 },
+};
+/** DGX Cloud's Grok 1 table: its DP column excludes EP (GPUs = tp*pp*cp*ep*dp); in the Megatron-Core convention dp = GPUs / (tp*pp*cp), ep 8 folded inside it. */
+const grok = (gpus: number, gb: number, stepS: number, mfu: number): PublishedRun => ({
+  id: `dgxc-grok1-314B-${gpus}`, source: 'dgxc2024', model: grok1, chip: 'h100-sxm', gpus, stack: 'overlapped',
+  layout: lay({ tp: 4, pp: 8, vpp: 8, cp: 2, ep: 8, dp: gpus / 64, globalBatch: gb, sequenceParallel: true }),
+  reports: `BF16 ${stepS} s per step, MFU ${(mfu * 100).toFixed(1)}% counting 4.27e15 FLOPs per sequence (= the planner's count with half the causal attention square); MFU derived from the step time with the planner's FLOPs (full square)`,
+  stepTimeS: stepS, mfu: mfuFromStep(grok1, 'h100-sxm', gpus, gb, stepS),
 });
 const pangu = { name: 'pangu-ultra-135b', layers: 94, hidden: 12288, heads: 96, kvHeads: 8, ffnHidden: 28672, ffnKind: 'swiglu', vocab: 153376, seqLen: 8192 };
 
@@ -166,6 +184,9 @@ export const PUBLISHED_RUNS: readonly PublishedRun[] = [
     reports: '4.77 s per step; MFU derived with the planner\'s FLOPs (the recipe\'s own 53.5% counts 1.01e16 FLOPs per sequence, 17% more)', stepTimeS: 4.77,
     mfu: mfuFromStep(nemotron, 'h100-sxm', 128, 32, 4.77),
   },
+  grok(512, 1024, 20.83, 0.415),
+  grok(1024, 2048, 21.0, 0.411),
+  grok(2048, 4096, 21.09, 0.41),
   {
     id: 'pangu-ultra-135B-baseline', source: 'yin2025', model: pangu, chip: 'ascend-910b', gpus: 8192, stack: 'megatron',
     layout: lay({ tp: 8, pp: 8, vpp: 6, dp: 128, globalBatch: 1536, sequenceParallel: true }),
