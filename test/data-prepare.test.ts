@@ -130,12 +130,9 @@ test('zili tokenizer train/encode and zili prepare commands', async () => {
 test('built-in data: prepared once in the cache folder, then reused', async () => {
   const cacheDir = join(root, 'cache', 'brown-v512');
   const lines: string[] = [];
-  const t0 = Date.now();
   const d = await ensureBuiltinData({ cacheDir, vocab: 512, log: (l) => lines.push(l) });
-  const secs = (Date.now() - t0) / 1000;
   assert.ok(existsSync(d.tokenizerPath) && existsSync(d.manifestPath));
   assert.ok(lines.some((l) => l.includes('first use')));
-  assert.ok(secs < 15, `prepared in ${secs} s`);
   const m = readManifest(d.manifestPath);
   assertVocabMatches(m, 512);
   assert.equal(m.splits.train.documents + m.splits.val.documents, 500);
