@@ -350,7 +350,7 @@ void watchdogLoop(State* st) {
         std::string peer = j->kind == SEND ? " to rank " + std::to_string(j->peer) : j->kind == RECV ? " from rank " + std::to_string(j->peer) : "";
         std::fprintf(stderr,
                      "zili: rank %d: %s of %zu %s%s on communicator '%s' (rank %d of %d) did not complete within %.0f s %s: "
-                     "another rank died or hung; aborting the job (MPI_Abort). Raise the limit with --comm-timeout / ZILI_COMM_TIMEOUT_S if a step legitimately takes longer.\n",
+                     "another rank died or hung; aborting the job (MPI_Abort). If a step legitimately takes longer, raise the limit: ZILI_COMM_TIMEOUT_S=<seconds>.\n",
                      st->worldRank, kKindNames[j->kind], count, kDTypeNames[j->dtype], peer.c_str(), c->name.c_str(), c->rank, c->size,
                      double(limit) / 1000.0, at.c_str());
         std::fflush(stderr);
