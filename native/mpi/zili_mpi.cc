@@ -655,12 +655,7 @@ napi_value Finalize(napi_env env, napi_callback_info info) {
   State* st = a.st;
   if (!st || st->finalized) return nullptr;
   st->finalized = true;
-  {
-    std::lock_guard<std::mutex> g(st->wdMu);
-    st->stopping = true;
-    st->wdCv.notify_all();
-  }
-  st->watchdog.join();
+  // Drain every communicator first (the watchdog still guards calls that never complete), then stop the watchdog.
   for (Comm* c : st->comms) {
     {
       std::lock_guard<std::mutex> g(c->mu);
@@ -675,6 +670,12 @@ napi_value Finalize(napi_env env, napi_callback_info info) {
     c->worker.join();
     if (c->p2p.joinable()) c->p2p.join();
   }
+  {
+    std::lock_guard<std::mutex> g(st->wdMu);
+    st->stopping = true;
+    st->wdCv.notify_all();
+  }
+  st->watchdog.join();
   for (Comm* c : st->comms) MPI_Comm_free(&c->comm);
   for (MPI_Op& op : st->bfOps) MPI_Op_free(&op);
   napi_release_threadsafe_function(st->tsfn, napi_tsfn_release);
