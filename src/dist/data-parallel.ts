@@ -77,6 +77,20 @@ export async function gatherRankStats(comm: Communicator, stepS: number, peakByt
   return { stepS: stepOut, peakBytes: peak };
 }
 
+/** True on every rank when `flag` is true on any (e.g. Ctrl-C reached some ranks first: all stop and save at the same step). */
+export async function anyRank(comm: Communicator, flag: boolean): Promise<boolean> {
+  const b = Int32Array.of(flag ? 1 : 0);
+  await comm.allReduce(b, 'max');
+  return b[0] === 1;
+}
+
+/** The mean over ranks of a per-rank value (each rank's validation loss over its rows of the same batches). */
+export async function meanOverRanks(comm: Communicator, x: number): Promise<number> {
+  const b = Float32Array.of(x);
+  await comm.allReduce(b);
+  return b[0]! / comm.size;
+}
+
 function copy1d(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, n: number): void {
   if (n > 0) src.backend.copyStrided(src.buf, srcOffset, [1], dst.buf, dstOffset, [1], [n]);
 }

@@ -30,7 +30,7 @@ import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, valid
 import { trainStep } from './step.js';
 import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from './train-state.js';
 import type { Communicator } from '../dist/communicator.js';
-import { DataParallel, assertWorldFits, gatherRankStats } from '../dist/data-parallel.js';
+import { DataParallel, anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dist/data-parallel.js';
 import { saveDistributedCheckpoint } from '../dist/dist-checkpoint.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
@@ -159,7 +159,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
   const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: comm?.rank ?? 0, worldSize: c.dp });
-  const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false });
+  const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false, rank: comm?.rank ?? 0, worldSize: c.dp });
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
@@ -231,7 +231,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
       if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
-        valLoss = dp ? await dp.withFullParams(() => validationLoss(model, openVal, c.evalBatches)) : await validationLoss(model, openVal, c.evalBatches);
+        valLoss = dp ? await dp.withFullParams(async () => meanOverRanks(comm!, await validationLoss(model, openVal, c.evalBatches))) : await validationLoss(model, openVal, c.evalBatches);
         progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);
       }
       const record: StepMetrics = {
@@ -253,7 +253,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       if (!Number.isFinite(loss)) throw new Error(`train: the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
 
       await new Promise((r) => setImmediate(r)); // lets a Ctrl-C be seen
-      const stop = interrupted();
+      const stop = comm ? await anyRank(comm, interrupted()) : interrupted(); // ranks stop (and save) together
       if (stop || step === stopAt || (c.saveEvery > 0 && step % c.saveEvery === 0)) await save(step, { loss, valLoss });
       if (stop) {
         status = 'interrupted';
