@@ -16,6 +16,8 @@ import { trainStep } from '../src/train/step.js';
 import { DataParallel, type ZeroStage } from '../src/dist/data-parallel.js';
 import { planShards } from '../src/dist/shard-layout.js';
 import { makeDataset } from './data-helpers.js';
+import { assertFitsInMemory, estimateTrainMemory } from '../src/train/memory-check.js';
+import { makeTrainConfig } from '../src/train/train-config.js';
 import { loopbackGroup } from './dist-loopback.js';
 
 const be = new CpuBackend();
@@ -101,3 +103,12 @@ for (const moe of [false, true])
         r.loader.close();
       }
     });
+
+test('memory check per rank: ZeRO-1 counts 1/dp of the AdamW state; a dp run that does not fit is told about --zero 1', () => {
+  const one = makeTrainConfig(preset('tiny'), path.join(dir, 'm'), { globalBatch: 16, microBatch: 4 });
+  const z0 = makeTrainConfig(preset('tiny'), path.join(dir, 'm'), { globalBatch: 16, microBatch: 4, dp: 4 });
+  const z1 = { ...z0, zero: 1 as const };
+  assert.equal(estimateTrainMemory(z0).optimizer, estimateTrainMemory(one).optimizer);
+  assert.equal(estimateTrainMemory(z1).optimizer, Math.ceil(estimateTrainMemory(one).optimizer / 4));
+  assert.throws(() => assertFitsInMemory(z0, estimateTrainMemory(z0).total - 1), /nothing was allocated\. Use --zero 1 \(each of the 4 ranks then keeps 1\/4 of the AdamW state\)/);
+});

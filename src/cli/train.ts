@@ -1,5 +1,6 @@
 // `zili train`: flags (DESIGN.md's CLI contract) to a validated TrainConfig, then the training loop.
 // Exit codes: 0 done (or stopped by --exit-after), 130 when Ctrl-C stopped it after saving.
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatHelp, parseArgs, UsageError, type FlagSpecs } from './args.js';
 import { ConfigError } from '../nn/config.js';
@@ -89,7 +90,9 @@ export async function run(argv: string[]): Promise<number> {
     bucketMb: a['bucket-mb']!,
   });
   const world = await openWorld();
-  const r = await trainRun(config, { comm: world });
+  // ranks launched on this machine share its memory (Open MPI and PMIx name how many)
+  const localRanks = Number(process.env['OMPI_COMM_WORLD_LOCAL_SIZE'] ?? process.env['PMIX_LOCAL_SIZE'] ?? 1) || 1;
+  const r = await trainRun(config, { comm: world, memoryAvailable: os.freemem() / localRanks });
   await world.finalize();
   return r.status === 'interrupted' ? 130 : 0;
 }

@@ -244,7 +244,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
         elapsedS: (performance.now() - startTime) / 1000,
         tokens: step * tokensPerStep(c),
         ...(c.model.moe ? { aux } : {}),
-        ...(ranks ? { stepS, rankStepS: ranks.stepS } : {}),
+        stepS,
+        rankStepS: ranks ? ranks.stepS : [stepS],
         ...(c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps) ? { valLoss } : {}),
       };
       metrics?.write(record);
