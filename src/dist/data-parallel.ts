@@ -111,8 +111,10 @@ export class DataParallel {
   private readonly paramChunks = new Map<string, Tensor>();
   /** ZeRO 3: whether the full parameters are currently materialised */
   private gathered = true;
-  /** ZeRO >= 1: reduced gradient chunks of the step in progress */
+  /** ZeRO >= 1: reduced gradient chunks of the step in progress (none for a parameter no rank computed a gradient of) */
   private readonly gradChunks = new Map<string, Tensor>();
+  /** position of each parameter in creation order (the index of its has-a-gradient flag) */
+  private readonly order = new Map<string, number>();
 
   constructor(
     readonly model: Transformer,
@@ -122,7 +124,10 @@ export class DataParallel {
     this.zero = opts.zero;
     this.be = model.backend;
     const list = [...model.params.tensors].map(([name, t]) => ({ name, numel: t.numel }));
-    for (const [name, t] of model.params.tensors) this.shapes.set(name, [...t.shape]);
+    for (const [name, t] of model.params.tensors) {
+      this.order.set(name, this.order.size);
+      this.shapes.set(name, [...t.shape]);
+    }
     this.layout = planShards(list, comm.size, comm.rank, opts.bucketBytes);
     this.full = this.zero === 0 ? new AdamW(model.params, opts.adamw) : null;
     if (this.zero >= 1)
@@ -240,10 +245,13 @@ export class DataParallel {
     const loads = new Map<number, number[]>();
     const inflight: Promise<void>[] = [];
     const reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[] = [];
+    // which parameters got a gradient on this rank; after a max-reduction, on any rank. One process
+    // leaves a parameter without gradient (an expert no token chose) untouched by AdamW, so do we.
+    const present = new Int32Array(this.order.size);
     for (let micro = 0; micro < accum; micro++) {
       const last = micro === accum - 1;
       const b = loader.next();
-      const launcher = last ? this.bucketLauncher(inflight, reduced) : null;
+      const launcher = last ? this.bucketLauncher(inflight, reduced, present) : null;
       const [ce, aux] = tidy(() => {
         const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
         const r = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
@@ -267,8 +275,9 @@ export class DataParallel {
     const layers = [...loads.keys()].sort((a, b) => a - b);
     const loadBuf = Int32Array.from(layers.flatMap((l) => loads.get(l)!));
     if (loadBuf.length) inflight.push(comm.allReduce(loadBuf));
+    inflight.push(comm.allReduce(present, 'max'));
     await Promise.all(inflight);
-    this.unpack(reduced);
+    this.unpack(reduced, present);
     if (this.zero === 3) this.releaseParams();
 
     const gradScale = 1 / (accum * comm.size);
@@ -285,7 +294,7 @@ export class DataParallel {
   }
 
   /** The grad-ready hook of the last micro-batch: issues each bucket's collective once all its gradients are final, in bucket order. */
-  private bucketLauncher(inflight: Promise<void>[], reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[]) {
+  private bucketLauncher(inflight: Promise<void>[], reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[], present: Int32Array) {
     const layout = this.layout;
     const pending = layout.buckets.map((b) => b.slots.length);
     const params = new Map([...this.model.params.tensors].map(([n, t]) => [t, n]));
@@ -296,6 +305,7 @@ export class DataParallel {
       for (const s of b.slots) {
         const p = this.model.params.get(s.name);
         const g = p.grad;
+        if (g) present[this.order.get(s.name)!] = 1;
         if (g)
           for (let r = 0; r < world; r++) {
             const { start, end } = ownedRange(s.numel, world, r);
@@ -336,10 +346,11 @@ export class DataParallel {
   }
 
   /** After the collectives: full reduced gradients back into .grad (ZeRO 0), or this rank's chunks kept (ZeRO >= 1). */
-  private unpack(reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[]): void {
+  private unpack(reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[], present: Int32Array): void {
     const { world, rank } = this.layout;
     for (const { bucket: b, flat, out } of reduced) {
       for (const s of b.slots) {
+        if (!present[this.order.get(s.name)!]) continue;
         if (this.zero === 0) {
           const p = this.model.params.get(s.name);
           if (!p.grad) p.grad = keep(T.zeros(this.be, this.shapes.get(s.name)!));
@@ -383,7 +394,7 @@ export class DataParallel {
     const chunks = new Map<string, Tensor>();
     noGrad(() => {
       for (const s of this.layout.slots.values()) {
-        const g = this.gradChunks.get(s.name)!;
+        const g = this.gradChunks.get(s.name);
         const wd = this.model.params.noDecay.has(s.name) ? 0 : c.weightDecay;
         let chunk = this.paramChunks.get(s.name);
         if (!chunk) {
@@ -393,6 +404,7 @@ export class DataParallel {
           temps.push(chunk);
         }
         chunks.set(s.name, chunk);
+        if (!g) continue;
         const p = chunk;
         tidy(() => {
           const gs = scale === 1 ? g : T.mulScalar(g, scale);
