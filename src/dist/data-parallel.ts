@@ -11,8 +11,8 @@
 //           chunk of the AdamW moments, then the chunks are all-gathered into the full parameters.
 //   ZeRO 2: as 1, but gradients are reduce-scattered: a rank only ever receives its own chunks.
 //   ZeRO 3: as 2, and between steps a rank keeps only its chunk of each parameter; the full
-//           parameters are all-gathered (bucket by bucket) at the start of the step and freed after
-//           backward.
+//           parameters are all-gathered (bucket by bucket) at the start of the step, and in the
+//           last micro-batch's backward each is freed as soon as its gradient is final.
 // Clipping uses the global norm (chunks' squares summed over ranks), MoE routing biases move by the
 // expert loads summed over all ranks, and the reported loss is the mean over ranks, so every rank
 // computes what one process with the whole global batch would.
@@ -29,11 +29,6 @@ import { CheckpointError, type OptimizerState } from '../train/checkpoint.js';
 import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
 import { restoreModel, restoreOptimizer, restoreRouterBias, savedOptimizerStep } from '../train/train-state.js';
 import type { Communicator } from './communicator.js';
-import { ConfigError } from '../nn/config.js';
-import { memoryPerChip } from '../plan/memory.js';
-import { planModel } from '../plan/model.js';
-import type { TrainConfig } from '../train/train-config.js';
-import { formatBytes } from '../train/format.js';
 import { type Bucket, type ShardLayout, ownedRange, planShards } from './shard-layout.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
@@ -50,45 +45,6 @@ export interface RankOptimizerState {
   step: number;
   m: Map<string, Tensor>;
   v: Map<string, Tensor>;
-}
-
-/**
- * Refuses, before anything is allocated, a data-parallel layout that does not match the job's ranks,
- * saying what would.
- */
-export function assertWorldFits(c: TrainConfig, worldSize: number): void {
-  if (c.dp !== worldSize)
-    throw new ConfigError(
-      worldSize === 1
-        ? `--dp ${c.dp} needs ${c.dp} ranks but this process runs alone; launch it with mpirun -np ${c.dp} (or Slurm/the MPI Operator), or use --dp 1`
-        : `--dp ${c.dp} does not match the job's ${worldSize} ranks; use --dp ${worldSize} (only data parallelism is implemented: world = dp), or launch it with mpirun -np ${c.dp}`,
-    );
-}
-
-/** Every rank's step seconds and peak bytes, by rank (one all-gather). */
-export async function gatherRankStats(comm: Communicator, stepS: number, peakBytes: number): Promise<{ stepS: number[]; peakBytes: number[] }> {
-  const all = new Float32Array(2 * comm.size);
-  await comm.allGather(Float32Array.of(stepS, peakBytes / 2 ** 20), all);
-  const stepOut: number[] = [], peak: number[] = [];
-  for (let r = 0; r < comm.size; r++) {
-    stepOut.push(all[2 * r]!);
-    peak.push(Math.round(all[2 * r + 1]! * 2 ** 20));
-  }
-  return { stepS: stepOut, peakBytes: peak };
-}
-
-/** True on every rank when `flag` is true on any (e.g. Ctrl-C reached some ranks first: all stop and save at the same step). */
-export async function anyRank(comm: Communicator, flag: boolean): Promise<boolean> {
-  const b = Int32Array.of(flag ? 1 : 0);
-  await comm.allReduce(b, 'max');
-  return b[0] === 1;
-}
-
-/** The mean over ranks of a per-rank value (each rank's validation loss over its rows of the same batches). */
-export async function meanOverRanks(comm: Communicator, x: number): Promise<number> {
-  const b = Float32Array.of(x);
-  await comm.allReduce(b);
-  return b[0]! / comm.size;
 }
 
 function copy1d(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, n: number): void {
@@ -212,20 +168,6 @@ export class DataParallel {
     return { weights, optimizer };
   }
 
-  /** The planner's memory prediction for this layout beside what the ranks measured (peak bytes allocated by the backend). */
-  memoryReport(c: TrainConfig, peakBytes: readonly number[]): string {
-    const p = memoryPerChip(planModel(c.model), {
-      tp: 1, pp: 1, dp: c.dp, cp: 1, ep: 1, vpp: 1, sequenceParallel: false, zero: c.zero, microBatch: c.microBatch, globalBatch: c.globalBatch, recompute: c.recompute, attention: 'flash',
-    });
-    const st = this.stateBytes();
-    return (
-      `train: memory per rank (dp${c.dp} ZeRO-${c.zero}): planner ${formatBytes(p.weights + p.grads + p.optimizer + p.activations)} ` +
-      `(weights ${formatBytes(p.weights)}, grads ${formatBytes(p.grads)}, optimizer ${formatBytes(p.optimizer)}, activations ${formatBytes(p.activations)}; ` +
-      `+${formatBytes(p.other)} runtime reserve); measured peak ${peakBytes.map((b) => formatBytes(b)).join(' / ')} by rank ` +
-      `(held between steps: weights ${formatBytes(st.weights)}, optimizer ${formatBytes(st.optimizer)})`
-    );
-  }
-
   /** Runs fn with the full parameters present (ZeRO 3 gathers them first and frees them after). */
   async withFullParams<R>(fn: () => Promise<R>): Promise<R> {
     const was = this.gathered;
@@ -334,6 +276,8 @@ export class DataParallel {
         const name = params.get(leaf);
         if (name === undefined) return;
         const s = layout.slots.get(name)!;
+        // ZeRO 3: every tape node that read this weight has run and dropped its handles; free it now
+        if (this.zero === 3) leaf.dispose();
         pending[s.bucket]!--;
         advance();
       },

@@ -30,7 +30,9 @@ import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, valid
 import { trainStep } from './step.js';
 import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from './train-state.js';
 import type { Communicator } from '../dist/communicator.js';
-import { DataParallel, anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dist/data-parallel.js';
+import { DataParallel } from '../dist/data-parallel.js';
+import { memoryReport } from '../dist/memory-report.js';
+import { anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dist/rank-agreement.js';
 import { saveDistributedCheckpoint } from '../dist/dist-checkpoint.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
@@ -226,7 +228,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       // every rank's step time (and peak memory): the slowest rank sets the pace
       const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
-      if (ranks && step === startStep + 1) log(dp!.memoryReport(c, ranks.peakBytes));
+      if (ranks && step === startStep + 1) log(memoryReport(c, dp!, ranks.peakBytes));
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
