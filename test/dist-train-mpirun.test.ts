@@ -149,6 +149,7 @@ test('kill -9 of one rank: the job ends within 60 s, mpirun non-zero, --resume f
   clearInterval(poll);
   assert.ok(killedAt > 0, `rank 1 was never killed (mpirun exited ${r.code}): ${r.stderr.slice(-2000)}`);
   assert.notEqual(r.code, 0, 'mpirun reports the failure');
+  assert.match(r.stderr, /rank 1\b/, 'the message names the rank that died');
   const deadline = killedAt + 60_000;
   while (markedProcesses().length && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
   assert.deepEqual(markedProcesses(), [], 'no process of the job outlives it');
