@@ -142,7 +142,13 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     assertCompatible(ckpt.modelConfig, c.model, c.out);
     const saved = (ckpt.trainConfig ?? {}) as Record<string, unknown>;
     const now = trainConfigJson(c);
-    const diff = EXACTNESS_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]));
+    // another data-parallel layout splits the same global micro-batches differently: not a change of numbers
+    const layout = (t: Record<string, unknown>) => ({ dp: (t['dp'] as number | undefined) ?? 1, zero: (t['zero'] as number | undefined) ?? 0, micro: t['microBatch'] as number });
+    const [was, is] = [layout(saved), layout(now)];
+    const relaid = was.dp !== is.dp && was.micro * was.dp === is.micro * is.dp;
+    if (relaid || was.zero !== is.zero)
+      log(`train: note: resuming dp${was.dp} ZeRO-${was.zero} as dp${is.dp} ZeRO-${is.zero}: the losses follow the uninterrupted run's within float rounding (reductions run in another order), not bit for bit`);
+    const diff = EXACTNESS_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]) && !(relaid && k === 'microBatch'));
     if (diff.length) log(`train: note: resuming with different ${diff.map((k) => `${k} (${JSON.stringify(saved[k])} -> ${JSON.stringify(now[k])})`).join(', ')}; the run will not match an uninterrupted one`);
   }
   const startStep = ckpt?.step ?? 0;
