@@ -108,11 +108,6 @@ export class DataParallel {
     return this.full ? this.full.step : this.optStep;
   }
 
-  set step(n: number) {
-    if (this.full) this.full.step = n;
-    else this.optStep = n;
-  }
-
   /** This rank's optimizer state (full tensors under ZeRO 0, chunks otherwise). */
   optimizerState(): RankOptimizerState {
     return this.full ? { step: this.full.step, m: this.full.m, v: this.full.v } : { step: this.optStep, m: this.m, v: this.v };
