@@ -8,7 +8,7 @@ import type { DataParallel } from './data-parallel.js';
 
 /** The planner's memory prediction for this layout beside what the ranks measured (peak bytes allocated by the backend). */
 export function memoryReport(c: TrainConfig, dp: DataParallel, peakBytes: readonly number[]): string {
-  const p = memoryPerChip(planModel(c.model), {
+  const p = memoryPerChip(planModel({ ...c.model, seqLen: c.seqLen }), {
     tp: 1, pp: 1, dp: c.dp, cp: 1, ep: 1, vpp: 1, sequenceParallel: false, zero: c.zero, microBatch: c.microBatch, globalBatch: c.globalBatch, recompute: c.recompute, attention: 'flash',
   });
   const st = dp.stateBytes();
