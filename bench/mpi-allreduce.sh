@@ -21,4 +21,5 @@ for np in $RANKS; do
     "${MPIRUN[@]}" -np "$np" "$out/mpi_allreduce" "$MIB" "$ITERS" 2 16
     "${MPIRUN[@]}" -np "$np" node bin/zili bench allreduce --mib "$MIB" --iterations "$ITERS" --warmup 2
   done
-done
+done | tee "$out/lines"
+bench/mpi-allreduce-summary.awk "$out/lines"

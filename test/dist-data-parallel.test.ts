@@ -16,6 +16,8 @@ import { trainStep } from '../src/train/step.js';
 import { DataParallel, type ZeroStage } from '../src/dist/data-parallel.js';
 import { planShards } from '../src/dist/shard-layout.js';
 import { makeDataset } from './data-helpers.js';
+import { assertFitsInMemory, estimateTrainMemory } from '../src/train/memory-check.js';
+import { makeTrainConfig } from '../src/train/train-config.js';
 import { loopbackGroup } from './dist-loopback.js';
 
 const be = new CpuBackend();
@@ -101,3 +103,32 @@ for (const moe of [false, true])
         r.loader.close();
       }
     });
+
+test('memory check per rank: ZeRO-1 counts 1/dp of the AdamW state; a dp run that does not fit is told about --zero 1', () => {
+  const one = makeTrainConfig(preset('tiny'), path.join(dir, 'm'), { globalBatch: 16, microBatch: 4 });
+  const z0 = makeTrainConfig(preset('tiny'), path.join(dir, 'm'), { globalBatch: 16, microBatch: 4, dp: 4 });
+  const z1 = { ...z0, zero: 1 as const };
+  assert.equal(estimateTrainMemory(z0).optimizer, estimateTrainMemory(one).optimizer);
+  assert.equal(estimateTrainMemory(z1).optimizer, Math.ceil(estimateTrainMemory(one).optimizer / 4));
+  assert.throws(() => assertFitsInMemory(z0, estimateTrainMemory(z0).total - 1), /nothing was allocated\. Use --zero 1 \(each of the 4 ranks then keeps 1\/4 of the AdamW state\)/);
+});
+
+test('an expert no token chose on any rank keeps its weights and moments, as in one process (dp2 ZeRO-0 and ZeRO-2)', async () => {
+  const base = micro(true);
+  const cfg: ModelConfig = { ...base, moe: { ...base.moe!, experts: 64, topK: 1, sharedExperts: 0 } };
+  const init = new Transformer(cfg, be, { seed: 5 });
+  const initial = new Map([...init.params.tensors].map(([n, t]) => [n, Array.from(t.dataSync() as Float32Array)]));
+  init.dispose();
+  const ref = await single(cfg, 8);
+  const untouched = [...ref.weights].filter(([n, w]) => w.every((x, i) => x === initial.get(n)![i])).map(([n]) => n);
+  assert.ok(untouched.length > 0, 'some expert was chosen by no token in any step (otherwise this test checks nothing)');
+  for (const zero of [0, 2] as const) {
+    const got = await parallel(cfg, 2, zero, 4);
+    for (const n of untouched) assert.deepEqual(got.weights.get(n), ref.weights.get(n), `ZeRO-${zero}: ${n} was updated (weight decay on a parameter without gradient)`);
+    for (const r of got.ranks) {
+      r.dp.dispose();
+      r.model.dispose();
+      r.loader.close();
+    }
+  }
+});

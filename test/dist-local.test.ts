@@ -112,3 +112,21 @@ test('the world size comes from the launcher; more than one rank needs MPI', asy
   await assert.rejects(openWorld({ env: { OMPI_COMM_WORLD_SIZE: '2' }, transport: 'local' }), /the launcher started 2 ranks but the local communicator serves one process/);
   await assert.rejects(openWorld({ env: { ZILI_COMM_TIMEOUT_S: 'x', OMPI_COMM_WORLD_SIZE: '2' } }), /ZILI_COMM_TIMEOUT_S=x is not a positive number of seconds/);
 });
+
+test('a real asynchronous backend (webgpu): results of a call land in the device buffer', async (t) => {
+  let gpu: Backend;
+  try {
+    const { getBackend } = await import('../src/backend/registry.js');
+    gpu = await getBackend('webgpu');
+  } catch (e) {
+    return t.skip(`no WebGPU adapter (${(e as Error).message.slice(0, 100)})`);
+  }
+  assert.equal(gpu.asynchronous, true);
+  const w = new LocalCommunicator();
+  const out = T.tensor(gpu, [0, 0, 0, 0, 0]);
+  await w.reduceScatter(T.tensor(gpu, [1.5, -2, 3, 4, 5]), out);
+  assert.deepEqual([...(await out.data())], [1.5, -2, 3, 4, 5]);
+  const r = T.tensor(gpu, [0, 0]);
+  await Promise.all([w.send(T.tensor(gpu, [7, 8]), 0, 1), w.recv(r, 0, 1)]);
+  assert.deepEqual([...(await r.data())], [7, 8]);
+});

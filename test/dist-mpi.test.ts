@@ -73,6 +73,14 @@ test('watchdog: a collective one rank never joins aborts the job, naming rank, c
   assert.ok(r.ms < 60_000, `job ended after ${r.ms} ms`);
 });
 
+test('a rank that fails with an error aborts the job on its way out', { skip }, async () => {
+  const r = await mpirun(2, 'dist-fail-check.js', { ZILI_FAIL_MODE: 'throw' });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /rank 1 fails on purpose/);
+  assert.match(r.stderr, /zili: rank 1 exited with code 1; aborting the job/);
+  assert.doesNotMatch(r.stdout, /not aborted/);
+});
+
 test('kill -9 of one rank: mpirun exits non-zero and no rank survives, within 60 s', { skip }, async () => {
   const t0 = Date.now();
   const p = spawn('mpirun', [...MPIRUN, '-np', '2', process.execPath, join(fixtures, 'dist-fail-check.js')], { env: { ...process.env, ZILI_FAIL_MODE: 'loop' } });

@@ -20,7 +20,7 @@ if (skip) console.log(`# skipping the mpirun training tests: ${skip}`);
 
 const ZILI = path.join(repoRoot(), 'bin', 'zili');
 const MPIRUN = ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none'];
-const COMMON = ['train', '--preset', 'tiny', '--steps', '10', '--global-batch', '8', '--seed', '7', '--eval-every', '0', '--threads', '1'];
+const COMMON = ['train', '--preset', 'tiny', '--steps', '10', '--global-batch', '8', '--seed', '7', '--eval-every', '5', '--eval-batches', '2', '--threads', '1'];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zili-mpirun-'));
 /** marks the processes of this test file, so the kill test finds its ranks and checks none survive */
 const MARK = `ZILI_TEST_MARK_${process.pid}`;
@@ -47,13 +47,15 @@ function launch(np: number, args: string[], onSpawn?: (pid: number) => void, tim
   });
 }
 
+/** per-step training losses, then the validation losses (steps 5 and 10: each rank evaluates its rows of the same batches) */
 function losses(out: string): number[] {
-  return readMetrics(path.join(out, 'metrics.jsonl')).map((m) => m.loss);
+  const m = readMetrics(path.join(out, 'metrics.jsonl'));
+  return [...m.map((x) => x.loss), ...m.flatMap((x) => (typeof x['valLoss'] === 'number' ? [x['valLoss']] : []))];
 }
 
 function assertClose(got: number[], want: number[], what: string): void {
-  assert.equal(got.length, want.length, `${what}: ${got.length} steps logged, expected ${want.length}`);
-  got.forEach((x, i) => assert.ok(Math.abs(x - want[i]!) <= 1e-5 * Math.abs(want[i]!), `${what}, step ${i + 1}: loss ${x} vs one process ${want[i]}`));
+  assert.equal(got.length, want.length, `${what}: ${got.length} losses logged, expected ${want.length}`);
+  got.forEach((x, i) => assert.ok(Math.abs(x - want[i]!) <= 1e-5 * Math.abs(want[i]!), `${what}, ${i < 10 ? `step ${i + 1}` : `validation ${i - 9}`}: loss ${x} vs one process ${want[i]}`));
 }
 
 /** pids of live processes carrying this file's mark in their environment, with their MPI rank */
@@ -82,7 +84,7 @@ test('one process: the reference losses', { skip }, async () => {
   const r = await launch(0, [...COMMON, '--out', out, '--save-every', '0']);
   assert.equal(r.code, 0, r.stderr);
   reference = losses(out);
-  assert.equal(reference.length, 10);
+  assert.equal(reference.length, 12);
 });
 
 for (const [np, zero] of [[2, 0], [2, 1], [2, 2], [4, 3]] as const)
@@ -147,11 +149,12 @@ test('kill -9 of one rank: the job ends within 60 s, mpirun non-zero, --resume f
   clearInterval(poll);
   assert.ok(killedAt > 0, `rank 1 was never killed (mpirun exited ${r.code}): ${r.stderr.slice(-2000)}`);
   assert.notEqual(r.code, 0, 'mpirun reports the failure');
+  assert.match(r.stderr, /rank 1\b/, 'the message names the rank that died');
   const deadline = killedAt + 60_000;
   while (markedProcesses().length && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
   assert.deepEqual(markedProcesses(), [], 'no process of the job outlives it');
   assert.ok(Date.now() - killedAt < 60_000, 'within 60 s');
-  const done = readMetrics(path.join(out, 'metrics.jsonl')).length;
+  const done = readMetrics(path.join(out, 'metrics.jsonl')).length; // (lines past the checkpoint are dropped on resume)
   assert.ok(done < 10, `the run was cut short (it logged ${done} steps)`);
   const resumed = await launch(2, [...args, '--resume']);
   assert.equal(resumed.code, 0, resumed.stderr);

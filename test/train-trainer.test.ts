@@ -76,7 +76,8 @@ test('--exit-after writes a checkpoint and stops; metrics have one line per step
   const m = readMetrics(c.metrics!);
   assert.deepEqual(m.map((x) => x.step), [1, 2, 3, 4, 5, 6]);
   for (const x of m) {
-    for (const k of ['loss', 'lr', 'tokensPerSec', 'gradNorm', 'mfu', 'elapsedS', 'tokens']) assert.equal(typeof x[k], 'number', `${k} of step ${x.step}`);
+    for (const k of ['loss', 'lr', 'tokensPerSec', 'gradNorm', 'mfu', 'elapsedS', 'tokens', 'stepS']) assert.equal(typeof x[k], 'number', `${k} of step ${x.step}`);
+    assert.deepEqual(x['rankStepS'], [x['stepS']], 'one process: its own step time is the slowest rank\'s');
     assert.equal(x.lr, lrAt(x.step, { maxLr: c.lr, minLr: c.minLr, warmupSteps: c.warmup, totalSteps: c.steps }), 'the schedule spans --steps');
     assert.equal(typeof x['valLoss'], x.step % 3 === 0 ? 'number' : 'undefined');
   }

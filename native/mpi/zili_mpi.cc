@@ -350,7 +350,7 @@ void watchdogLoop(State* st) {
         std::string peer = j->kind == SEND ? " to rank " + std::to_string(j->peer) : j->kind == RECV ? " from rank " + std::to_string(j->peer) : "";
         std::fprintf(stderr,
                      "zili: rank %d: %s of %zu %s%s on communicator '%s' (rank %d of %d) did not complete within %.0f s %s: "
-                     "another rank died or hung; aborting the job (MPI_Abort). Raise the limit with --comm-timeout / ZILI_COMM_TIMEOUT_S if a step legitimately takes longer.\n",
+                     "another rank died or hung; aborting the job (MPI_Abort). If a step legitimately takes longer, raise the limit: ZILI_COMM_TIMEOUT_S=<seconds>.\n",
                      st->worldRank, kKindNames[j->kind], count, kDTypeNames[j->dtype], peer.c_str(), c->name.c_str(), c->rank, c->size,
                      double(limit) / 1000.0, at.c_str());
         std::fflush(stderr);
@@ -655,12 +655,7 @@ napi_value Finalize(napi_env env, napi_callback_info info) {
   State* st = a.st;
   if (!st || st->finalized) return nullptr;
   st->finalized = true;
-  {
-    std::lock_guard<std::mutex> g(st->wdMu);
-    st->stopping = true;
-    st->wdCv.notify_all();
-  }
-  st->watchdog.join();
+  // Drain every communicator first (the watchdog still guards calls that never complete), then stop the watchdog.
   for (Comm* c : st->comms) {
     {
       std::lock_guard<std::mutex> g(c->mu);
@@ -675,6 +670,12 @@ napi_value Finalize(napi_env env, napi_callback_info info) {
     c->worker.join();
     if (c->p2p.joinable()) c->p2p.join();
   }
+  {
+    std::lock_guard<std::mutex> g(st->wdMu);
+    st->stopping = true;
+    st->wdCv.notify_all();
+  }
+  st->watchdog.join();
   for (Comm* c : st->comms) MPI_Comm_free(&c->comm);
   for (MPI_Op& op : st->bfOps) MPI_Op_free(&op);
   napi_release_threadsafe_function(st->tsfn, napi_tsfn_release);

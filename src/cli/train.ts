@@ -1,5 +1,6 @@
 // `zili train`: flags (DESIGN.md's CLI contract) to a validated TrainConfig, then the training loop.
 // Exit codes: 0 done (or stopped by --exit-after), 130 when Ctrl-C stopped it after saving.
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatHelp, parseArgs, UsageError, type FlagSpecs } from './args.js';
 import { ConfigError } from '../nn/config.js';
@@ -100,7 +101,10 @@ export async function run(argv: string[]): Promise<number> {
   });
   const world = await openWorld();
   const tb = a.tensorboard && world.rank === 0 ? new TensorBoardSink(a.tensorboard) : null;
-  const r = await trainRun(config, { comm: world, ...(tb ? { onStep: (m: Parameters<TensorBoardSink['step']>[0]) => tb.step(m) } : {}) }).finally(() => tb?.close());
+  // ranks launched on this machine share its memory (Open MPI and PMIx name how many)
+  const localRanks = Number(process.env['OMPI_COMM_WORLD_LOCAL_SIZE'] ?? process.env['PMIX_LOCAL_SIZE'] ?? 1) || 1;
+  const hooks = { comm: world, memoryAvailable: os.freemem() / localRanks };
+  const r = await trainRun(config, tb ? { ...hooks, onStep: (m: Parameters<TensorBoardSink['step']>[0]) => tb.step(m) } : hooks).finally(() => tb?.close());
   await world.finalize();
   return r.status === 'interrupted' ? 130 : 0;
 }

@@ -11,8 +11,8 @@
 //           chunk of the AdamW moments, then the chunks are all-gathered into the full parameters.
 //   ZeRO 2: as 1, but gradients are reduce-scattered: a rank only ever receives its own chunks.
 //   ZeRO 3: as 2, and between steps a rank keeps only its chunk of each parameter; the full
-//           parameters are all-gathered (bucket by bucket) at the start of the step and freed after
-//           backward.
+//           parameters are all-gathered (bucket by bucket) at the start of the step, and in the
+//           last micro-batch's backward each is freed as soon as its gradient is final.
 // Clipping uses the global norm (chunks' squares summed over ranks), MoE routing biases move by the
 // expert loads summed over all ranks, and the reported loss is the mean over ranks, so every rank
 // computes what one process with the whole global batch would.
@@ -29,11 +29,6 @@ import { CheckpointError, type OptimizerState } from '../train/checkpoint.js';
 import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
 import { restoreModel, restoreOptimizer, restoreRouterBias, savedOptimizerStep } from '../train/train-state.js';
 import type { Communicator } from './communicator.js';
-import { ConfigError } from '../nn/config.js';
-import { memoryPerChip } from '../plan/memory.js';
-import { planModel } from '../plan/model.js';
-import type { TrainConfig } from '../train/train-config.js';
-import { formatBytes } from '../train/format.js';
 import { type Bucket, type ShardLayout, ownedRange, planShards } from './shard-layout.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
@@ -50,31 +45,6 @@ export interface RankOptimizerState {
   step: number;
   m: Map<string, Tensor>;
   v: Map<string, Tensor>;
-}
-
-/**
- * Refuses, before anything is allocated, a data-parallel layout that does not match the job's ranks,
- * saying what would.
- */
-export function assertWorldFits(c: TrainConfig, worldSize: number): void {
-  if (c.dp !== worldSize)
-    throw new ConfigError(
-      worldSize === 1
-        ? `--dp ${c.dp} needs ${c.dp} ranks but this process runs alone; launch it with mpirun -np ${c.dp} (or Slurm/the MPI Operator), or use --dp 1`
-        : `--dp ${c.dp} does not match the job's ${worldSize} ranks; use --dp ${worldSize} (only data parallelism is implemented: world = dp), or launch it with mpirun -np ${c.dp}`,
-    );
-}
-
-/** Every rank's step seconds and peak bytes, by rank (one all-gather). */
-export async function gatherRankStats(comm: Communicator, stepS: number, peakBytes: number): Promise<{ stepS: number[]; peakBytes: number[] }> {
-  const all = new Float32Array(2 * comm.size);
-  await comm.allGather(Float32Array.of(stepS, peakBytes / 2 ** 20), all);
-  const stepOut: number[] = [], peak: number[] = [];
-  for (let r = 0; r < comm.size; r++) {
-    stepOut.push(all[2 * r]!);
-    peak.push(Math.round(all[2 * r + 1]! * 2 ** 20));
-  }
-  return { stepS: stepOut, peakBytes: peak };
 }
 
 function copy1d(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, n: number): void {
@@ -97,8 +67,10 @@ export class DataParallel {
   private readonly paramChunks = new Map<string, Tensor>();
   /** ZeRO 3: whether the full parameters are currently materialised */
   private gathered = true;
-  /** ZeRO >= 1: reduced gradient chunks of the step in progress */
+  /** ZeRO >= 1: reduced gradient chunks of the step in progress (none for a parameter no rank computed a gradient of) */
   private readonly gradChunks = new Map<string, Tensor>();
+  /** position of each parameter in creation order (the index of its has-a-gradient flag) */
+  private readonly order = new Map<string, number>();
 
   constructor(
     readonly model: Transformer,
@@ -108,7 +80,10 @@ export class DataParallel {
     this.zero = opts.zero;
     this.be = model.backend;
     const list = [...model.params.tensors].map(([name, t]) => ({ name, numel: t.numel }));
-    for (const [name, t] of model.params.tensors) this.shapes.set(name, [...t.shape]);
+    for (const [name, t] of model.params.tensors) {
+      this.order.set(name, this.order.size);
+      this.shapes.set(name, [...t.shape]);
+    }
     this.layout = planShards(list, comm.size, comm.rank, opts.bucketBytes);
     this.full = this.zero === 0 ? new AdamW(model.params, opts.adamw) : null;
     if (this.zero >= 1)
@@ -131,11 +106,6 @@ export class DataParallel {
   /** Optimizer steps taken. */
   get step(): number {
     return this.full ? this.full.step : this.optStep;
-  }
-
-  set step(n: number) {
-    if (this.full) this.full.step = n;
-    else this.optStep = n;
   }
 
   /** This rank's optimizer state (full tensors under ZeRO 0, chunks otherwise). */
@@ -193,20 +163,6 @@ export class DataParallel {
     return { weights, optimizer };
   }
 
-  /** The planner's memory prediction for this layout beside what the ranks measured (peak bytes allocated by the backend). */
-  memoryReport(c: TrainConfig, peakBytes: readonly number[]): string {
-    const p = memoryPerChip(planModel(c.model), {
-      tp: 1, pp: 1, dp: c.dp, cp: 1, ep: 1, vpp: 1, sequenceParallel: false, zero: c.zero, microBatch: c.microBatch, globalBatch: c.globalBatch, recompute: c.recompute, attention: 'flash',
-    });
-    const st = this.stateBytes();
-    return (
-      `train: memory per rank (dp${c.dp} ZeRO-${c.zero}): planner ${formatBytes(p.weights + p.grads + p.optimizer + p.activations)} ` +
-      `(weights ${formatBytes(p.weights)}, grads ${formatBytes(p.grads)}, optimizer ${formatBytes(p.optimizer)}, activations ${formatBytes(p.activations)}; ` +
-      `+${formatBytes(p.other)} runtime reserve); measured peak ${peakBytes.map((b) => formatBytes(b)).join(' / ')} by rank ` +
-      `(held between steps: weights ${formatBytes(st.weights)}, optimizer ${formatBytes(st.optimizer)})`
-    );
-  }
-
   /** Runs fn with the full parameters present (ZeRO 3 gathers them first and frees them after). */
   async withFullParams<R>(fn: () => Promise<R>): Promise<R> {
     const was = this.gathered;
@@ -226,10 +182,13 @@ export class DataParallel {
     const loads = new Map<number, number[]>();
     const inflight: Promise<void>[] = [];
     const reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[] = [];
+    // which parameters got a gradient on this rank; after a max-reduction, on any rank. One process
+    // leaves a parameter without gradient (an expert no token chose) untouched by AdamW, so do we.
+    const present = new Int32Array(this.order.size);
     for (let micro = 0; micro < accum; micro++) {
       const last = micro === accum - 1;
       const b = loader.next();
-      const launcher = last ? this.bucketLauncher(inflight, reduced) : null;
+      const launcher = last ? this.bucketLauncher(inflight, reduced, present) : null;
       const [ce, aux] = tidy(() => {
         const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
         const r = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
@@ -253,8 +212,9 @@ export class DataParallel {
     const layers = [...loads.keys()].sort((a, b) => a - b);
     const loadBuf = Int32Array.from(layers.flatMap((l) => loads.get(l)!));
     if (loadBuf.length) inflight.push(comm.allReduce(loadBuf));
+    inflight.push(comm.allReduce(present, 'max'));
     await Promise.all(inflight);
-    this.unpack(reduced);
+    this.unpack(reduced, present);
     if (this.zero === 3) this.releaseParams();
 
     const gradScale = 1 / (accum * comm.size);
@@ -271,7 +231,7 @@ export class DataParallel {
   }
 
   /** The grad-ready hook of the last micro-batch: issues each bucket's collective once all its gradients are final, in bucket order. */
-  private bucketLauncher(inflight: Promise<void>[], reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[]) {
+  private bucketLauncher(inflight: Promise<void>[], reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[], present: Int32Array) {
     const layout = this.layout;
     const pending = layout.buckets.map((b) => b.slots.length);
     const params = new Map([...this.model.params.tensors].map(([n, t]) => [t, n]));
@@ -282,6 +242,7 @@ export class DataParallel {
       for (const s of b.slots) {
         const p = this.model.params.get(s.name);
         const g = p.grad;
+        if (g) present[this.order.get(s.name)!] = 1;
         if (g)
           for (let r = 0; r < world; r++) {
             const { start, end } = ownedRange(s.numel, world, r);
@@ -310,6 +271,8 @@ export class DataParallel {
         const name = params.get(leaf);
         if (name === undefined) return;
         const s = layout.slots.get(name)!;
+        // ZeRO 3: every tape node that read this weight has run and dropped its handles; free it now
+        if (this.zero === 3) leaf.dispose();
         pending[s.bucket]!--;
         advance();
       },
@@ -322,10 +285,11 @@ export class DataParallel {
   }
 
   /** After the collectives: full reduced gradients back into .grad (ZeRO 0), or this rank's chunks kept (ZeRO >= 1). */
-  private unpack(reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[]): void {
+  private unpack(reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[], present: Int32Array): void {
     const { world, rank } = this.layout;
     for (const { bucket: b, flat, out } of reduced) {
       for (const s of b.slots) {
+        if (!present[this.order.get(s.name)!]) continue;
         if (this.zero === 0) {
           const p = this.model.params.get(s.name);
           if (!p.grad) p.grad = keep(T.zeros(this.be, this.shapes.get(s.name)!));
@@ -369,7 +333,7 @@ export class DataParallel {
     const chunks = new Map<string, Tensor>();
     noGrad(() => {
       for (const s of this.layout.slots.values()) {
-        const g = this.gradChunks.get(s.name)!;
+        const g = this.gradChunks.get(s.name);
         const wd = this.model.params.noDecay.has(s.name) ? 0 : c.weightDecay;
         let chunk = this.paramChunks.get(s.name);
         if (!chunk) {
@@ -379,6 +343,7 @@ export class DataParallel {
           temps.push(chunk);
         }
         chunks.set(s.name, chunk);
+        if (!g) continue;
         const p = chunk;
         tidy(() => {
           const gs = scale === 1 ? g : T.mulScalar(g, scale);

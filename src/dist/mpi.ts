@@ -69,6 +69,11 @@ export class MpiWorld extends MpiCommunicator implements World {
     super(mpi, comm, 'world', comm.rank);
     // A rank that exits with an error (or with calls still in flight) ends the whole job at once,
     // instead of leaving the other ranks blocked in a collective until the watchdog fires.
+    // Node prints an uncaught error only after the 'exit' handlers, and the abort below ends the
+    // process inside them: print it here first, so the reason a rank failed is not lost.
+    process.on('uncaughtExceptionMonitor', (err) => {
+      process.stderr.write(`zili: rank ${this.rank}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    });
     process.on('exit', (code) => {
       if (this.finalized) return;
       const pending = this.mpi.pending();

@@ -19,9 +19,9 @@ export interface WorldOptions {
 export const DEFAULT_COMM_TIMEOUT_MS = 300_000;
 export const DEFAULT_CHUNK_BYTES = 16 << 20;
 
-/** The number of ranks the launcher started (mpirun, srun, PMI), 1 when none did. */
+/** The number of ranks the launcher started (mpirun: OMPI_COMM_WORLD_SIZE, srun: SLURM_STEP_NUM_TASKS, PMI-2: PMI_SIZE), 1 when none did. */
 export function launchedWorldSize(env: NodeJS.ProcessEnv = process.env): number {
-  for (const k of ['OMPI_COMM_WORLD_SIZE', 'PMIX_SIZE', 'SLURM_STEP_NUM_TASKS', 'PMI_SIZE']) {
+  for (const k of ['OMPI_COMM_WORLD_SIZE', 'SLURM_STEP_NUM_TASKS', 'PMI_SIZE']) {
     const v = env[k];
     if (v !== undefined && /^\d+$/.test(v)) return Number(v);
   }

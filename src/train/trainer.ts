@@ -35,7 +35,9 @@ import { initWeights } from './init-weights.js';
 import { ensureChatTemplate } from '../serve/chat-template.js';
 import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from './train-state.js';
 import type { Communicator } from '../dist/communicator.js';
-import { DataParallel, assertWorldFits, gatherRankStats } from '../dist/data-parallel.js';
+import { DataParallel } from '../dist/data-parallel.js';
+import { memoryReport } from '../dist/memory-report.js';
+import { anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dist/rank-agreement.js';
 import { saveDistributedCheckpoint } from '../dist/dist-checkpoint.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
@@ -161,7 +163,13 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     assertCompatible(ckpt.modelConfig, c.model, c.out);
     const saved = (ckpt.trainConfig ?? {}) as Record<string, unknown>;
     const now = trainConfigJson(c);
-    const diff = EXACTNESS_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]));
+    // another data-parallel layout splits the same global micro-batches differently: not a change of numbers
+    const layout = (t: Record<string, unknown>) => ({ dp: (t['dp'] as number | undefined) ?? 1, zero: (t['zero'] as number | undefined) ?? 0, micro: t['microBatch'] as number });
+    const [was, is] = [layout(saved), layout(now)];
+    const relaid = was.dp !== is.dp && was.micro * was.dp === is.micro * is.dp;
+    if (relaid || was.zero !== is.zero)
+      log(`train: note: resuming dp${was.dp} ZeRO-${was.zero} as dp${is.dp} ZeRO-${is.zero}: the losses follow the uninterrupted run's within float rounding (reductions run in another order), not bit for bit`);
+    const diff = EXACTNESS_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]) && !(relaid && k === 'microBatch'));
     if (diff.length) log(`train: note: resuming with different ${diff.map((k) => `${k} (${JSON.stringify(saved[k])} -> ${JSON.stringify(now[k])})`).join(', ')}; the run will not match an uninterrupted one`);
   }
   const startStep = ckpt?.step ?? 0;
@@ -181,7 +189,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
   const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: comm?.rank ?? 0, worldSize: c.dp });
-  const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false });
+  const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false, rank: comm?.rank ?? 0, worldSize: c.dp });
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
@@ -261,12 +269,12 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       // every rank's step time (and peak memory): the slowest rank sets the pace
       const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
-      if (ranks && step === startStep + 1) log(dp!.memoryReport(c, ranks.peakBytes));
+      if (ranks && step === startStep + 1) log(memoryReport(c, dp!, ranks.peakBytes));
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
       if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
-        valLoss = dp ? await dp.withFullParams(() => validationLoss(model, openVal, c.evalBatches)) : await validationLoss(model, openVal, c.evalBatches);
+        valLoss = dp ? await dp.withFullParams(async () => meanOverRanks(comm!, await validationLoss(model, openVal, c.evalBatches))) : await validationLoss(model, openVal, c.evalBatches);
         progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);
       }
       const record: StepMetrics = {
@@ -280,7 +288,8 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
         tokens: step * tokensPerStep(c),
         rssBytes: process.memoryUsage.rss(),
         ...(c.model.moe ? { aux } : {}),
-        ...(ranks ? { stepS, rankStepS: ranks.stepS } : {}),
+        stepS,
+        rankStepS: ranks ? ranks.stepS : [stepS],
         ...(c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps) ? { valLoss } : {}),
       };
       metrics?.write(record);
@@ -289,7 +298,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       if (!Number.isFinite(loss)) throw new UserError(`the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
 
       await new Promise((r) => setImmediate(r)); // lets a Ctrl-C be seen
-      const stop = interrupted();
+      const stop = comm ? await anyRank(comm, interrupted()) : interrupted(); // ranks stop (and save) together
       if (stop || step === stopAt || (c.saveEvery > 0 && step % c.saveEvery === 0)) await save(step, { loss, valLoss });
       if (stop) {
         status = 'interrupted';
