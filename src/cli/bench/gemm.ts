@@ -4,7 +4,10 @@
 // with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset:
 //   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE bin/zili bench gemm --m 2048 --n 2048 --k 2048
 import { formatHelp, parseArgs, UsageError } from '../args.js';
+import { loadavg } from 'node:os';
 import { loadNative, type NativeKernels } from '../../backend/cpu/native.js';
+import { userCoretype } from '../../backend/cpu/gemm-tune.js';
+import { openblasPerCoreType } from './gemm-coretypes.js';
 
 const SPECS = {
   m: { kind: 'int', help: 'rows of C', default: 1024 },
@@ -15,6 +18,7 @@ const SPECS = {
   'trans-b': { kind: 'bool', help: 'B is stored transposed (n x k)' },
   repeat: { kind: 'int', help: 'timed runs (best is reported)', default: 5 },
   suite: { kind: 'bool', help: 'run the training shapes and 1024^3, 2048^3 with every engine' },
+  'core-types': { kind: 'bool', help: "zili's f32 GEMM at the shape against OpenBLAS under every core type this CPU supports" },
   threads: { kind: 'int', help: 'threads (default: ZILI_THREADS or 2)' },
   backend: { kind: 'string', help: 'cpu (native GEMM vs OpenBLAS) or another backend, e.g. webgpu (its matmul alone)', default: 'cpu' },
   json: { kind: 'bool', help: 'end with one JSON line' },
@@ -95,7 +99,8 @@ export async function run(argv: string[]): Promise<number> {
   const N = loadNative();
   if (o.threads !== undefined) N.setThreads(o.threads);
   const repeat = Math.max(1, o.repeat ?? 5);
-  const env = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'].filter((v) => process.env[v] !== undefined);
+  const env = ['OPENBLAS_L2_SIZE'].filter((v) => process.env[v] !== undefined);
+  if (userCoretype()) env.push('OPENBLAS_CORETYPE');
   if (env.length) console.log(`note: ${env.join(', ')} set: OpenBLAS runs slower kernels (unset them for benchmark numbers)`);
   if (o.suite) {
     const rows: GemmResult[] = [];
@@ -113,6 +118,17 @@ export async function run(argv: string[]): Promise<number> {
   }
   const s: Shape = { m: o.m!, n: o.n!, k: o.k!, ta: !!o['trans-a'], tb: !!o['trans-b'] };
   for (const [name, v] of [['m', s.m], ['n', s.n], ['k', s.k]] as const) if (!(v > 0)) throw new UsageError(`--${name} must be positive`);
+  if (o['core-types']) {
+    // zili before and after the OpenBLAS children, best of both, so load changes hit both sides
+    const z1 = measure(N, s, repeat, { f32: true, bf16: false, engines: false }).zili;
+    const rows = openblasPerCoreType(s.m, s.n, s.k, repeat, N.threads());
+    const zili = Math.max(z1, measure(N, s, repeat, { f32: true, bf16: false, engines: false }).zili);
+    const best = Math.max(0, ...rows.map((r) => r.gflops ?? 0));
+    for (const r of rows) console.log(`OpenBLAS ${r.core.padEnd(16)} ${r.gflops === null ? `failed (${r.error})` : `${r.gflops.toFixed(1)} GFLOP/s`}`);
+    console.log(`zili sgemm ${s.m}x${s.n}x${s.k}: ${zili.toFixed(1)} GFLOP/s (${N.sgemmEngine(s.ta, s.tb, s.m, s.n, s.k)}, OpenBLAS ${N.openblasCore()}) = ${(zili / best).toFixed(2)}x the best OpenBLAS core type; load ${loadavg()[0]!.toFixed(1)}`);
+    if (o.json) console.log(JSON.stringify({ m: s.m, n: s.n, k: s.k, zili: +zili.toFixed(2), openblas: rows, ratioVsBest: +(zili / best).toFixed(3), threads: N.threads() }));
+    return 0;
+  }
   const bf16 = o.dtype === 'bf16';
   const r = measure(N, s, repeat, { f32: true, bf16, engines: false });
   const gflops = bf16 ? r.bf16 : r.zili;
