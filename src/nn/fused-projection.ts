@@ -1,9 +1,9 @@
 // Several linear projections of the same input in ONE GEMM (Q/K/V, SwiGLU gate/up): the weights
 // stay separate parameters (names, checkpoint format and tensor-parallel splitting unchanged) and
 // are concatenated at compute time, already in the compute dtype — in bf16 the input is cast once
-// instead of once per projection. The packed output is split into contiguous parts. Backward runs
-// through the same ops: one GEMM for the input gradient, one for the stacked weight gradient, whose
-// row blocks are the parameters' gradients.
+// instead of once per projection. The packed output is split into contiguous parts (splitColumns,
+// whose backward writes the parts' gradients into one buffer). Backward: one GEMM for the input
+// gradient, one for the stacked weight gradient, whose row blocks are the parameters' gradients.
 import * as T from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ComputeDtype } from './linear.js';
@@ -16,13 +16,7 @@ export function projectMany(x: Tensor, weights: readonly Tensor[], dtype: Comput
   const wc = dtype === 'bf16' ? weights.map((w) => t(T.cast(w, 'bf16'))) : weights;
   const w = t(T.concat(wc, 0));
   const y = t(T.matmul(xc, w, { transB: true }));
-  const parts: Tensor[] = [];
-  let at = 0;
-  for (const wi of weights) {
-    const n = wi.shape[0]!;
-    parts.push(T.slice(y, 1, at, at + n));
-    at += n;
-  }
+  const parts = T.splitColumns(y, weights.map((wi) => wi.shape[0]!));
   for (const z of tmp) z.dispose();
   return parts;
 }

@@ -399,6 +399,39 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   return out;
 }
 
+/**
+ * Splits a packed product x [rows, Σ sizes] into contiguous column blocks [rows, sizes_i] (Q/K/V
+ * or gate/up computed by one GEMM, src/nn/fused-projection.ts). x must have no other consumer.
+ * Backward assembles the blocks' gradients into one [rows, Σ sizes] buffer: the first part that
+ * backward reaches allocates it (zeros, for parts that get no gradient) and hands it on as x's
+ * gradient, the other parts — all recorded after x's producer, so all reached before it — copy
+ * their columns into it. That avoids a zero-padded full-size gradient per part and their sum.
+ */
+export function splitColumns(x: Tensor, sizes: readonly number[]): Tensor[] {
+  if (x.rank !== 2) throw new ShapeError(`splitColumns: x must be [rows, cols], got ${shapeStr(x.shape)}`);
+  const [R, C] = x.shape as [number, number];
+  if (sizes.reduce((s, n) => s + n, 0) !== C || sizes.some((n) => !(n > 0)))
+    throw new ShapeError(`splitColumns: sizes ${sizes.join('+')} must be positive and add up to the ${C} columns of ${shapeStr(x.shape)}`);
+  const backend = x.backend;
+  const group: { dx: Tensor | null } = { dx: null };
+  let at = 0;
+  return sizes.map((n) => {
+    const col = at;
+    at += n;
+    const out = empty(backend, [R, n], x.dtype);
+    backend.copyStrided(x.buf, col, [C, 1], out.buf, 0, [n, 1], [R, n]);
+    if (needsGrad([x]))
+      record(out, 'splitColumns', [x], [], (g) => {
+        const first = group.dx === null;
+        if (first) group.dx = zeros(backend, [R, C], g.dtype);
+        // throws "used after dispose" if x had another consumer and autograd summed (and freed) this buffer
+        backend.copyStrided(g.buf, 0, [n, 1], group.dx!.buf, col, [C, 1], [R, n]);
+        return [first ? group.dx : null];
+      });
+    return out;
+  });
+}
+
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
   if (xs.length === 0) throw new ShapeError('concat: needs at least one tensor');
   const first = xs[0]!;
