@@ -6,10 +6,14 @@
 // gradient, one for the stacked weight gradient, whose row blocks are the parameters' gradients.
 import * as T from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { ComputeDtype } from './linear.js';
+import { type ComputeDtype, linear } from './linear.js';
 
-/** x [N, d], weights [n_i, d] (PyTorch layout) → [x W_1ᵀ, x W_2ᵀ, ...], each [N, n_i] in f32. */
+/**
+ * x [N, d], weights [n_i, d] (PyTorch layout) → [x W_1ᵀ, x W_2ᵀ, ...], each [N, n_i] in f32.
+ * ZILI_UNFUSED_PROJECTIONS=1 runs one linear per weight instead (for bench/fusion-ab.sh).
+ */
 export function projectMany(x: Tensor, weights: readonly Tensor[], dtype: ComputeDtype): Tensor[] {
+  if (process.env['ZILI_UNFUSED_PROJECTIONS'] === '1') return weights.map((w) => linear(x, w, dtype));
   const tmp: Tensor[] = [];
   const t = (y: Tensor) => (tmp.push(y), y);
   const xc = dtype === 'bf16' ? t(T.cast(x, 'bf16')) : x;
