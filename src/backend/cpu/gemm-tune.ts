@@ -191,7 +191,7 @@ function sleepMs(ms: number): void {
  * together on a fresh machine (ranks of one job) measure once instead of all at once. `waited`:
  * another process held it, so its result may be in the cache now.
  */
-function lockTuning(): { release: () => void; waited: boolean } {
+function lockTuning(log?: (s: string) => void): { release: () => void; waited: boolean } {
   const lock = cacheFile() + '.lock';
   const none = () => {};
   try {
@@ -214,6 +214,7 @@ function lockTuning(): { release: () => void; waited: boolean } {
       // released meanwhile
     }
     if (Date.now() - start > 300_000) return { release: none, waited };
+    if (!waited) log?.(`waiting for another process that is tuning the GEMM engines (${lock})`);
     waited = true;
     sleepMs(200);
   }
@@ -225,7 +226,7 @@ export function gemmTuning(threads: number, opts: { retune?: boolean; env?: Node
   const key = keyOf(threads, env);
   const hit = opts.retune ? undefined : readTable().find((e) => sameKey(e, key));
   if (hit) return hit;
-  const { release, waited } = lockTuning();
+  const { release, waited } = lockTuning(opts.log);
   try {
     const theirs = waited && !opts.retune ? readTable().find((e) => sameKey(e, key)) : undefined;
     return theirs ?? tuneAndStore(threads, env, key, opts.log);
