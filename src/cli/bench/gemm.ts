@@ -8,6 +8,7 @@ import { loadavg } from 'node:os';
 import { loadNative, type NativeKernels } from '../../backend/cpu/native.js';
 import { userCoretype } from '../../backend/cpu/gemm-tune.js';
 import { openblasPerCoreType } from './gemm-coretypes.js';
+import { filled } from '../../backend/cpu/gemm-probe.js';
 
 const SPECS = {
   m: { kind: 'int', help: 'rows of C', default: 1024 },
@@ -27,15 +28,7 @@ const SPECS = {
 
 interface Shape { m: number; n: number; k: number; ta: boolean; tb: boolean; label?: string }
 
-function fill(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2147483648 - 1;
-  }
-  return a;
-}
+const fill = filled;
 
 /** Best GFLOP/s of `fn` over `repeat` runs after one warm-up. */
 function time(fn: () => void, flops: number, repeat: number): number {
