@@ -122,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
     );
   if (!a.json && a.dtype === 'bf16' && peakInfo.unit === 'f32-fma')
     console.log('note: this CPU has no bf16 unit zili can use (AVX512-BF16 or AMX through oneDNN): bf16 GEMMs run widened to f32, so bf16 only saves memory here');
-  if (!a.json) console.log(`CPU time ${cpuMedian.toFixed(2)} s per step (all threads; ${threads} threads would give ${(median * threads).toFixed(2)} s if never preempted); load average ${loadavg()[0]!.toFixed(1)}`);
+  if (!a.json) console.log(`CPU time ${cpuMedian.toFixed(2)} s per step (of the ${(median * threads).toFixed(2)} s ${threads} threads could have run in that wall time); load average ${loadavg()[0]!.toFixed(1)}`);
   if (!a.json && profile) console.log(`step profile (${profile.totalMs.toFixed(0)} ms): ${formatProfile(profile)}`);
   console.log(JSON.stringify(result));
   opt.dispose();
