@@ -1,14 +1,15 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 # PyTorch eager baseline for `zili bench train`: the same LLaMA-family model (RMSNorm, RoPE
 # rotate-half, grouped-query causal attention, SwiGLU, untied output) trained on random token
 # batches with AdamW (betas 0.9/0.95, eps 1e-8, weight decay 0.1 except norms, global-norm clipping
 # at 1.0), the optimizer settings of zili's defaultAdamW. Same flags as `bin/zili bench train`;
 # the last line is JSON: {"tokensPerSec": ..., "stepTimeS": ...} from the median timed step after
 # warm-up steps. --dtype bf16 runs the model under CPU autocast (bf16 GEMMs, f32 master weights).
+# Attention is F.scaled_dot_product_attention (causal) on torch 2, the explicit softmax on torch 1.
 #
-# Usage: /usr/bin/python3 bench/torch_train.py --layers 6 --d-model 384 --heads 6 --kv-heads 6 \
+# Usage: $(scripts/setup-venv) bench/torch_train.py --layers 6 --d-model 384 --heads 6 --kv-heads 6 \
 #          --ffn-hidden 1024 --vocab 4096 --seq 256 --batch 8 --steps 5 --json
-# (Debian's python3-torch; bench/compare-torch.sh runs this and zili side by side.)
+# (torch 2 CPU wheel from scripts/setup-venv; bench/compare-torch.sh runs this and zili side by side.)
 import argparse
 import contextlib
 import json
@@ -55,9 +56,13 @@ class Attention(nn.Module):
         if g > 1:  # query head h reads kv head h // g
             k, v = k.repeat_interleave(g, dim=2), v.repeat_interleave(g, dim=2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, H, T, D]
-        s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.hd))
-        p = torch.softmax(s.masked_fill(mask, float('-inf')), dim=-1)
-        o = (p @ v).transpose(1, 2).reshape(B, T, self.h * self.hd)
+        if hasattr(F, 'scaled_dot_product_attention'):  # torch 2: fused (flash) attention
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.hd))
+            p = torch.softmax(s.masked_fill(mask, float('-inf')), dim=-1)
+            o = p @ v
+        o = o.transpose(1, 2).reshape(B, T, self.h * self.hd)
         return self.wo(o)
 
 

@@ -108,6 +108,13 @@ enum Tri { TRI_NONE, TRI_N_GE_ROW, TRI_N_LE_ROW, TRI_K_GE_ROW, TRI_K_LE_ROW };
 // Rows per micro-kernel call: 6 x 4 accumulators + 4 B vectors + a broadcast fit 32 registers
 // (4 rows ran about 10% slower in isolation; 8 spill).
 static constexpr int RMAX = 6;
+// 16-lane vectors per micro-kernel row: 4 with AVX-512 (one zmm each). Without it a v16 takes two
+// 256-bit registers of 16, so 6 x 4 accumulators would spill on every FMA: 6 x 1 (12 registers).
+#if defined(__AVX512F__)
+static constexpr int NVMAX = 4;
+#else
+static constexpr int NVMAX = 1;
+#endif
 
 // C[M x N] (+)= A[M x K] * B[K x N]; N must be a multiple of 16.
 static void tile_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t ars, int64_t aks, const float *B,
@@ -121,8 +128,8 @@ static void tile_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t ars
     else if (tri == TRI_K_GE_ROW) k0 = std::min(K, i);
     else if (tri == TRI_K_LE_ROW) k1 = std::min(K, i + R);
     const float *a = A + i * ars + k0 * aks, *b = B + k0 * ldb, *ri = rs ? rs + i : nullptr;
-    for (int64_t v = v0; v < v1; v += 4) {
-      int nv = (int)std::min<int64_t>(4, v1 - v);
+    for (int64_t v = v0; v < v1; v += NVMAX) {
+      int nv = (int)std::min<int64_t>(NVMAX, v1 - v);
       if (R == RMAX) micro_r<RMAX>(nv, k1 - k0, a, ars, aks, b + 16 * v, ldb, C + i * ldc + 16 * v, ldc, acc, ri);
       else if (R == 4) micro_r<4>(nv, k1 - k0, a, ars, aks, b + 16 * v, ldb, C + i * ldc + 16 * v, ldc, acc, ri);
       else micro_r<1>(nv, k1 - k0, a, ars, aks, b + 16 * v, ldb, C + i * ldc + 16 * v, ldc, acc, ri);

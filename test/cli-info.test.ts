@@ -26,3 +26,18 @@ test('unknown preset names the known ones', () => {
   assert.equal(r.status, 1);
   assert.match(r.stderr, /unknown preset 'gpt5'\. Known presets: tiny, tiny-moe/);
 });
+
+test('info --hardware reports the measured peaks and a GEMM engine per dtype and shape class with its candidates', () => {
+  const r = JSON.parse(execFileSync(zili, ['info', '--hardware', '--json'], { encoding: 'utf8' })) as {
+    peaks: Record<string, number>;
+    gemm: { f32: Record<string, { engine: string; gflops: number; candidates: Record<string, number> }>; bf16: Record<string, { engine: string; impl: string }> } | null;
+  };
+  assert.ok(r.peaks['f32-fma']! > 0);
+  assert.ok(r.gemm, 'tuning ran');
+  for (const cls of ['small', 'thin', 'large']) {
+    const c = r.gemm.f32[cls]!;
+    assert.ok(['openblas', 'onednn'].includes(c.engine));
+    assert.ok(c.gflops > 0 && Object.values(c.candidates).includes(c.gflops), `${cls}: the winner is one of the candidates`);
+    assert.ok(['onednn', 'widen'].includes(r.gemm.bf16[cls]!.engine));
+  }
+});

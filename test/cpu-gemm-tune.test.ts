@@ -5,7 +5,7 @@
 // CPU supports. No assertion depends on how fast anything ran.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,21 +96,48 @@ const id = cpuIdentity();
 const best = bestOpenblasCore(id, {});
 const canForce = best !== undefined && coreRank(id.arch, best) > coreRank(id.arch, 'Prescott');
 
+function cachedEntry(): GemmTuning {
+  const choice = (engine: string) => ({ engine, gflops: 1, candidates: {} });
+  return {
+    cpu: cpuKey(id), threads: 2, env: { openblasCoretype: 'Prescott', isaCap: '' }, measuredAt: 'test', seconds: 0,
+    openblasDetected: 'Prescott', openblasCore: best!,
+    f32: { small: choice('openblas'), thin: choice('onednn'), large: choice('openblas') } as GemmTuning['f32'],
+    bf16: Object.fromEntries(GEMM_CLASSES.map((c) => [c, { ...choice('widen'), impl: 'f32-widen:openblas' }])) as GemmTuning['bf16'],
+  };
+}
+const loadScript = `import('${new URL('../src/backend/cpu/native.js', import.meta.url).href}').then((m) => { const n = m.loadNative();
+  console.log(JSON.stringify({ core: n.openblasCore(), thin: n.sgemmEngine(false, true, 2048, 384, 384), large: n.sgemmEngine(false, true, 1024, 1024, 1024), bf16: n.bgemmImpl(false, true, 2048, 384, 384) })); })`;
+function childEnv(dir: string): NodeJS.ProcessEnv {
+  const { ZILI_USER_OPENBLAS_CORETYPE: _u, ...env } = process.env;
+  return { ...env, ZILI_CACHE: dir, ZILI_THREADS: '2', OPENBLAS_CORETYPE: 'Prescott' };
+}
+
+test('a process that finds another one tuning waits for its result instead of measuring too', { skip: !canForce && 'no OpenBLAS core type above Prescott on this CPU' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zili-tune-'));
+  try {
+    writeFileSync(join(dir, 'gemm-engines.json.lock'), '');
+    const child = spawn(process.execPath, ['--input-type=module', '-e', loadScript], { env: childEnv(dir) });
+    let out = '', err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const done = new Promise<number>((res) => child.on('close', (code) => res(code ?? -1)));
+    // once it says it waits, the "other process" finishes: writes its result, then releases the lock
+    await new Promise<void>((res) => child.stderr.on('data', () => /waiting for another process/.test(err) && res()));
+    writeFileSync(join(dir, 'gemm-engines.json'), JSON.stringify([cachedEntry()]));
+    rmSync(join(dir, 'gemm-engines.json.lock'));
+    assert.equal(await done, 0, err);
+    assert.doesNotMatch(err, /^tuning the GEMM engines/m);
+    assert.equal((JSON.parse(out.trim()) as { core: string }).core.toLowerCase(), best!.toLowerCase());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a cached decision is applied: its core type is set before OpenBLAS loads, its engines are handed to the addon', { skip: !canForce && 'no OpenBLAS core type above Prescott on this CPU' }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'zili-tune-'));
   try {
-    const choice = (engine: string) => ({ engine, gflops: 1, candidates: {} });
-    const entry: GemmTuning = {
-      cpu: cpuKey(id), threads: 2, env: { openblasCoretype: 'Prescott', isaCap: '' }, measuredAt: 'test', seconds: 0,
-      openblasDetected: 'Prescott', openblasCore: best!,
-      f32: { small: choice('openblas'), thin: choice('onednn'), large: choice('openblas') } as GemmTuning['f32'],
-      bf16: Object.fromEntries(GEMM_CLASSES.map((c) => [c, { ...choice('widen'), impl: 'f32-widen:openblas' }])) as GemmTuning['bf16'],
-    };
-    writeFileSync(join(dir, 'gemm-engines.json'), JSON.stringify([entry]));
-    const script = `import('${new URL('../src/backend/cpu/native.js', import.meta.url).href}').then((m) => { const n = m.loadNative();
-      console.log(JSON.stringify({ core: n.openblasCore(), thin: n.sgemmEngine(false, true, 2048, 384, 384), large: n.sgemmEngine(false, true, 1024, 1024, 1024), bf16: n.bgemmImpl(false, true, 2048, 384, 384) })); })`;
-    const { ZILI_USER_OPENBLAS_CORETYPE: _u, ...env } = process.env;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...env, ZILI_CACHE: dir, ZILI_THREADS: '2', OPENBLAS_CORETYPE: 'Prescott' }, encoding: 'utf8' });
+    writeFileSync(join(dir, 'gemm-engines.json'), JSON.stringify([cachedEntry()]));
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', loadScript], { env: childEnv(dir), encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const got = JSON.parse(r.stdout.trim()) as Record<string, string>;
     assert.equal(got['core']!.toLowerCase(), best!.toLowerCase());

@@ -1,8 +1,9 @@
-// Grouped-query self-attention block: projections, RoPE, causal attention (fused or composed by the
+// Grouped-query self-attention block: Q/K/V projections in one GEMM (fused-projection.ts), RoPE, causal attention (fused or composed by the
 // backend), output projection. Optional KV cache for generation.
 import type { ModelConfig } from './config.js';
 import { headDim } from './config.js';
 import { type ComputeDtype, linear } from './linear.js';
+import { projectMany } from './fused-projection.js';
 import type { ParameterStore } from './parameters.js';
 import * as T from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -26,9 +27,7 @@ export function attentionBlock(
   const pos = cache ? cache.kv.length : 0;
   // temporaries are disposed as soon as they are consumed: what backward needs, the tape keeps
   const free = (...ts: Tensor[]) => ts.forEach((t) => t.dispose());
-  const q0 = linear(x, ps.get(`${prefix}.wq.weight`), dtype);
-  const k0 = linear(x, ps.get(`${prefix}.wk.weight`), dtype);
-  const v0 = linear(x, ps.get(`${prefix}.wv.weight`), dtype);
+  const [q0, k0, v0] = projectMany(x, [ps.get(`${prefix}.wq.weight`), ps.get(`${prefix}.wk.weight`), ps.get(`${prefix}.wv.weight`)], dtype) as [Tensor, Tensor, Tensor];
   const q1 = T.reshape(q0, [batch, seq, c.heads, hd]), k1 = T.reshape(k0, [batch, seq, c.kvHeads, hd]);
   const q = T.rope(q1, c.ropeTheta, pos);
   const k = T.rope(k1, c.ropeTheta, pos);

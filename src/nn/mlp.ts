@@ -2,6 +2,7 @@
 // w3 x)), or two-matrix GELU (w2 · gelu(w1 x), GPT) or ReLU. GELU is the tanh approximation.
 import { type ModelConfig, isGatedFfn } from './config.js';
 import { type ComputeDtype, linear } from './linear.js';
+import { projectMany } from './fused-projection.js';
 import type { ParameterStore } from './parameters.js';
 import * as T from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -14,10 +15,11 @@ export function createMlpParams(ps: ParameterStore, c: ModelConfig, prefix: stri
 
 /** x [N, d] → [N, d] */
 export function mlp(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, dtype: ComputeDtype): Tensor {
-  const h1 = linear(x, ps.get(`${prefix}.w1.weight`), dtype);
+  const gated = c.ffnKind === 'swiglu' || c.ffnKind === 'geglu';
+  // gated: gate (w1) and up (w3) projections in one GEMM
+  const [h1, h3] = gated ? (projectMany(x, [ps.get(`${prefix}.w1.weight`), ps.get(`${prefix}.w3.weight`)], dtype) as [Tensor, Tensor]) : [linear(x, ps.get(`${prefix}.w1.weight`), dtype), undefined];
   let h: Tensor;
-  if (c.ffnKind === 'swiglu' || c.ffnKind === 'geglu') {
-    const h3 = linear(x, ps.get(`${prefix}.w3.weight`), dtype);
+  if (h3) {
     if (c.ffnKind === 'swiglu') h = T.swiglu(h1, h3);
     else {
       const g = T.gelu(h1);

@@ -399,6 +399,110 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   return out;
 }
 
+/**
+ * x [N, d] times several weights [n_i, d] (PyTorch layout) in ONE GEMM → the packed product
+ * [N, Σ n_i] (Q/K/V, gate/up: src/nn/fused-projection.ts). The weights are stacked at compute
+ * time, in the compute dtype (bf16: x and the weights are cast for the GEMM, which accumulates in
+ * f32), into a temporary that backward rebuilds instead of keeping; backward is one GEMM for x's
+ * gradient and one for the stacked weights', whose row blocks are the weights' gradients.
+ */
+export function linearPacked(x: Tensor, weights: readonly Tensor[], dtype: 'f32' | 'bf16'): Tensor {
+  const backend = sameBackend('linearPacked', x, ...weights);
+  requireFloat('linearPacked', x);
+  if (x.rank !== 2) throw new ShapeError(`linearPacked: x must be [rows, d], got ${shapeStr(x.shape)}`);
+  const [N, d] = x.shape as [number, number];
+  for (const w of weights) {
+    sameDtype('linearPacked', x, w);
+    if (w.rank !== 2 || w.shape[1] !== d) throw new ShapeError(`linearPacked: weights must be [n, ${d}] for x ${shapeStr(x.shape)}, got ${shapeStr(w.shape)}`);
+  }
+  const C = weights.reduce((s, w) => s + w.shape[0]!, 0);
+  const cdt: DType = dtype === 'bf16' ? 'bf16' : x.dtype;
+  const stacked = (): Tensor => {
+    const w = empty(backend, [C, d], cdt);
+    let at = 0;
+    for (const wi of weights) {
+      const src = wi.dtype === cdt ? wi : castRaw(wi, cdt);
+      backend.copyStrided(src.buf, 0, [d, 1], w.buf, at * d, [d, 1], wi.shape);
+      if (src !== wi) src.dispose();
+      at += wi.shape[0]!;
+    }
+    return w;
+  };
+  const gemm = (a: Tensor, b: Tensor, out: Tensor, m: number, n: number, k: number, transA: boolean, transB: boolean) =>
+    backend.matmul(a.buf, b.buf, out.buf, { batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0, alpha: 1, beta: 0 });
+  const outDtype: DType = cdt === 'bf16' ? 'f32' : cdt;
+  const xc = x.dtype === cdt ? x : castRaw(x, cdt);
+  const w = stacked();
+  const out = empty(backend, [N, C], outDtype);
+  gemm(xc, w, out, N, C, d, false, true);
+  w.dispose();
+  if (needsGrad([x, ...weights]))
+    record(out, 'linearPacked', [x, ...weights], [xc, ...weights], (g) => {
+      const [sx] = node(out).saved as Tensor[];
+      const gl = cdt === 'bf16' ? castRaw(g, 'bf16') : g.share();
+      let gx: Tensor | null = null;
+      if (x.requiresGrad) {
+        const ws = stacked();
+        gx = empty(backend, [N, d], outDtype);
+        gemm(gl, ws, gx, N, d, C, false, false);
+        ws.dispose();
+      }
+      const gws: (Tensor | null)[] = weights.map(() => null);
+      if (weights.some((wi) => wi.requiresGrad)) {
+        const gw = empty(backend, [C, d], outDtype);
+        gemm(gl, sx!, gw, C, d, N, true, false);
+        let at = 0;
+        weights.forEach((wi, i) => {
+          const n = wi.shape[0]!;
+          if (wi.requiresGrad) {
+            const gi = empty(backend, [n, d], outDtype);
+            backend.copyStrided(gw.buf, at * d, [d, 1], gi.buf, 0, [d, 1], [n, d]);
+            gws[i] = gi;
+          }
+          at += n;
+        });
+        gw.dispose();
+      }
+      gl.dispose();
+      return [gx, ...gws];
+    });
+  if (xc !== x) xc.dispose();
+  return out;
+}
+
+/**
+ * Splits a packed product x [rows, Σ sizes] into contiguous column blocks [rows, sizes_i] (Q/K/V
+ * or gate/up computed by one GEMM, src/nn/fused-projection.ts). x must have no other consumer.
+ * Backward assembles the blocks' gradients into one [rows, Σ sizes] buffer: the first part that
+ * backward reaches allocates it (zeros, for parts that get no gradient) and hands it on as x's
+ * gradient, the other parts — all recorded after x's producer, so all reached before it — copy
+ * their columns into it. That avoids a zero-padded full-size gradient per part and their sum.
+ */
+export function splitColumns(x: Tensor, sizes: readonly number[]): Tensor[] {
+  if (x.rank !== 2) throw new ShapeError(`splitColumns: x must be [rows, cols], got ${shapeStr(x.shape)}`);
+  const [R, C] = x.shape as [number, number];
+  if (sizes.reduce((s, n) => s + n, 0) !== C || sizes.some((n) => !(n > 0)))
+    throw new ShapeError(`splitColumns: sizes ${sizes.join('+')} must be positive and add up to the ${C} columns of ${shapeStr(x.shape)}`);
+  const backend = x.backend;
+  const group: { dx: Tensor | null } = { dx: null };
+  let at = 0;
+  return sizes.map((n) => {
+    const col = at;
+    at += n;
+    const out = empty(backend, [R, n], x.dtype);
+    backend.copyStrided(x.buf, col, [C, 1], out.buf, 0, [n, 1], [R, n]);
+    if (needsGrad([x]))
+      record(out, 'splitColumns', [x], [], (g) => {
+        const first = group.dx === null;
+        if (first) group.dx = zeros(backend, [R, C], g.dtype);
+        // throws "used after dispose" if x had another consumer and autograd summed (and freed) this buffer
+        backend.copyStrided(g.buf, 0, [n, 1], group.dx!.buf, col, [C, 1], [R, n]);
+        return [first ? group.dx : null];
+      });
+    return out;
+  });
+}
+
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
   if (xs.length === 0) throw new ShapeError('concat: needs at least one tensor');
   const first = xs[0]!;

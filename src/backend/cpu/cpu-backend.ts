@@ -102,8 +102,26 @@ export class CpuBackend extends HostBackend implements Backend {
       this.native.copyStrided(eb, S, srcOffset, Int32Array.from(srcStrides), O.subarray(outOffset, outOffset + n), Int32Array.from(shape));
       return;
     }
-    // general strided write (concat, slice backward): plain loop
-    const rank = shape.length, idx = new Array<number>(rank).fill(0);
+    const rank = shape.length;
+    // rows contiguous on both sides (column blocks: concat, splitColumns backward): one copy per row
+    if (rank >= 1 && srcStrides[rank - 1] === 1 && outStrides[rank - 1] === 1) {
+      const len = shape[rank - 1]!, rows = n / len, idx = new Array<number>(rank - 1).fill(0);
+      for (let r = 0; r < rows; r++) {
+        let si = srcOffset, oi = outOffset;
+        for (let d = 0; d < rank - 1; d++) {
+          si += idx[d]! * srcStrides[d]!;
+          oi += idx[d]! * outStrides[d]!;
+        }
+        O.set(S.subarray(si, si + len) as never, oi);
+        for (let d = rank - 2; d >= 0; d--) {
+          if (++idx[d]! < shape[d]!) break;
+          idx[d] = 0;
+        }
+      }
+      return;
+    }
+    // general strided write: plain loop
+    const idx = new Array<number>(rank).fill(0);
     for (let i = 0; i < n; i++) {
       let si = srcOffset, oi = outOffset;
       for (let d = 0; d < rank; d++) {

@@ -74,12 +74,15 @@ function ladder(arch: string) {
   return arch === 'arm64' ? ARM_CORES : arch === 'x64' ? X86_CORES : [];
 }
 
+/** The OpenBLAS core types this CPU's flags support (within an ISA cap), weakest first. */
+export function supportedOpenblasCores(id: CpuIdentity, env: NodeJS.ProcessEnv = process.env): string[] {
+  const have = new Set(id.flags);
+  return ladder(id.arch).filter((c) => c.needs.every((f) => have.has(f)) && (id.arch !== 'x64' || isaCapAllows(c.name, env))).map((c) => c.name);
+}
+
 /** The strongest OpenBLAS core type this CPU's flags support (within an ISA cap); undefined if unknown. */
 export function bestOpenblasCore(id: CpuIdentity, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const have = new Set(id.flags);
-  let best: string | undefined;
-  for (const c of ladder(id.arch)) if (c.needs.every((f) => have.has(f)) && (id.arch !== 'x64' || isaCapAllows(c.name, env))) best = c.name;
-  return best;
+  return supportedOpenblasCores(id, env).pop();
 }
 
 /** Position of an OpenBLAS core name on this architecture's ladder (-1 when unknown). */

@@ -25,7 +25,8 @@ export interface ProbeResult {
   bf16Impl: Record<string, string>;
 }
 
-function filled(n: number, seed: number): Float32Array {
+/** n pseudo-random values in [-1, 1) from an LCG (GEMM benchmark operands). */
+export function filled(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {

@@ -10,7 +10,7 @@
 // alternating the variants to even out load from other processes; loadNative then sets the
 // winning core type before it loads the addon and hands the per-class choices to it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../util/paths.js';
@@ -182,15 +182,63 @@ export function tuneGemm(threads: number, env: NodeJS.ProcessEnv = process.env, 
   return { ...key, measuredAt: new Date().toISOString(), seconds: round((performance.now() - t0) / 1000), openblasDetected: first.openblasCore, openblasCore: f32.openblasCore, f32: f32.f32, bf16 };
 }
 
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Takes the tuning lock (a file created exclusively beside the cache), so that processes starting
+ * together on a fresh machine (ranks of one job) measure once instead of all at once. `waited`:
+ * another process held it, so its result may be in the cache now.
+ */
+function lockTuning(log?: (s: string) => void): { release: () => void; waited: boolean } {
+  const lock = cacheFile() + '.lock';
+  const none = () => {};
+  try {
+    mkdirSync(dirname(lock), { recursive: true });
+  } catch {
+    return { release: none, waited: false }; // read-only cache: measure without a lock
+  }
+  let waited = false;
+  const start = Date.now();
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      return { release: () => rmSync(lock, { force: true }), waited };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return { release: none, waited };
+    }
+    try {
+      if (Date.now() - statSync(lock).mtimeMs > 300_000) rmSync(lock, { force: true }); // its holder died while tuning
+    } catch {
+      // released meanwhile
+    }
+    if (Date.now() - start > 300_000) return { release: none, waited };
+    if (!waited) log?.(`waiting for another process that is tuning the GEMM engines (${lock})`);
+    waited = true;
+    sleepMs(200);
+  }
+}
+
 /** The cached decision for this CPU and environment, tuning (and caching) it on first use. */
 export function gemmTuning(threads: number, opts: { retune?: boolean; env?: NodeJS.ProcessEnv; log?: (s: string) => void } = {}): GemmTuning {
   const env = opts.env ?? process.env;
   const key = keyOf(threads, env);
-  const table = readTable();
-  const hit = opts.retune ? undefined : table.find((e) => sameKey(e, key));
+  const hit = opts.retune ? undefined : readTable().find((e) => sameKey(e, key));
   if (hit) return hit;
-  opts.log?.(`tuning the GEMM engines for ${key.cpu}, ${threads} threads (once; cached in ${cacheFile()})`);
-  const t = tuneGemm(threads, env, opts.log);
+  const { release, waited } = lockTuning(opts.log);
+  try {
+    const theirs = waited && !opts.retune ? readTable().find((e) => sameKey(e, key)) : undefined;
+    return theirs ?? tuneAndStore(threads, env, key, opts.log);
+  } finally {
+    release();
+  }
+}
+
+function tuneAndStore(threads: number, env: NodeJS.ProcessEnv, key: ReturnType<typeof keyOf>, log?: (s: string) => void): GemmTuning {
+  log?.(`tuning the GEMM engines for ${key.cpu}, ${threads} threads (once; cached in ${cacheFile()})`);
+  const t = tuneGemm(threads, env, log);
+  const table = readTable();
   try {
     mkdirSync(dirname(cacheFile()), { recursive: true });
     writeFileAtomic(cacheFile(), JSON.stringify(table.filter((e) => !sameKey(e, key)).concat(t), null, 2));

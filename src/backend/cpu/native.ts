@@ -137,7 +137,15 @@ export function loadNative(): NativeKernels {
   // anything else running): measured here, ten RMSNorm calls took 50-60 ms spinning under load vs
   // 2.7 ms with passive waiting. libgomp reads this when the addon loads; a user setting wins.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
-  const tuning = process.env['ZILI_GEMM_TUNE'] === 'off' ? undefined : gemmTuning(startThreads(), { log: (s) => console.error(s) });
+  let tuning: GemmTuning | undefined;
+  if (process.env['ZILI_GEMM_TUNE'] !== 'off') {
+    try {
+      tuning = gemmTuning(startThreads(), { log: (s) => console.error(s) });
+    } catch (e) {
+      // a failed measurement costs speed, not the run: the library defaults stay
+      console.error(`zili: ${(e as Error).message}; using OpenBLAS for f32 and oneDNN bf16 where it exists`);
+    }
+  }
   if (tuning?.openblasCore && process.env['OPENBLAS_CORETYPE'] !== tuning.openblasCore) {
     process.env[USER_CORETYPE_VAR] ??= process.env['OPENBLAS_CORETYPE'] ?? '';
     process.env['OPENBLAS_CORETYPE'] = tuning.openblasCore;

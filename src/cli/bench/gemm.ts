@@ -3,10 +3,13 @@
 // 1024^3 / 2048^3. Best of --repeat timed runs after one warm-up. For honest OpenBLAS numbers run
 // with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset:
 //   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE bin/zili bench gemm --m 2048 --n 2048 --k 2048
-import { totalmem } from 'node:os';
+import { loadavg, totalmem } from 'node:os';
 import { formatHelp, parseArgs, UsageError } from '../args.js';
 import { loadNative, type NativeKernels } from '../../backend/cpu/native.js';
 import { MAX_THREADS, oversubscriptionWarning } from '../../util/threads.js';
+import { userCoretype } from '../../backend/cpu/gemm-tune.js';
+import { openblasPerCoreType } from './gemm-coretypes.js';
+import { filled } from '../../backend/cpu/gemm-probe.js';
 
 const SPECS = {
   m: { kind: 'int', help: 'rows of C', default: 1024, min: 1 },
@@ -17,6 +20,7 @@ const SPECS = {
   'trans-b': { kind: 'bool', help: 'B is stored transposed (n x k)' },
   repeat: { kind: 'int', help: 'timed runs (best is reported)', default: 5, min: 1 },
   suite: { kind: 'bool', help: 'run the training shapes and 1024^3, 2048^3 with every engine' },
+  'core-types': { kind: 'bool', help: "zili's f32 GEMM at the shape against OpenBLAS under every core type this CPU supports" },
   threads: { kind: 'int', help: 'threads (default: ZILI_THREADS or 2)', min: 1, max: MAX_THREADS },
   backend: { kind: 'string', help: 'cpu (native GEMM vs OpenBLAS) or another backend, e.g. webgpu (its matmul alone)', default: 'cpu' },
   json: { kind: 'bool', help: 'end with one JSON line' },
@@ -25,15 +29,7 @@ const SPECS = {
 
 interface Shape { m: number; n: number; k: number; ta: boolean; tb: boolean; label?: string }
 
-function fill(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2147483648 - 1;
-  }
-  return a;
-}
+const fill = filled;
 
 /** Best GFLOP/s of `fn` over `repeat` runs after one warm-up. */
 function time(fn: () => void, flops: number, repeat: number): number {
@@ -102,7 +98,8 @@ export async function run(argv: string[]): Promise<number> {
   const oversubscribed = oversubscriptionWarning(N.threads());
   if (oversubscribed) console.error(`zili bench: ${oversubscribed}`);
   const repeat = Math.max(1, o.repeat ?? 5);
-  const env = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'].filter((v) => process.env[v] !== undefined);
+  const env = ['OPENBLAS_L2_SIZE'].filter((v) => process.env[v] !== undefined);
+  if (userCoretype()) env.push('OPENBLAS_CORETYPE');
   if (env.length) console.log(`note: ${env.join(', ')} set: OpenBLAS runs slower kernels (unset them for benchmark numbers)`);
   if (o.suite) {
     const rows: GemmResult[] = [];
@@ -120,6 +117,17 @@ export async function run(argv: string[]): Promise<number> {
   }
   const s: Shape = { m: o.m!, n: o.n!, k: o.k!, ta: !!o['trans-a'], tb: !!o['trans-b'] };
   for (const [name, v] of [['m', s.m], ['n', s.n], ['k', s.k]] as const) if (!(v > 0)) throw new UsageError(`--${name} must be positive`);
+  if (o['core-types']) {
+    // zili before and after the OpenBLAS children, best of both, so load changes hit both sides
+    const z1 = measure(N, s, repeat, { f32: true, bf16: false, engines: false }).zili;
+    const rows = openblasPerCoreType(s.m, s.n, s.k, repeat, N.threads());
+    const zili = Math.max(z1, measure(N, s, repeat, { f32: true, bf16: false, engines: false }).zili);
+    const best = Math.max(0, ...rows.map((r) => r.gflops ?? 0));
+    for (const r of rows) console.log(`OpenBLAS ${r.core.padEnd(16)} ${r.gflops === null ? `failed (${r.error})` : `${r.gflops.toFixed(1)} GFLOP/s`}`);
+    console.log(`zili sgemm ${s.m}x${s.n}x${s.k}: ${zili.toFixed(1)} GFLOP/s (${N.sgemmEngine(s.ta, s.tb, s.m, s.n, s.k)}, OpenBLAS ${N.openblasCore()}) = ${(zili / best).toFixed(2)}x the best OpenBLAS core type; load ${loadavg()[0]!.toFixed(1)}`);
+    if (o.json) console.log(JSON.stringify({ m: s.m, n: s.n, k: s.k, zili: +zili.toFixed(2), openblas: rows, ratioVsBest: +(zili / best).toFixed(3), threads: N.threads() }));
+    return 0;
+  }
   const bf16 = o.dtype === 'bf16';
   const r = measure(N, s, repeat, { f32: true, bf16, engines: false });
   const gflops = bf16 ? r.bf16 : r.zili;

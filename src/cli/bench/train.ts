@@ -2,6 +2,7 @@
 // forward, backward and AdamW per step, timed after warm-up steps. Reports tokens/s, MFU (model
 // FLOPs, src/plan/flops.ts, over the measured peak of the unit the GEMMs ran on), peak memory and
 // where one step's time goes (step-profile.ts). Compare with PyTorch by bench/compare-torch.sh.
+import { loadavg } from 'node:os';
 import { formatHelp, parseArgs, UsageError } from '../args.js';
 import { getBackend } from '../../backend/registry.js';
 import { type ModelConfig, validateModelConfig } from '../../nn/config.js';
@@ -65,14 +66,20 @@ export async function run(argv: string[]): Promise<number> {
   if (!a.json) console.log(`bench train: ${config.layers} layers, d_model ${config.dModel}, ${counts.total.toLocaleString()} parameters, batch ${B} x seq ${S}, ${a.dtype}, backend ${backend.name}`);
   for (let i = 0; i < a.warmup!; i++) await step();
   backend.resetPeak();
-  const times: number[] = [];
+  const times: number[] = [], cpuTimes: number[] = [];
   for (let i = 0; i < a.steps!; i++) {
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = process.cpuUsage();
     await step();
+    const c = process.cpuUsage(c0);
     times.push((performance.now() - t0) / 1000);
+    cpuTimes.push((c.user + c.system) / 1e6);
   }
   times.sort((x, y) => x - y);
+  cpuTimes.sort((x, y) => x - y);
   const median = times[Math.floor(times.length / 2)]!;
+  // CPU seconds this process used per step (all threads): on a machine shared with other jobs it
+  // changes far less than wall time, so it is the fairer number for comparing two builds there
+  const cpuMedian = cpuTimes[Math.floor(cpuTimes.length / 2)]!;
   const tokensPerSec = (B * S) / median;
   const threads = backend instanceof CpuBackend ? backend.native.threads() : 1;
   const peakInfo = peakOf(backend, a.dtype, threads);
@@ -86,6 +93,8 @@ export async function run(argv: string[]): Promise<number> {
   const result = {
     tokensPerSec: Math.round(tokensPerSec * 10) / 10,
     stepTimeS: Math.round(median * 1e4) / 1e4,
+    stepCpuS: Math.round(cpuMedian * 1e4) / 1e4,
+    loadAverage: Math.round(loadavg()[0]! * 10) / 10,
     mfu: Math.round(mfu * 1e4) / 1e4,
     peakMemoryMiB: Math.round(peakMemoryMiB * 10) / 10,
     peakGflops: Math.round(peakGflops * 10) / 10,
@@ -100,6 +109,9 @@ export async function run(argv: string[]): Promise<number> {
     console.log(
       `${result.tokensPerSec} tokens/s, step ${(median * 1000).toFixed(0)} ms (median of ${times.length}), MFU ${(mfu * 100).toFixed(1)}% of ${peakGflops.toFixed(0)} GFLOP/s (${peakInfo.unit || 'unknown unit'}: ${peakInfo.source}), peak memory ${peakMemoryMiB.toFixed(0)} MiB`,
     );
+  if (!a.json && a.dtype === 'bf16' && peakInfo.unit === 'f32-fma')
+    console.log('note: this CPU has no bf16 unit zili can use (AVX512-BF16 or AMX through oneDNN): bf16 GEMMs run widened to f32, so bf16 only saves memory here');
+  if (!a.json) console.log(`CPU time ${cpuMedian.toFixed(2)} s per step (of the ${(median * threads).toFixed(2)} s ${threads} threads could have run in that wall time); load average ${loadavg()[0]!.toFixed(1)}`);
   if (!a.json && profile) console.log(`step profile (${profile.totalMs.toFixed(0)} ms): ${formatProfile(profile)}`);
   console.log(JSON.stringify(result));
   opt.dispose();
