@@ -41,8 +41,22 @@ function procStartTime(pid: number): number | null {
   }
 }
 
+/** The state letter of a process (R, S, D, Z for a zombie, ...), or null when unknown. */
+function procState(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** Whether the process that wrote `owner` is still running (on this host). */
 function ownerAlive(owner: LockOwner): boolean {
+  // a killed rank whose parent (mpirun) is gone can stay a zombie where nothing reaps orphans (a
+  // container's init): it answers kill(pid, 0) but runs nothing
+  const state = procState(owner.pid);
+  if (state === 'Z' || state === 'X') return false;
   try {
     process.kill(owner.pid, 0);
   } catch (e) {

@@ -110,8 +110,10 @@ function joined(def) {
   return tables.length === 1 ? tables[0] : uPlot.join(tables);
 }
 
+/** The per-rank step-time fields of a distributed run; none for one process (no rank to compare). */
 function rankFields(r) {
-  return Object.keys(r.series).filter((f) => /^rankStepS\.\d+$/.test(f)).sort((a, b) => +a.split('.')[1] - +b.split('.')[1]);
+  const fields = Object.keys(r.series).filter((f) => /^rankStepS\.\d+$/.test(f)).sort((a, b) => +a.split('.')[1] - +b.split('.')[1]);
+  return fields.length > 1 ? fields : [];
 }
 
 const MAX_RANK_LINES = 16;
