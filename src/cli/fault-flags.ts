@@ -9,7 +9,7 @@ export const FAULT_FLAGS = {
   'save-mode': { kind: 'string', help: 'checkpoint writes: async (a background thread; training stalls only for the host copy) or sync', default: 'async' },
   'mtbf-hours': { kind: 'number', help: "--save-every auto: the job's mean time between failures (default: the planner's 0.17 failures per chip-year over the job's ranks)" },
   'on-nan': { kind: 'string', help: 'a non-finite loss or gradient: skip (the update, counted and logged) or stop', default: 'skip' },
-  'max-skips': { kind: 'int', help: 'stop after this many non-finite steps in a row', default: DEFAULT_FAULT_TOLERANCE.maxConsecutiveSkips, min: 0 },
+  'max-skips': { kind: 'int', help: 'non-finite steps in a row skipped; one more stops the run', default: DEFAULT_FAULT_TOLERANCE.maxConsecutiveSkips, min: 0 },
   'spike-z': { kind: 'number', help: 'loss-spike rollback: robust z-score over the running window (0: off)', default: DEFAULT_FAULT_TOLERANCE.spike.z, min: 0 },
   'spike-window': { kind: 'int', help: 'loss-spike rollback: losses in the running window', default: DEFAULT_FAULT_TOLERANCE.spike.window, min: 4 },
   'spike-skip': { kind: 'int', help: 'loss-spike rollback: steps skipped, ending at the spike', default: DEFAULT_FAULT_TOLERANCE.spike.skip, min: 1 },

@@ -22,7 +22,7 @@ function dieMidway(file: string, tensors: NamedTensors): never {
   for (const n of names.slice(0, Math.max(1, names.length >> 1))) half[n] = tensors[n]!;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeSafetensors(file, half);
-  process.stderr.write(`zili: ZILI_FAULT kill-in-save: pid ${process.pid} kills itself with SIGKILL while writing ${file}\n`);
+  fs.writeSync(2, `zili: ZILI_FAULT kill-in-save: pid ${process.pid} kills itself with SIGKILL while writing ${file}\n`); // synchronous: a worker's process.stderr would not get out in time
   process.kill(process.pid, 'SIGKILL');
   throw new Error('unreachable');
 }

@@ -282,7 +282,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       metrics?.write(record);
       hooks.onStep?.(record);
       progress.update(step, { loss, 'tok/s': Math.round(tokensPerSec), MFU: formatPercent(util) });
-      if (done.skipped) ft.nonFiniteSkipped(step, loss, gradNorm);
+      if (done.skipped) await ft.nonFiniteSkipped(step, loss, gradNorm);
       else if (!Number.isFinite(loss)) throw new UserError(`the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
       else ft.stepDone(step, stepS);
       const back = done.skipped ? null : await ft.checkSpike(step, loss);

@@ -10,7 +10,7 @@ export interface FaultToleranceConfig {
   autoSaveMtbfHours: number | null;
   /** a non-finite loss or gradient skips the update instead of stopping the run */
   skipNonFinite: boolean;
-  /** consecutive skipped updates after which the run stops */
+  /** skipped updates in a row allowed; one more stops the run (the weights, unchanged, then fail on different batches) */
   maxConsecutiveSkips: number;
   spike: SpikeGuardConfig;
 }
@@ -19,6 +19,6 @@ export const DEFAULT_FAULT_TOLERANCE: FaultToleranceConfig = {
   saveMode: 'async',
   autoSaveMtbfHours: null,
   skipNonFinite: true,
-  maxConsecutiveSkips: 5,
+  maxConsecutiveSkips: 1,
   spike: DEFAULT_SPIKE_GUARD,
 };

@@ -98,7 +98,7 @@ export class FaultPlan {
 }
 
 export function killSelf(what: string, rank: number): never {
-  process.stderr.write(`zili: ZILI_FAULT ${what}: rank ${rank} (pid ${process.pid}) kills itself with SIGKILL\n`);
+  fs.writeSync(2, `zili: ZILI_FAULT ${what}: rank ${rank} (pid ${process.pid}) kills itself with SIGKILL\n`);
   process.kill(process.pid, 'SIGKILL');
   throw new Error('unreachable: SIGKILL did not end the process');
 }

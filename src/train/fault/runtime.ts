@@ -24,6 +24,7 @@ import { DEFAULT_FAULT_TOLERANCE, type FaultToleranceConfig } from './config.js'
 import { FaultPlan, SPIKE_FACTOR } from './inject.js';
 import { SkipList } from './skip-list.js';
 import { SpikeGuard } from './spike-guard.js';
+import { weightsFinite } from './weights-finite.js';
 
 const HOURS_PER_YEAR = 8766;
 
@@ -100,16 +101,17 @@ export class FaultRuntime {
     this.onEvent = onEvent;
     this.log = this.d.rank0 ? log : () => {};
     const restart = process.env['ZILI_RESTART'];
-    if (restart && this.c.resume) {
+    if (restart) {
       this.ledger.restarts = Number(restart);
       this.event({ event: 'restart', step: this.d.startStep, count: Number(restart), cause: process.env['ZILI_RESTART_CAUSE'] ?? 'unknown' });
     }
   }
 
-  private event(e: RunEvent): void {
+  /** An event line in the metrics; `hook`: also to the event hook (TensorBoard) — restarts, skips, rollbacks. */
+  private event(e: RunEvent, hook = true): void {
     if (!this.d.rank0) return;
     this.metrics?.event(e);
-    this.onEvent?.(e);
+    if (hook) this.onEvent?.(e);
   }
 
   stepOptions(step: number): StepOptions {
@@ -133,13 +135,19 @@ export class FaultRuntime {
     this.event({ event: 'skip', step, reason: 'spike' });
   }
 
-  nonFiniteSkipped(step: number, loss: number, gradNorm: number): void {
+  /** A step whose update was skipped (non-finite loss or gradient); stops the run when skipping cannot help. */
+  async nonFiniteSkipped(step: number, loss: number, gradNorm: number): Promise<void> {
+    // ZeRO 0-2: every rank holds the same full weights, so all decide alike (ZeRO-3 ranks hold different chunks: not checked)
+    if (!(this.d.dp && this.d.dp.zero === 3) && !(await weightsFinite(this.d.model)))
+      throw new UserError(`the loss became ${loss} at step ${step} and the weights are no longer finite; lower --lr (now ${this.c.lr}) or raise --warmup`);
     this.consecutiveSkips++;
     this.ledger.skippedSteps++;
     this.log(`train: step ${step}: loss ${loss}, gradient norm ${gradNorm}: update skipped (${this.consecutiveSkips} in a row)`);
     this.event({ event: 'skip', step, reason: 'non-finite', loss: String(loss), gradNorm: String(gradNorm) });
     if (this.consecutiveSkips > this.cfg.maxConsecutiveSkips)
-      throw new UserError(`${this.consecutiveSkips} steps in a row had a non-finite loss or gradient (last: step ${step}); lower --lr (now ${this.c.lr}) or raise --warmup, then continue with --resume`);
+      throw new UserError(
+        `the loss became ${loss} at step ${step}; lower --lr (now ${this.c.lr}) or raise --warmup (${this.consecutiveSkips} steps in a row were non-finite: the weights, unchanged since the first, fail on different batches)`,
+      );
   }
 
   stepDone(step: number, seconds: number): void {
@@ -219,7 +227,7 @@ export class FaultRuntime {
   /** Events for newly committed checkpoints; `--save-every auto` picks its interval after the first. */
   private report(): void {
     for (const t of this.ckpt.timings.slice(this.reported)) {
-      this.event({ event: 'checkpoint', step: t.step, stallS: t.stallS, writeS: t.writeS, mode: this.cfg.saveMode });
+      this.event({ event: 'checkpoint', step: t.step, stallS: t.stallS, writeS: t.writeS, mode: this.cfg.saveMode }, false);
       if (this.cfg.autoSaveMtbfHours !== null && this.reported === 0) {
         const stepS = this.ledger.summary(0).usefulS / Math.max(1, this.ledger.keptSteps);
         const every = autoSaveEvery(t.writeS, this.cfg.autoSaveMtbfHours, stepS);
@@ -228,6 +236,7 @@ export class FaultRuntime {
             `every ${every} steps (Young/Daly interval ${formatDuration(every * stepS)})`,
         );
         this.saveEvery = every;
+        this.event({ event: 'save-interval', step: t.step, every, writeS: t.writeS, stepS, mtbfHours: this.cfg.autoSaveMtbfHours }, false);
       }
       this.reported++;
     }
@@ -238,7 +247,7 @@ export class FaultRuntime {
     const g = this.ledger.summary((performance.now() - this.t0) / 1000);
     this.summary = g;
     this.log(`train: ${formatGoodput(g)}`);
-    this.event(goodputEvent(step, g));
+    this.event(goodputEvent(step, g), false);
     return g;
   }
 
