@@ -39,5 +39,6 @@ export function faultConfig(a: Record<string, unknown>, auto: boolean, ranks: nu
     skipNonFinite: onNan === 'skip',
     maxConsecutiveSkips: a['max-skips'] as number,
     spike: { z: a['spike-z'] as number, window: a['spike-window'] as number, skip: a['spike-skip'] as number },
+    maxRollbacks: DEFAULT_FAULT_TOLERANCE.maxRollbacks,
   };
 }

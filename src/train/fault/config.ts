@@ -13,6 +13,8 @@ export interface FaultToleranceConfig {
   /** skipped updates in a row allowed; one more stops the run (the weights, unchanged, then fail on different batches) */
   maxConsecutiveSkips: number;
   spike: SpikeGuardConfig;
+  /** loss-spike rollbacks in one run after which it stops (spikes that keep coming are not bad batches) */
+  maxRollbacks: number;
 }
 
 export const DEFAULT_FAULT_TOLERANCE: FaultToleranceConfig = {
@@ -21,4 +23,5 @@ export const DEFAULT_FAULT_TOLERANCE: FaultToleranceConfig = {
   skipNonFinite: true,
   maxConsecutiveSkips: 1,
   spike: DEFAULT_SPIKE_GUARD,
+  maxRollbacks: 10,
 };

@@ -62,6 +62,7 @@ export class FaultRuntime {
   private onEvent: ((e: RunEvent) => void) | undefined;
   private log: (line: string) => void;
   private consecutiveSkips = 0;
+  private rollbacks = 0;
   private reported = 0;
   private pendingEvents: RunEvent[] = [];
   /** checkpoint interval in steps (0: only at the end); `--save-every auto` sets it after the first write */
@@ -171,6 +172,8 @@ export class FaultRuntime {
       this.event({ event: 'spike', step, loss, threshold, rolledBack: false });
       return null;
     }
+    if (++this.rollbacks > this.cfg.maxRollbacks)
+      throw new UserError(`the loss spiked again at step ${step} (${loss.toFixed(4)}, threshold ${threshold.toFixed(4)}) after ${this.cfg.maxRollbacks} rollbacks; lower --lr (now ${this.c.lr}), or raise --spike-z, then continue with --resume`);
     const skipped: number[] = [];
     for (let s = Math.max(ck.step + 1, step - this.cfg.spike.skip + 1); s <= step; s++) skipped.push(s);
     this.skipList.add(skipped, this.d.rank0);
