@@ -21,13 +21,32 @@ export type SaveMode = 'sync' | 'async';
 
 type Request = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
+/**
+ * The snapshot's buffers that can move to the worker without a copy: each one a whole ArrayBuffer of
+ * its own (the host copies the backends' read() returns). The sender must not touch them afterwards.
+ */
+function transferable(req: Request): ArrayBuffer[] {
+  const groups = req.op === 'save' ? [req.input.tensors, req.input.optimizer?.m, req.input.optimizer?.v, req.input.optimizer?.tensors] : [req.tensors];
+  const views = new Map<ArrayBufferLike, number>();
+  const whole = new Set<ArrayBuffer>();
+  for (const g of groups)
+    for (const t of Object.values(g ?? {})) {
+      const b = t.data.buffer;
+      views.set(b, (views.get(b) ?? 0) + 1);
+      if (b instanceof ArrayBuffer && t.data.byteOffset === 0 && t.data.byteLength === b.byteLength) whole.add(b);
+    }
+  // a buffer behind two views is copied, not moved
+  return [...whole].filter((b) => views.get(b) === 1);
+}
+
 /** A worker thread that writes checkpoint files, one request at a time. */
 class CheckpointThread {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
-  call(req: Request): Promise<unknown> {
+  /** Starts the thread now, so the first checkpoint's stall does not include its start-up. */
+  start(): void {
     if (!this.worker) {
       this.worker = new Worker(new URL('./checkpoint-worker.js', import.meta.url));
       this.worker.on('message', (r: WorkerReply) => {
@@ -42,10 +61,14 @@ class CheckpointThread {
         this.waiting.clear();
       });
     }
+  }
+
+  call(req: Request): Promise<unknown> {
+    this.start();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker!.postMessage({ ...req, id });
+      this.worker!.postMessage({ ...req, id }, transferable(req));
     });
   }
 
@@ -94,7 +117,9 @@ export class Checkpointer {
   /** one entry per committed checkpoint */
   readonly timings: SaveTiming[] = [];
 
-  constructor(private readonly d: CheckpointerDeps) {}
+  constructor(private readonly d: CheckpointerDeps) {
+    if (d.mode === 'async') this.thread.start();
+  }
 
   private get dist(): boolean {
     return !!this.d.dp && !!this.d.comm;
