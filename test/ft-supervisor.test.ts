@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { mpiBindingPath } from '../src/dist/mpi-native.js';
 import { repoRoot } from '../src/util/paths.js';
 import { readMetricEvents, readMetrics } from '../src/train/metrics.js';
+import { rng } from './native-helpers.js';
 
 const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun'], { encoding: 'utf8' }).status === 0;
 const skip = !hasMpirun ? 'mpirun is not installed (scripts/setup installs openmpi-bin)' : !fs.existsSync(mpiBindingPath()) ? `the MPI binding is not built (${mpiBindingPath()})` : false;
@@ -54,18 +55,6 @@ function marked(): number[] {
     }
   }
   return out;
-}
-
-/** mulberry32: the chaos moments from a printed seed */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** three kills at distinct steps and one kill during the write of a checkpoint, each of a random rank */
