@@ -209,31 +209,36 @@ export class FaultRuntime {
   async save(meta: DistCheckpointInput): Promise<void> {
     const stall = await this.ckpt.save({ ...meta, metrics: { ...(meta.metrics ?? {}), spikeWindow: this.spikes.state() } });
     this.ledger.checkpointStallS += stall;
-    this.report();
+    await this.report();
   }
 
   /** At each step boundary: commits a finished background write (collective under data parallelism). */
   async poll(): Promise<void> {
     await this.ckpt.poll();
-    this.report();
+    await this.report();
   }
 
   private async flushCheckpoints(): Promise<void> {
     await this.ckpt.flush();
-    this.report();
+    await this.report();
   }
 
   async flush(): Promise<void> {
     await this.flushCheckpoints();
   }
 
-  /** Events for newly committed checkpoints; `--save-every auto` picks its interval after the first. */
-  private report(): void {
+  /**
+   * Events for newly committed checkpoints; `--save-every auto` picks its interval after the first
+   * (rank 0's choice, broadcast: every rank reaches the first commit at the same call).
+   */
+  private async report(): Promise<void> {
     for (const t of this.ckpt.timings.slice(this.reported)) {
       this.event({ event: 'checkpoint', step: t.step, stallS: t.stallS, writeS: t.writeS, mode: this.cfg.saveMode }, false);
       if (this.cfg.autoSaveMtbfHours !== null && this.reported === 0) {
         const stepS = this.ledger.summary(0).usefulS / Math.max(1, this.ledger.keptSteps);
-        const every = autoSaveEvery(t.writeS, this.cfg.autoSaveMtbfHours, stepS);
+        const chosen = Int32Array.of(autoSaveEvery(t.writeS, this.cfg.autoSaveMtbfHours, stepS));
+        if (this.d.comm) await this.d.comm.broadcast(chosen, 0);
+        const every = chosen[0]!;
         this.log(
           `train: --save-every auto: checkpoint write ${t.writeS.toFixed(2)} s, MTBF ${this.cfg.autoSaveMtbfHours.toPrecision(3)} h, ${stepS.toFixed(3)} s per step -> ` +
             `every ${every} steps (Young/Daly interval ${formatDuration(every * stepS)})`,
