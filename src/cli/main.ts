@@ -5,6 +5,7 @@ import { isBrokenPipe, userMessage } from '../util/errors.js';
 
 const COMMANDS: Record<string, { file: string; summary: string }> = {
   train: { file: './train.js', summary: 'train a model (built-in corpus when no data is named)' },
+  run: { file: './run.js', summary: 'supervise a training job: restart it from its last checkpoint when it fails' },
   prepare: { file: './prepare.js', summary: 'turn text into binary token shards' },
   tokenizer: { file: './tokenizer.js', summary: 'train or inspect a byte-level BPE tokenizer' },
   generate: { file: './generate.js', summary: 'generate text from a checkpoint' },

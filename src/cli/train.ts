@@ -12,13 +12,14 @@ import { initModelConfig } from '../train/init-weights.js';
 import { TensorBoardSink } from '../observe/tensorboard-sink.js';
 import { MAX_THREADS, oversubscriptionWarning } from '../util/threads.js';
 import { applyShapeFlags, SHAPE_FLAGS } from './model-shape-flags.js';
+import { FAULT_FLAGS, faultConfig, parseSaveEvery } from './fault-flags.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
   ...SHAPE_FLAGS,
   steps: { kind: 'int', help: "the run's total optimizer steps (the LR schedule spans them)", default: 300, min: 1 },
   'exit-after': { kind: 'int', help: 'stop after this step with a checkpoint (continue later with --resume)', min: 1 },
-  'save-every': { kind: 'int', help: 'checkpoint every K steps (0: only at the end)', default: 100, min: 0 },
+  'save-every': { kind: 'string', help: 'checkpoint every K steps (0: only at the end), or auto (Young/Daly from the measured write time and --mtbf-hours)', default: '100' },
   'keep-checkpoints': { kind: 'int', help: 'checkpoints kept in --out', default: 3, min: 1 },
   seed: { kind: 'int', help: 'seed of the initial weights and the data order', default: 1, min: 0 },
   out: { kind: 'string', help: 'run folder: checkpoints, tokenizer.json, metrics.jsonl (default runs/<preset>)' },
@@ -47,6 +48,7 @@ const FLAGS = {
   ep: { kind: 'int', help: 'expert-parallel ranks (1 until distributed training lands)', default: 1 },
   zero: { kind: 'int', help: 'ZeRO stage over the dp ranks: 1 shards AdamW state, 2 also gradients, 3 also weights', default: 0 },
   'bucket-mb': { kind: 'number', help: 'data-parallel gradient bucket size in MiB', default: 25 },
+  ...FAULT_FLAGS,
   help: { kind: 'bool', help: 'show this help' },
 } satisfies FlagSpecs;
 
@@ -71,10 +73,11 @@ export async function run(argv: string[]): Promise<number> {
   const lr = a.lr ?? defaultLr(model);
   const globalBatch = a['global-batch']!;
   const dp = a.dp ?? launchedWorldSize();
+  const saveEvery = parseSaveEvery(a['save-every']!);
   const config = makeTrainConfig(model, out, {
     steps,
     exitAfter: a['exit-after'] ?? null,
-    saveEvery: a['save-every']!,
+    saveEvery: saveEvery.every,
     keepCheckpoints: a['keep-checkpoints']!,
     seed: a.seed!,
     resume: a.resume ?? false,
@@ -98,13 +101,14 @@ export async function run(argv: string[]): Promise<number> {
     zero: a.zero as 0 | 1 | 2 | 3,
     bucketMb: a['bucket-mb']!,
     init: a.init ?? null,
+    fault: faultConfig(a, saveEvery.auto, dp),
   });
   const world = await openWorld();
   const tb = a.tensorboard && world.rank === 0 ? new TensorBoardSink(a.tensorboard) : null;
   // ranks launched on this machine share its memory (Open MPI and PMIx name how many)
   const localRanks = Number(process.env['OMPI_COMM_WORLD_LOCAL_SIZE'] ?? process.env['PMIX_LOCAL_SIZE'] ?? 1) || 1;
   const hooks = { comm: world, memoryAvailable: os.freemem() / localRanks };
-  const r = await trainRun(config, tb ? { ...hooks, onStep: (m: Parameters<TensorBoardSink['step']>[0]) => tb.step(m) } : hooks).finally(() => tb?.close());
+  const r = await trainRun(config, tb ? { ...hooks, onStep: (m: Parameters<TensorBoardSink['step']>[0]) => tb.step(m), onEvent: (e: Parameters<TensorBoardSink['event']>[0]) => tb.event(e) } : hooks).finally(() => tb?.close());
   await world.finalize();
   return r.status === 'interrupted' ? 130 : 0;
 }

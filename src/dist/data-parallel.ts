@@ -24,7 +24,7 @@ import { backward, noGrad } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { StepResult } from '../train/step.js';
+import type { StepOptions, StepResult } from '../train/step.js';
 import { CheckpointError, type OptimizerState } from '../train/checkpoint.js';
 import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
 import { restoreModel, restoreOptimizer, restoreRouterBias, savedOptimizerStep } from '../train/train-state.js';
@@ -175,7 +175,7 @@ export class DataParallel {
   }
 
   /** One optimizer step over `accum` micro-batches of this rank's rows; the result is global. */
-  async runStep(loader: TokenLoader, accum: number, lr: number): Promise<StepResult> {
+  async runStep(loader: TokenLoader, accum: number, lr: number, opts: StepOptions = {}): Promise<StepResult> {
     const be = this.be, model = this.model, comm = this.comm;
     if (this.zero === 3) await this.gatherParams();
     let ceSum = 0, auxSum = 0;
@@ -207,7 +207,7 @@ export class DataParallel {
       }
     }
     // the step's scalars and the MoE loads travel behind the gradient buckets
-    const scalars = Float32Array.from([ceSum / accum, auxSum / accum]);
+    const scalars = Float32Array.from([opts.poisonLoss ? NaN : ceSum / accum, auxSum / accum]);
     inflight.push(comm.allReduce(scalars));
     const layers = [...loads.keys()].sort((a, b) => a - b);
     const loadBuf = Int32Array.from(layers.flatMap((l) => loads.get(l)!));
@@ -218,7 +218,16 @@ export class DataParallel {
     if (this.zero === 3) this.releaseParams();
 
     const gradScale = 1 / (accum * comm.size);
-    const gradNorm = this.full ? await this.full.update(lr, gradScale) : await this.shardedUpdate(lr, gradScale);
+    // the loss and the norm are global: every rank takes the same decision
+    const loss = scalars[0]! / comm.size;
+    const skip = opts.skipNonFinite === true && !Number.isFinite(loss);
+    const gradNorm = skip ? NaN : this.full ? await this.full.update(lr, gradScale, opts.skipNonFinite) : await this.shardedUpdate(lr, gradScale, opts.skipNonFinite);
+    if (opts.skipNonFinite && !Number.isFinite(gradNorm)) {
+      for (const g of this.gradChunks.values()) g.dispose();
+      this.gradChunks.clear();
+      model.params.zeroGrad();
+      return { loss, aux: scalars[1]! / comm.size, gradNorm, skipped: true };
+    }
     let at = 0;
     for (const l of layers) {
       const n = loads.get(l)!.length;
@@ -227,7 +236,7 @@ export class DataParallel {
     }
     model.updateRouterBias();
     model.params.zeroGrad();
-    return { loss: scalars[0]! / comm.size, aux: scalars[1]! / comm.size, gradNorm };
+    return { loss, aux: scalars[1]! / comm.size, gradNorm };
   }
 
   /** The grad-ready hook of the last micro-batch: issues each bucket's collective once all its gradients are final, in bucket order. */
@@ -310,7 +319,7 @@ export class DataParallel {
   }
 
   /** ZeRO >= 1: global norm from every rank's chunks, AdamW on this rank's chunks, then the updated chunks all-gathered (ZeRO 1-2). */
-  private async shardedUpdate(lr: number, gradScale: number): Promise<number> {
+  private async shardedUpdate(lr: number, gradScale: number, skipNonFinite = false): Promise<number> {
     const c = this.opts.adamw;
     const sq = noGrad(() =>
       tidy(() => {
@@ -326,6 +335,7 @@ export class DataParallel {
     sq?.dispose();
     await this.comm.allReduce(total);
     const rawNorm = Math.sqrt(total[0]!) * gradScale;
+    if (skipNonFinite && !Number.isFinite(rawNorm)) return rawNorm;
     const scale = clippedGradScale(rawNorm, gradScale, c.clipNorm);
     this.optStep++;
     const { world, rank } = this.layout;

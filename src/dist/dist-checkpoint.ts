@@ -8,7 +8,7 @@
 // checkpoint-shards.ts (through loadCheckpoint), under any layout.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type CheckpointInput, CheckpointError, commitStepDir, type FileRecord, makeManifest, MANIFEST_FILE, pruneCheckpoints, stepDirName } from '../train/checkpoint.js';
+import { type CheckpointInput, CheckpointError, commitStepDir, type FileRecord, makeManifest, type Manifest, MANIFEST_FILE, pruneCheckpoints, stepDirName } from '../train/checkpoint.js';
 import { rankFileName, type ShardIndex, type ShardedTensor } from '../train/checkpoint-shards.js';
 import type { NamedTensors } from '../train/safetensors.js';
 import { writeSafetensors } from '../train/safetensors.js';
@@ -83,13 +83,29 @@ function shardIndex(dp: DataParallel): ShardIndex {
 
 export type DistCheckpointInput = Omit<CheckpointInput, 'tensors' | 'optimizer'>;
 
-/**
- * Collective: every rank of dp's communicator calls it with the same step. Returns the committed step
- * folder (on every rank). Throws on every rank when any rank failed to write.
- */
-export async function saveDistributedCheckpoint(outDir: string, dp: DataParallel, comm: Communicator, c: DistCheckpointInput, keep: number): Promise<string> {
-  const name = stepDirName(c.step);
-  // rank 0 prepares the temporary folder and names it after its pid (stale ones are recognised by it)
+/** One rank's state at a step boundary, in host memory: its pieces, and what rank 0's manifest will say. */
+export interface RankSnapshot {
+  pieces: NamedTensors;
+  metadata: Record<string, string>;
+  optimizer: NonNullable<Manifest['optimizer']>;
+  shards: ShardIndex;
+}
+
+/** Copies this rank's pieces to host memory (the only part of a save that must stop training). */
+export async function snapshotRank(dp: DataParallel, comm: Communicator, step: number): Promise<RankSnapshot> {
+  const params = [...dp.paramShapes().keys()].sort();
+  const extra = Object.keys(routerBiasTensors(dp.model)).sort();
+  return {
+    pieces: await rankPieces(dp),
+    metadata: { producer: 'zili', step: String(step), rank: String(comm.rank) },
+    optimizer: { params, extra, state: { step: dp.step, config: dp.opts.adamw } },
+    shards: shardIndex(dp),
+  };
+}
+
+/** Collective: rank 0 makes the step's temporary folder, named after its pid (stale ones are recognised by it). */
+export async function openShardFolder(outDir: string, comm: Communicator, step: number): Promise<string> {
+  const name = stepDirName(step);
   const pid = Int32Array.of(0);
   if (comm.rank === 0) {
     fs.mkdirSync(outDir, { recursive: true });
@@ -102,21 +118,26 @@ export async function saveDistributedCheckpoint(outDir: string, dp: DataParallel
     fs.mkdirSync(tmp);
   }
   await comm.barrier();
+  return tmp;
+}
 
-  let rec: FileRecord | null = null;
-  let failure: Error | null = null;
-  try {
-    rec = writeSafetensors(path.join(tmp, rankFileName(comm.rank)), await rankPieces(dp), { metadata: { producer: 'zili', step: String(c.step), rank: String(comm.rank) } });
-  } catch (e) {
-    failure = e as Error;
-  }
+/** What writing this rank's file gave: its record, or the error. */
+export type ShardWrite = { rec: FileRecord; failure: null } | { rec: null; failure: Error };
+
+/**
+ * Collective: the ranks exchange their files' records; only when every rank wrote its file does rank 0
+ * write the manifest, rename the folder into place and update `latest`. Returns the committed step
+ * folder (on every rank); throws on every rank when any rank failed.
+ */
+export async function commitShards(outDir: string, tmp: string, comm: Communicator, c: DistCheckpointInput, snap: Omit<RankSnapshot, 'pieces'>, local: ShardWrite, keep: number): Promise<string> {
+  const name = stepDirName(c.step);
   const all = new Int32Array(RECORD_INTS * comm.size);
-  await comm.allGather(encodeRecord(failure === null, rec), all);
+  await comm.allGather(encodeRecord(local.failure === null, local.rec), all);
   const records = Array.from({ length: comm.size }, (_, r) => decodeRecord(all, r));
   const failed = records.flatMap((r, i) => (r.ok ? [] : [i]));
   if (failed.length) {
     if (comm.rank === 0) fs.rmSync(tmp, { recursive: true, force: true });
-    throw new CheckpointError(`checkpoint step ${c.step} not saved: rank(s) ${failed.join(', ')} could not write their shards${failure ? ` (${failure.message})` : ''}`);
+    throw new CheckpointError(`checkpoint step ${c.step} not saved: rank(s) ${failed.join(', ')} could not write their shards${local.failure ? ` (${local.failure.message})` : ''}`);
   }
 
   const committed = Int32Array.of(0);
@@ -125,10 +146,7 @@ export async function saveDistributedCheckpoint(outDir: string, dp: DataParallel
     try {
       const files: Record<string, FileRecord> = {};
       records.forEach((r, i) => (files[rankFileName(i)] = r.rec));
-      const shards = shardIndex(dp);
-      const params = [...dp.paramShapes().keys()].sort();
-      const extra = Object.keys(routerBiasTensors(dp.model)).sort();
-      const manifest = makeManifest(c, { params, extra, state: { step: dp.step, config: dp.opts.adamw } }, files, shards);
+      const manifest = makeManifest(c, snap.optimizer, files, snap.shards);
       writeFileDurable(path.join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
       fsyncDir(tmp);
       commitStepDir(outDir, tmp, name);
@@ -143,4 +161,20 @@ export async function saveDistributedCheckpoint(outDir: string, dp: DataParallel
   if (commitError) throw commitError;
   if (!committed[0]) throw new CheckpointError(`checkpoint step ${c.step} not saved: rank 0 could not commit it (see rank 0's message)`);
   return path.join(outDir, name);
+}
+
+/**
+ * Collective: every rank of dp's communicator calls it with the same step. Returns the committed step
+ * folder (on every rank). Throws on every rank when any rank failed to write.
+ */
+export async function saveDistributedCheckpoint(outDir: string, dp: DataParallel, comm: Communicator, c: DistCheckpointInput, keep: number): Promise<string> {
+  const tmp = await openShardFolder(outDir, comm, c.step);
+  const snap = await snapshotRank(dp, comm, c.step);
+  let local: ShardWrite;
+  try {
+    local = { rec: writeSafetensors(path.join(tmp, rankFileName(comm.rank)), snap.pieces, { metadata: snap.metadata }), failure: null };
+  } catch (e) {
+    local = { rec: null, failure: e as Error };
+  }
+  return commitShards(outDir, tmp, comm, c, snap, local, keep);
 }

@@ -58,11 +58,13 @@ export class AdamW {
 
   /**
    * Clips (if configured), multiplies gradients by gradScale (e.g. 1/accumulation steps) and takes
-   * one step at learning rate lr. Returns the gradient norm before clipping.
+   * one step at learning rate lr. Returns the gradient norm before clipping. `skipNonFinite`: a
+   * non-finite norm (a NaN or Inf gradient) changes nothing (the caller sees the norm and counts it).
    */
-  async update(lr: number, gradScale = 1): Promise<number> {
+  async update(lr: number, gradScale = 1, skipNonFinite = false): Promise<number> {
     const c = this.config;
     const rawNorm = (await this.gradNorm()) * gradScale;
+    if (skipNonFinite && !Number.isFinite(rawNorm)) return rawNorm;
     const scale = clippedGradScale(rawNorm, gradScale, c.clipNorm);
     this.step++;
     noGrad(() => {

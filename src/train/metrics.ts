@@ -21,19 +21,29 @@ export interface MetricsWriterOptions {
   fsync?: boolean;
 }
 
-/** Reads a metrics file: one object per complete line (a torn last line is ignored). */
-export function readMetrics(file: string): StepMetrics[] {
+/** Reads a metrics file's lines as objects (a torn last line is ignored). */
+function readLines(file: string): Record<string, unknown>[] {
   const text = fs.readFileSync(file, 'utf8');
-  const out: StepMetrics[] = [];
+  const out: Record<string, unknown>[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
-      out.push(JSON.parse(line) as StepMetrics);
+      out.push(JSON.parse(line) as Record<string, unknown>);
     } catch {
       // a line torn by a crash mid-write
     }
   }
   return out;
+}
+
+/** Reads a metrics file's step lines: one object per complete line (a torn last line and event lines are left out). */
+export function readMetrics(file: string): StepMetrics[] {
+  return readLines(file).filter((r) => typeof r['event'] !== 'string') as StepMetrics[];
+}
+
+/** Reads a metrics file's event lines (`{"event": ..., "step": N, ...}`). */
+export function readMetricEvents(file: string): { event: string; step: number; [field: string]: unknown }[] {
+  return readLines(file).filter((r) => typeof r['event'] === 'string') as { event: string; step: number }[];
 }
 
 /** Cuts a torn last line (a crash mid-write) so the next line starts on a line of its own. */
@@ -91,6 +101,14 @@ export class MetricsWriter {
     for (const k of ['step', 'loss', 'lr', 'tokensPerSec'] as const)
       if (typeof record[k] !== 'number') throw new TypeError(`metrics record needs a number '${k}', got ${JSON.stringify(record[k])}`);
     const buf = new TextEncoder().encode(JSON.stringify(record) + '\n');
+    for (let at = 0; at < buf.length; ) at += fs.writeSync(this.fd, buf, at, buf.length - at);
+    if (this.fsync) fs.fsyncSync(this.fd);
+  }
+
+  /** Appends an event line (`{"event": ..., "step": N, ...}`: a restart, a skipped step, a rollback, goodput). */
+  event(e: { event: string; step: number; [field: string]: unknown }): void {
+    if (this.fd === null) throw new Error(`metrics file ${this.file} is closed`);
+    const buf = new TextEncoder().encode(JSON.stringify(e) + '\n');
     for (let at = 0; at < buf.length; ) at += fs.writeSync(this.fd, buf, at, buf.length - at);
     if (this.fsync) fs.fsyncSync(this.fd);
   }

@@ -18,6 +18,15 @@ export interface StepResult {
   aux: number;
   /** global gradient norm before clipping */
   gradNorm: number;
+  /** the update was skipped: the loss or the gradient norm was not finite (only with skipNonFinite) */
+  skipped?: boolean;
+}
+
+export interface StepOptions {
+  /** a non-finite loss or gradient norm skips the update (weights and moments untouched) */
+  skipNonFinite?: boolean;
+  /** fault injection: the step's loss is NaN */
+  poisonLoss?: boolean;
 }
 
 export async function trainStep(
@@ -27,6 +36,7 @@ export async function trainStep(
   accum: number,
   lr: number,
   shouldStop: () => boolean = () => false,
+  opts: StepOptions = {},
 ): Promise<StepResult | null> {
   const be = model.backend;
   let ceSum = 0, auxSum = 0;
@@ -57,9 +67,19 @@ export async function trainStep(
       else loads.set(layer, [...l]);
     }
   }
-  const gradNorm = await opt.update(lr, 1 / accum);
+  if (opts.poisonLoss) ceSum = NaN;
+  const loss = ceSum / accum;
+  if (opts.skipNonFinite && !Number.isFinite(loss)) {
+    model.params.zeroGrad();
+    return { loss, aux: auxSum / accum, gradNorm: NaN, skipped: true };
+  }
+  const gradNorm = await opt.update(lr, 1 / accum, opts.skipNonFinite);
+  if (opts.skipNonFinite && !Number.isFinite(gradNorm)) {
+    model.params.zeroGrad();
+    return { loss, aux: auxSum / accum, gradNorm, skipped: true };
+  }
   for (const [layer, l] of loads) model.lastLoads.set(layer, l);
   model.updateRouterBias();
   model.params.zeroGrad();
-  return { loss: ceSum / accum, aux: auxSum / accum, gradNorm };
+  return { loss, aux: auxSum / accum, gradNorm };
 }

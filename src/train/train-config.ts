@@ -2,6 +2,7 @@
 // tests build directly): the model, the run's length, batch geometry, optimizer and schedule,
 // checkpointing, evaluation and where data comes from. Stored in every checkpoint's manifest.
 import { ConfigError, type ModelConfig, validateModelConfig } from '../nn/config.js';
+import type { FaultToleranceConfig } from './fault/config.js';
 
 export type TrainDtype = 'f32' | 'bf16';
 export type TrainRecompute = 'none' | 'full';
@@ -57,6 +58,8 @@ export interface TrainConfig {
   bucketMb: number;
   /** start a new run from this checkpoint's weights (fine-tuning, continued pre-training); unset: random init */
   init?: string | null;
+  /** checkpoint mode, non-finite and loss-spike handling (unset: DEFAULT_FAULT_TOLERANCE) */
+  fault?: FaultToleranceConfig;
 }
 
 /** Optimizer steps' micro-batches per rank: globalBatch / (microBatch · dp). */

@@ -17,7 +17,7 @@ import { countParams } from '../nn/param-count.js';
 import { Transformer } from '../nn/transformer.js';
 import { AdamW } from '../optim/adamw.js';
 import { type CosineSchedule, lrAt, validateSchedule } from '../optim/schedule.js';
-import { assertCompatible, type Checkpoint, CheckpointError, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
+import { assertCompatible, type Checkpoint, CheckpointError, latestCheckpoint, loadCheckpoint } from './checkpoint.js';
 import { validationLoss } from './evaluate.js';
 import { formatDuration, formatPercent } from './format.js';
 import { assertFitsInMemory } from './memory-check.js';
@@ -33,12 +33,14 @@ import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, valid
 import { trainStep } from './step.js';
 import { initWeights } from './init-weights.js';
 import { ensureChatTemplate } from '../serve/chat-template.js';
-import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from './train-state.js';
+import { restoreModel, restoreOptimizer } from './train-state.js';
 import type { Communicator } from '../dist/communicator.js';
 import { DataParallel } from '../dist/data-parallel.js';
 import { memoryReport } from '../dist/memory-report.js';
 import { anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dist/rank-agreement.js';
 import { saveDistributedCheckpoint } from '../dist/dist-checkpoint.js';
+import type { RunEvent } from '../observe/run-record.js';
+import { FaultRuntime } from './fault/runtime.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -56,6 +58,8 @@ export interface TrainHooks {
   onStep?: (m: StepMetrics) => void;
   /** the data-parallel ranks (the job's world) when --dp > 1; rank 0 alone logs, shows progress and writes metrics */
   comm?: Communicator;
+  /** called (on rank 0) for each event also written to the metrics: restart, skip, rollback, checkpoint, goodput */
+  onEvent?: (e: RunEvent) => void;
 }
 
 export type TrainStatus = 'completed' | 'exited' | 'interrupted' | 'nothing-to-do';
@@ -188,7 +192,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const threads = threadsOf(be, c);
   const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
-  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: comm?.rank ?? 0, worldSize: c.dp });
+  let loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: comm?.rank ?? 0, worldSize: c.dp });
   const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false, rank: comm?.rank ?? 0, worldSize: c.dp });
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
@@ -199,8 +203,8 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   let removeHandler = () => {};
   const losses: number[] = [];
   let valLoss: number | null = null;
-  let lastSaved: string | null = null;
   let status: TrainStatus = 'completed';
+  const ft = new FaultRuntime(c, { comm, dp, model, opt, log, rank0, startStep, resumedMetrics: ckpt?.manifest.metrics ?? null });
   try {
     // Reserved for stochastic parts of training (dropout, sampling-based data mixing): saved and restored
     // with every checkpoint so that adding one keeps resume exact.
@@ -227,37 +231,27 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
         `, lr ${+c.lr.toPrecision(4)} (warmup ${c.warmup}, cosine to ${+c.minLr.toPrecision(4)}), ${c.dtype}, backend ${be.name}, ${threads} thread(s), out ${c.out}`,
     );
 
-    const save = async (step: number, extra: Record<string, unknown>, data = loader.state()) => {
-      if (dp) {
-        const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
-        lastSaved = await saveDistributedCheckpoint(c.out, dp, comm!, input, c.keepCheckpoints);
-        progress.log(`train: saved checkpoint ${lastSaved} (${comm!.size} ranks' shards)`);
-        return;
-      }
-      const tensors = await modelTensors(model);
-      const optimizer = await optimizerState(opt!, model);
-      lastSaved = saveCheckpoint(c.out, {
-        modelConfig: c.model,
-        step,
-        trainConfig: trainConfigJson(c),
-        tensors,
-        optimizer,
-        data,
-        rng: rng.state(),
-        metrics: extra,
-      });
-      pruneCheckpoints(c.out, c.keepCheckpoints);
-      progress.log(`train: saved checkpoint ${lastSaved}`);
-    };
+    ft.attach(metrics, hooks.onEvent, (l) => progress.log(l));
+    const save = (step: number, extra: Record<string, unknown>, data = loader.state()) =>
+      ft.save({ modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra });
 
     for (let step = startStep + 1; step <= stopAt; step++) {
+      await ft.poll();
+      if (ft.skips(step)) {
+        // a step a loss spike was rolled back at: its batches are read and dropped, no update
+        ft.skipBatches(step, () => loader.next(), accum);
+        losses.push(NaN);
+        if (step === stopAt || (ft.saveEvery > 0 && step % ft.saveEvery === 0)) await save(step, { loss: losses[losses.length - 1], valLoss });
+        continue;
+      }
       const t0 = performance.now();
       const lr = lrAt(step, schedule);
       comm?.setStep(step);
       const dataBefore = loader.state();
       // Ctrl-C is honoured between micro-batches on one process; a data-parallel step runs to its end
       // (every rank must take part in its collectives)
-      const done = dp ? await dp.runStep(loader, accum, lr) : await trainStep(model, opt!, loader, accum, lr, interrupted);
+      const stepOpts = ft.stepOptions(step);
+      const done = dp ? await dp.runStep(loader, accum, lr, stepOpts) : await trainStep(model, opt!, loader, accum, lr, interrupted, stepOpts);
       if (!done) {
         // Ctrl-C inside the step: its partial gradients are dropped; save the last complete step
         const last = step - 1;
@@ -265,7 +259,8 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
         status = 'interrupted';
         break;
       }
-      const { loss, aux, gradNorm } = done;
+      const { aux, gradNorm } = done;
+      const loss = ft.reportedLoss(step, done.loss);
       // every rank's step time (and peak memory): the slowest rank sets the pace
       const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
@@ -290,24 +285,42 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
         ...(c.model.moe ? { aux } : {}),
         stepS,
         rankStepS: ranks ? ranks.stepS : [stepS],
+        ...(done.skipped ? { skipped: 'non-finite' } : {}),
         ...(c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps) ? { valLoss } : {}),
       };
       metrics?.write(record);
       hooks.onStep?.(record);
       progress.update(step, { loss, 'tok/s': Math.round(tokensPerSec), MFU: formatPercent(util) });
-      if (!Number.isFinite(loss)) throw new UserError(`the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
+      if (done.skipped) await ft.nonFiniteSkipped(step, loss, gradNorm);
+      else if (!Number.isFinite(loss)) throw new UserError(`the loss became ${loss} at step ${step}; lower --lr (now ${c.lr}) or raise --warmup`);
+      else ft.stepDone(step, stepS);
+      const back = done.skipped ? null : await ft.checkSpike(step, loss);
+      if (back) {
+        // rolled back to the checkpoint of step back.step: state, data position and RNG as saved there
+        loader.close();
+        loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: back.ckpt.data as LoaderState, rank: comm?.rank ?? 0, worldSize: c.dp });
+        if (back.ckpt.rng) rng = Rng.fromState(back.ckpt.rng as RngState);
+        losses.length = Math.max(0, back.step - startStep);
+        metrics = ft.reopenMetrics(back.step);
+        step = back.step;
+        continue;
+      }
+      ft.afterStep(step);
 
       await new Promise((r) => setImmediate(r)); // lets a Ctrl-C be seen
       const stop = comm ? await anyRank(comm, interrupted()) : interrupted(); // ranks stop (and save) together
-      if (stop || step === stopAt || (c.saveEvery > 0 && step % c.saveEvery === 0)) await save(step, { loss, valLoss });
+      if (stop || step === stopAt || (ft.saveEvery > 0 && step % ft.saveEvery === 0)) await save(step, { loss, valLoss });
       if (stop) {
         status = 'interrupted';
         break;
       }
       if (step === stopAt && stopAt < c.steps) status = 'exited';
     }
+    await ft.flush();
+    ft.finish(startStep + losses.length);
     progress.finish();
   } finally {
+    await ft.close();
     removeHandler();
     metrics?.close();
     loader.close();
@@ -321,5 +334,5 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     `train: ${status === 'interrupted' ? 'interrupted' : status === 'exited' ? 'stopped (--exit-after)' : 'done'} at step ${startStep + losses.length}: ` +
       `loss ${last.toFixed(4)} (first ${losses[0]?.toFixed(4)})${valLoss !== null ? `, validation ${valLoss.toFixed(4)}` : ''}, ${formatDuration(seconds)}`,
   );
-  return { status, step: startStep + losses.length, checkpoint: lastSaved, losses, valLoss, seconds };
+  return { status, step: startStep + losses.length, checkpoint: ft.lastSaved, losses, valLoss, seconds };
 }
