@@ -8,7 +8,19 @@ import { ffnMatrices, type PlanModel } from './model.js';
 
 export const GiB = 1024 ** 3;
 /** bf16/fp16 weights and gradients, fp32 master weights + Adam moments (ZeRO paper's 2 + 2 + 12) */
-export const BYTES = { weight: 2, grad: 2, optimizer: 12 };
+export const BYTES: StateBytes = { weight: 2, grad: 2, optimizer: 12 };
+/**
+ * f32 training as zili runs it, in f32 and in its bf16 mode alike (bf16 GEMM operands are cast on
+ * the fly): f32 weights that are their own master copy, f32 gradients, two f32 AdamW moments.
+ */
+export const F32_TRAINING_BYTES: StateBytes = { weight: 4, grad: 4, optimizer: 8 };
+
+/** Bytes per parameter of the training state: the weights, their gradients, the optimizer (master copy included). */
+export interface StateBytes {
+  weight: number;
+  grad: number;
+  optimizer: number;
+}
 /** runtime context, communication buffers and workspace per chip */
 export const RUNTIME_RESERVE_GIB = 1.5;
 /** allocator fragmentation, as a fraction of activation memory */
@@ -143,15 +155,15 @@ export function inFlightChunks(l: Layout, stage: number): number {
   return Math.min(m * l.vpp, l.vpp * l.pp + l.pp - 1 - 2 * stage);
 }
 
-function stageMemory(m: PlanModel, l: Layout, stage: number): MemoryBreakdown {
+function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): MemoryBreakdown {
   const c = m.config;
   const p = stageParams(m, l, stage);
   const dz = l.cp * l.ep * l.dp;
   const ez = l.cp * l.dp;
   const shard = (bytes: number, on: boolean, group: number) => (on ? bytes / group : bytes);
-  const weights = shard(p.dense * BYTES.weight, l.zero >= 3, dz) + shard(p.expert * BYTES.weight, l.zero >= 3, ez);
-  const grads = shard(p.dense * BYTES.grad, l.zero >= 2, dz) + shard(p.expert * BYTES.grad, l.zero >= 2, ez);
-  const optimizer = shard(p.dense * BYTES.optimizer, l.zero >= 1, dz) + shard(p.expert * BYTES.optimizer, l.zero >= 1, ez);
+  const weights = shard(p.dense * bytes.weight, l.zero >= 3, dz) + shard(p.expert * bytes.weight, l.zero >= 3, ez);
+  const grads = shard(p.dense * bytes.grad, l.zero >= 2, dz) + shard(p.expert * bytes.grad, l.zero >= 2, ez);
+  const optimizer = shard(p.dense * bytes.optimizer, l.zero >= 1, dz) + shard(p.expert * bytes.optimizer, l.zero >= 1, ez);
 
   const o: ActivationOptions = {
     microBatch: l.microBatch, seqLen: c.seqLen, tp: l.tp, cp: l.cp, sequenceParallel: l.sequenceParallel && l.tp > 1,
@@ -172,17 +184,17 @@ function stageMemory(m: PlanModel, l: Layout, stage: number): MemoryBreakdown {
   let other = RUNTIME_RESERVE_GIB * GiB + FRAGMENTATION * activations;
   if (l.zero >= 3) {
     const layerP = held ? (p.dense + p.expert) / held : 0;
-    other += 2 * layerP * BYTES.weight; // two gathered layers (current + prefetch)
+    other += 2 * layerP * bytes.weight; // two gathered layers (current + prefetch)
   }
   const total = weights + grads + optimizer + activations + other;
   return { weights, grads, optimizer, activations, other, total, stage };
 }
 
-/** Peak memory per chip over the pipeline stages (bytes). */
-export function memoryPerChip(m: PlanModel, l: Layout): MemoryBreakdown {
-  let best = stageMemory(m, l, 0);
+/** Peak memory per chip over the pipeline stages (bytes); `bytes`: the training state's precision (default bf16 mixed precision). */
+export function memoryPerChip(m: PlanModel, l: Layout, bytes: StateBytes = BYTES): MemoryBreakdown {
+  let best = stageMemory(m, l, 0, bytes);
   if (l.pp > 1) {
-    const last = stageMemory(m, l, l.pp - 1);
+    const last = stageMemory(m, l, l.pp - 1, bytes);
     if (last.total > best.total) best = last;
   }
   return best;
