@@ -563,21 +563,28 @@ napi_value Broadcast(napi_env env, napi_callback_info info) { return InPlace(env
 napi_value Send(napi_env env, napi_callback_info info) { return InPlace(env, info, SEND); }
 napi_value Recv(napi_env env, napi_callback_info info) { return InPlace(env, info, RECV); }
 
-// reduceScatter(comm, dtype, op, in, out) / allGather(comm, dtype, 0, in, out)
-napi_value TwoBuf(napi_env env, napi_callback_info info, Kind k) {
-  Args a = args(env, info);
-  if (!a.st || a.st->finalized) return throwErr(env, "zili_mpi: communication used before init or after finalize");
+// The job of reduceScatter/allGather(comm, dtype, op, in, out), or null (after deleting it) when a buffer is not a typed array.
+Job* twoBufJob(Args& a, Kind k) {
   Job* j = makeJob(a, k);
   j->dtype = getInt(a, 1);
   j->op = getInt(a, 2);
   size_t ib, ob;
   if (!getTyped(a, 3, &j->in, &ib, &j->refIn) || !getTyped(a, 4, &j->out, &ob, &j->refOut)) {
+    if (j->refIn) napi_delete_reference(a.env, j->refIn);
     delete j;
-    return throwErr(env, "zili_mpi: buffers must be typed arrays");
+    return nullptr;
   }
   j->inCount = ib / eltSize(j->dtype);
   j->outCount = ob / eltSize(j->dtype);
-  return enqueue(a, j);
+  return j;
+}
+
+// reduceScatter(comm, dtype, op, in, out) / allGather(comm, dtype, 0, in, out)
+napi_value TwoBuf(napi_env env, napi_callback_info info, Kind k) {
+  Args a = args(env, info);
+  if (!a.st || a.st->finalized) return throwErr(env, "zili_mpi: communication used before init or after finalize");
+  Job* j = twoBufJob(a, k);
+  return j ? enqueue(a, j) : throwErr(env, "zili_mpi: buffers must be typed arrays");
 }
 napi_value ReduceScatter(napi_env env, napi_callback_info info) { return TwoBuf(env, info, REDUCE_SCATTER); }
 
@@ -587,29 +594,23 @@ napi_value ReduceScatter(napi_env env, napi_callback_info info) { return TwoBuf(
 napi_value TwoBufSync(napi_env env, napi_callback_info info, Kind k) {
   Args a = args(env, info);
   if (!a.st || a.st->finalized) return throwErr(env, "zili_mpi: communication used before init or after finalize");
-  Job* j = makeJob(a, k);
-  j->dtype = getInt(a, 1);
-  j->op = getInt(a, 2);
-  size_t ib = 0, ob = 0;
-  bool ok = getTyped(a, 3, &j->in, &ib, &j->refIn) && getTyped(a, 4, &j->out, &ob, &j->refOut);
-  std::string err = ok ? "" : "zili_mpi: buffers must be typed arrays";
-  if (ok) {
-    j->inCount = ib / eltSize(j->dtype);
-    j->outCount = ob / eltSize(j->dtype);
-    SyncWait w;
-    j->sync = &w;
-    Comm* c = j->comm;
-    {
-      std::lock_guard<std::mutex> g(c->mu);
-      c->q.push_back(j);
-      c->cv.notify_one();
-    }
+  Job* j = twoBufJob(a, k);
+  if (!j) return throwErr(env, "zili_mpi: buffers must be typed arrays");
+  SyncWait w;
+  j->sync = &w;
+  Comm* c = j->comm;
+  {
+    std::lock_guard<std::mutex> g(c->mu);
+    c->q.push_back(j);
+    c->cv.notify_one();
+  }
+  {
     std::unique_lock<std::mutex> g(w.mu);
     w.cv.wait(g, [&] { return w.done; });
-    err = j->error;
   }
-  if (j->refIn) napi_delete_reference(env, j->refIn);
-  if (j->refOut) napi_delete_reference(env, j->refOut);
+  std::string err = j->error;
+  napi_delete_reference(env, j->refIn);
+  napi_delete_reference(env, j->refOut);
   delete j;
   return err.empty() ? nullptr : throwErr(env, err);
 }
