@@ -130,3 +130,21 @@ test('a real asynchronous backend (webgpu): results of a call land in the device
   await Promise.all([w.send(T.tensor(gpu, [7, 8]), 0, 1), w.recv(r, 0, 1)]);
   assert.deepEqual([...(await r.data())], [7, 8]);
 });
+
+test('blocking calls: a copy on one rank; refused on staged buffers and behind a call not yet started', async () => {
+  const w = new LocalCommunicator();
+  const out = new Float32Array(3);
+  w.reduceScatterSync(Float32Array.of(1, 2, 3), out);
+  assert.deepEqual([...out], [1, 2, 3]);
+  const g = new Int32Array(2);
+  w.allGatherSync(Int32Array.of(7, 8), g);
+  assert.deepEqual([...g], [7, 8]);
+  const dev = asyncDevice();
+  const t = T.tensor(dev, Float32Array.of(1, 2), [2]);
+  assert.throws(() => w.allGatherSync(t, new Float32Array(2)), /allGatherSync on communicator 'world' \(rank 0 of 1\): blocking calls need host buffers/);
+  const pending = w.barrier();
+  assert.throws(() => w.reduceScatterSync(out, new Float32Array(3)), /1 earlier call\(s\) on this communicator have not started yet/);
+  await pending;
+  w.reduceScatterSync(Float32Array.of(4, 5, 6), out);
+  assert.deepEqual([...out], [4, 5, 6]);
+});

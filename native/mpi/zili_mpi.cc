@@ -79,6 +79,13 @@ int64_t nowMs() {
 struct State;
 struct Comm;
 
+// A blocking call's rendezvous: the JavaScript thread waits on it while the communicator's worker runs the job.
+struct SyncWait {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+};
+
 struct Job {
   Kind kind;
   int dtype = F32, op = SUM;
@@ -95,6 +102,7 @@ struct Job {
   Comm* comm = nullptr;
   napi_deferred deferred = nullptr;
   napi_ref refIn = nullptr, refOut = nullptr;
+  SyncWait* sync = nullptr;  // set for a blocking call: completion wakes the waiting JS thread instead of a Promise
   std::string error;
 };
 
@@ -151,6 +159,12 @@ void track(Job* j, bool on) {
 
 void complete(Job* j) {
   track(j, false);
+  if (j->sync) {
+    std::lock_guard<std::mutex> g(j->sync->mu);
+    j->sync->done = true;
+    j->sync->cv.notify_all();
+    return;
+  }
   napi_call_threadsafe_function(j->comm->st->tsfn, j, napi_tsfn_blocking);
 }
 
@@ -549,23 +563,59 @@ napi_value Broadcast(napi_env env, napi_callback_info info) { return InPlace(env
 napi_value Send(napi_env env, napi_callback_info info) { return InPlace(env, info, SEND); }
 napi_value Recv(napi_env env, napi_callback_info info) { return InPlace(env, info, RECV); }
 
-// reduceScatter(comm, dtype, op, in, out) / allGather(comm, dtype, 0, in, out)
-napi_value TwoBuf(napi_env env, napi_callback_info info, Kind k) {
-  Args a = args(env, info);
-  if (!a.st || a.st->finalized) return throwErr(env, "zili_mpi: communication used before init or after finalize");
+// The job of reduceScatter/allGather(comm, dtype, op, in, out), or null (after deleting it) when a buffer is not a typed array.
+Job* twoBufJob(Args& a, Kind k) {
   Job* j = makeJob(a, k);
   j->dtype = getInt(a, 1);
   j->op = getInt(a, 2);
   size_t ib, ob;
   if (!getTyped(a, 3, &j->in, &ib, &j->refIn) || !getTyped(a, 4, &j->out, &ob, &j->refOut)) {
+    if (j->refIn) napi_delete_reference(a.env, j->refIn);
     delete j;
-    return throwErr(env, "zili_mpi: buffers must be typed arrays");
+    return nullptr;
   }
   j->inCount = ib / eltSize(j->dtype);
   j->outCount = ob / eltSize(j->dtype);
-  return enqueue(a, j);
+  return j;
+}
+
+// reduceScatter(comm, dtype, op, in, out) / allGather(comm, dtype, 0, in, out)
+napi_value TwoBuf(napi_env env, napi_callback_info info, Kind k) {
+  Args a = args(env, info);
+  if (!a.st || a.st->finalized) return throwErr(env, "zili_mpi: communication used before init or after finalize");
+  Job* j = twoBufJob(a, k);
+  return j ? enqueue(a, j) : throwErr(env, "zili_mpi: buffers must be typed arrays");
 }
 napi_value ReduceScatter(napi_env env, napi_callback_info info) { return TwoBuf(env, info, REDUCE_SCATTER); }
+
+// reduceScatterSync / allGatherSync(comm, dtype, op, in, out): the same collectives, blocking the
+// JavaScript thread until the communicator's worker has run them (for callers inside synchronous
+// code, e.g. autograd's grad-ready hook). Queued behind the calls already handed to that worker.
+napi_value TwoBufSync(napi_env env, napi_callback_info info, Kind k) {
+  Args a = args(env, info);
+  if (!a.st || a.st->finalized) return throwErr(env, "zili_mpi: communication used before init or after finalize");
+  Job* j = twoBufJob(a, k);
+  if (!j) return throwErr(env, "zili_mpi: buffers must be typed arrays");
+  SyncWait w;
+  j->sync = &w;
+  Comm* c = j->comm;
+  {
+    std::lock_guard<std::mutex> g(c->mu);
+    c->q.push_back(j);
+    c->cv.notify_one();
+  }
+  {
+    std::unique_lock<std::mutex> g(w.mu);
+    w.cv.wait(g, [&] { return w.done; });
+  }
+  std::string err = j->error;
+  napi_delete_reference(env, j->refIn);
+  napi_delete_reference(env, j->refOut);
+  delete j;
+  return err.empty() ? nullptr : throwErr(env, err);
+}
+napi_value ReduceScatterSync(napi_env env, napi_callback_info info) { return TwoBufSync(env, info, REDUCE_SCATTER); }
+napi_value AllGatherSync(napi_env env, napi_callback_info info) { return TwoBufSync(env, info, ALLGATHER); }
 napi_value AllGather(napi_env env, napi_callback_info info) { return TwoBuf(env, info, ALLGATHER); }
 
 // allToAllV(comm, dtype, in, sendCounts: Int32Array, out, recvCounts: Int32Array)
@@ -690,7 +740,8 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   } fns[] = {{"init", Init},       {"allReduce", AllReduce}, {"reduceScatter", ReduceScatter}, {"allGather", AllGather},
              {"broadcast", Broadcast}, {"send", Send},      {"recv", Recv},                   {"allToAllV", AllToAllV},
              {"barrier", Barrier}, {"split", Split},         {"setStep", SetStep},             {"setTimeout", SetTimeout},
-             {"pending", Pending}, {"abort", Abort},         {"finalize", Finalize}};
+             {"pending", Pending}, {"abort", Abort},         {"finalize", Finalize},
+             {"reduceScatterSync", ReduceScatterSync}, {"allGatherSync", AllGatherSync}};
   for (auto& f : fns) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);

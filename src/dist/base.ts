@@ -4,7 +4,9 @@
 // buffers must first be staged from an asynchronous device, so every rank's transport sees the same
 // order. Implementations only move host typed arrays.
 import type { CommBuffer, CommDType, CommReduceOp, Communicator } from './communicator.js';
-import { type HostCommArray, type HostView, commDType, elementCount, hostView } from './buffers.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { HostBuffer } from '../backend/host-allocator.js';
+import { type HostCommArray, type HostView, commDType, elementCount, hostView, zeroCopy } from './buffers.js';
 
 export type { HostCommArray };
 
@@ -15,6 +17,8 @@ export abstract class BaseCommunicator implements Communicator {
   abstract readonly size: number;
   abstract readonly worldRank: number;
   private issued: Promise<unknown> = Promise.resolve();
+  /** calls issued but not yet handed to the transport (a blocking call must not overtake them) */
+  private waitingToStart = 0;
 
   protected abstract hostAllReduce(buf: HostCommArray, dtype: CommDType, op: CommReduceOp): Promise<void>;
   protected abstract hostReduceScatter(input: HostCommArray, output: HostCommArray, dtype: CommDType, op: CommReduceOp): Promise<void>;
@@ -82,6 +86,33 @@ export abstract class BaseCommunicator implements Communicator {
     return this.ordered([[input, 'in'], [output, 'inout']], ([i, o]) => this.hostAllToAllV(i!.data, sc, o!.data, rc, dtype));
   }
 
+  /** Blocking reduce-scatter (see Communicator); the transport runs it with `run` on the host arrays. */
+  protected reduceScatterBlocking(input: CommBuffer, output: CommBuffer, op: CommReduceOp, run: (i: HostCommArray, o: HostCommArray, dtype: CommDType) => void): void {
+    const what = this.what('reduceScatterSync');
+    this.checkOp(op, 'reduceScatterSync');
+    const dtype = this.sameDType(input, output, what);
+    if (elementCount(input) !== this.size * elementCount(output))
+      throw new RangeError(`${what}: input has ${elementCount(input)} elements, expected size·output = ${this.size}·${elementCount(output)}`);
+    this.checkBlocking(what, input, output);
+    run(syncView(input), syncView(output), dtype);
+  }
+
+  /** Blocking all-gather (see Communicator). */
+  protected allGatherBlocking(input: CommBuffer, output: CommBuffer, run: (i: HostCommArray, o: HostCommArray, dtype: CommDType) => void): void {
+    const what = this.what('allGatherSync');
+    const dtype = this.sameDType(input, output, what);
+    if (elementCount(output) !== this.size * elementCount(input))
+      throw new RangeError(`${what}: output has ${elementCount(output)} elements, expected size·input = ${this.size}·${elementCount(input)}`);
+    this.checkBlocking(what, input, output);
+    run(syncView(input), syncView(output), dtype);
+  }
+
+  private checkBlocking(what: string, ...bufs: CommBuffer[]): void {
+    if (!zeroCopy(...bufs)) throw new TypeError(`${what}: blocking calls need host buffers (cpu or reference backend); use the Promise form on this backend`);
+    if (this.waitingToStart > 0)
+      throw new Error(`${what}: ${this.waitingToStart} earlier call(s) on this communicator have not started yet; await them (or use the Promise form) so every rank keeps the same order`);
+  }
+
   barrier(): Promise<void> {
     return this.ordered([], () => this.transportBarrier());
   }
@@ -93,9 +124,14 @@ export abstract class BaseCommunicator implements Communicator {
 
   /** Runs `start` (which hands the call to the transport) after the previous call's start, then commits staged outputs. */
   private ordered<T>(bufs: [CommBuffer, 'in' | 'out' | 'inout'][], start: (views: HostView[]) => Promise<T>): Promise<T> {
+    this.waitingToStart++;
     const started = this.issued.then(async () => {
-      const views = await Promise.all(bufs.map(([b, mode]) => hostView(b, mode, this.name)));
-      return { done: start(views), views };
+      try {
+        const views = await Promise.all(bufs.map(([b, mode]) => hostView(b, mode, this.name)));
+        return { done: start(views), views };
+      } finally {
+        this.waitingToStart--;
+      }
     });
     this.issued = started.catch(() => undefined);
     return started.then(async ({ done, views }) => {
@@ -138,4 +174,9 @@ export abstract class BaseCommunicator implements Communicator {
     if (total > available) throw new RangeError(`${what}: ${name} add up to ${total} elements but ${buf} holds only ${available}`);
     return Int32Array.from(counts);
   }
+}
+
+/** The typed array of a host buffer (checked zero-copy by the caller). */
+function syncView(buf: CommBuffer): HostCommArray {
+  return (buf instanceof Tensor ? (buf.buf as HostBuffer).data : buf) as HostCommArray;
 }

@@ -52,6 +52,14 @@ export interface Communicator {
    * in rank order; output receives recvCounts[j] elements from rank j, packed in rank order.
    */
   allToAllV(input: CommBuffer, sendCounts: readonly number[], output: CommBuffer, recvCounts: readonly number[]): Promise<void>;
+  /**
+   * Blocking forms of reduceScatter/allGather for callers inside synchronous code (autograd's hooks,
+   * a layer's forward): they return once the collective is done, the transport progressing it while
+   * JavaScript waits. Only on host buffers (no staging), and only when no earlier call on this
+   * communicator is still waiting to start; absent where a transport cannot block (the loopback).
+   */
+  reduceScatterSync?(input: CommBuffer, output: CommBuffer, op?: CommReduceOp): void;
+  allGatherSync?(input: CommBuffer, output: CommBuffer): void;
   /** Resolves when every rank has entered the barrier. */
   barrier(): Promise<void>;
   /**

@@ -9,7 +9,9 @@
 //   ZeRO 0: gradients all-reduced, every rank runs the same full AdamW.
 //   ZeRO 1: gradients all-reduced, each rank updates only its chunk of every parameter with its
 //           chunk of the AdamW moments, then the chunks are all-gathered into the full parameters.
-//   ZeRO 2: as 1, but gradients are reduce-scattered: a rank only ever receives its own chunks.
+//   ZeRO 2: as 1, but gradients are reduce-scattered: a rank only ever receives its own chunks. On a
+//           communicator with blocking calls (MPI) each bucket is reduce-scattered inside backward,
+//           as soon as it is packed, and its full-size buffer freed at once (reduceScatterSync).
 //   ZeRO 3: as 2, and between steps a rank keeps only its chunk of each parameter; the full
 //           parameters are all-gathered (bucket by bucket) at the start of the step, and in the
 //           last micro-batch's backward each is freed as soon as its gradient is final.
@@ -29,9 +31,17 @@ import { CheckpointError, type OptimizerState } from '../train/checkpoint.js';
 import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
 import { restoreModel, restoreOptimizer, restoreRouterBias, savedOptimizerStep } from '../train/train-state.js';
 import type { Communicator } from './communicator.js';
+import { zeroCopy } from './buffers.js';
 import { type Bucket, type ShardLayout, ownedRange, planShards } from './shard-layout.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
+
+/** A bucket's collective: the packed full-size buffer (all-reduced in place, or the reduce-scatter's input until it completes) and the reduce-scatter's output. */
+interface Reduced {
+  bucket: Bucket;
+  flat: Tensor | null;
+  out: Tensor | null;
+}
 
 export interface DataParallelOptions {
   zero: ZeroStage;
@@ -181,7 +191,7 @@ export class DataParallel {
     let ceSum = 0, auxSum = 0;
     const loads = new Map<number, number[]>();
     const inflight: Promise<void>[] = [];
-    const reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[] = [];
+    const reduced: Reduced[] = [];
     // which parameters got a gradient on this rank; after a max-reduction, on any rank. One process
     // leaves a parameter without gradient (an expert no token chose) untouched by AdamW, so do we.
     const present = new Int32Array(this.order.size);
@@ -240,7 +250,7 @@ export class DataParallel {
   }
 
   /** The grad-ready hook of the last micro-batch: issues each bucket's collective once all its gradients are final, in bucket order. */
-  private bucketLauncher(inflight: Promise<void>[], reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[], present: Int32Array) {
+  private bucketLauncher(inflight: Promise<void>[], reduced: Reduced[], present: Int32Array) {
     const layout = this.layout;
     const pending = layout.buckets.map((b) => b.slots.length);
     const params = new Map([...this.model.params.tensors].map(([n, t]) => [t, n]));
@@ -265,8 +275,15 @@ export class DataParallel {
       }
       if (this.zero >= 2) {
         const out = keep(T.zeros(this.be, [b.regionNumel]));
-        inflight.push(this.comm.reduceScatter(flat, out));
-        reduced.push({ bucket: b, flat, out });
+        if (this.comm.reduceScatterSync && zeroCopy(flat, out)) {
+          // reduced now, inside backward: the bucket's full-size buffer is freed before the next is packed
+          this.comm.reduceScatterSync(flat, out);
+          flat.dispose();
+          reduced.push({ bucket: b, flat: null, out });
+        } else {
+          inflight.push(this.comm.reduceScatter(flat, out));
+          reduced.push({ bucket: b, flat, out });
+        }
       } else {
         inflight.push(this.comm.allReduce(flat));
         reduced.push({ bucket: b, flat, out: null });
@@ -294,7 +311,7 @@ export class DataParallel {
   }
 
   /** After the collectives: full reduced gradients back into .grad (ZeRO 0), or this rank's chunks kept (ZeRO >= 1). */
-  private unpack(reduced: { bucket: Bucket; flat: Tensor; out: Tensor | null }[], present: Int32Array): void {
+  private unpack(reduced: Reduced[], present: Int32Array): void {
     const { world, rank } = this.layout;
     for (const { bucket: b, flat, out } of reduced) {
       for (const s of b.slots) {
@@ -304,16 +321,16 @@ export class DataParallel {
           if (!p.grad) p.grad = keep(T.zeros(this.be, this.shapes.get(s.name)!));
           for (let r = 0; r < world; r++) {
             const { start, end } = ownedRange(s.numel, world, r);
-            copy1d(flat, r * b.regionNumel + s.offset, p.grad, start, end - start);
+            copy1d(flat!, r * b.regionNumel + s.offset, p.grad, start, end - start);
           }
         } else {
           const c = keep(T.empty(this.be, [s.chunk]));
           if (out) copy1d(out, s.offset, c, 0, s.chunk);
-          else copy1d(flat, rank * b.regionNumel + s.offset, c, 0, s.chunk);
+          else copy1d(flat!, rank * b.regionNumel + s.offset, c, 0, s.chunk);
           this.gradChunks.set(s.name, c);
         }
       }
-      flat.dispose();
+      flat?.dispose();
       out?.dispose();
     }
   }

@@ -1,6 +1,6 @@
 // The communicator of a world with one process: reductions are the identity, gathers and scatters
 // copy, a send to oneself is delivered to one's own matching recv. No libmpi is loaded.
-import type { CommDType, CommReduceOp, Communicator, World } from './communicator.js';
+import type { CommBuffer, CommDType, CommReduceOp, Communicator, World } from './communicator.js';
 import { BaseCommunicator, type HostCommArray } from './base.js';
 
 export class LocalCommunicator extends BaseCommunicator implements World {
@@ -23,6 +23,12 @@ export class LocalCommunicator extends BaseCommunicator implements World {
   }
   protected async hostAllGather(input: HostCommArray, output: HostCommArray): Promise<void> {
     output.set(input as never);
+  }
+  reduceScatterSync(input: CommBuffer, output: CommBuffer, op: CommReduceOp = 'sum'): void {
+    this.reduceScatterBlocking(input, output, op, (i, o) => o.set(i as never));
+  }
+  allGatherSync(input: CommBuffer, output: CommBuffer): void {
+    this.allGatherBlocking(input, output, (i, o) => o.set(i as never));
   }
   protected async hostBroadcast(_buf: HostCommArray, _dtype: CommDType, _root: number): Promise<void> {}
   protected hostSend(buf: HostCommArray, _dtype: CommDType, _dst: number, tag: number): Promise<void> {

@@ -24,6 +24,9 @@ export interface MpiBinding {
   recv(comm: unknown, dtype: number, src: number, tag: number, buf: Typed): Promise<void>;
   reduceScatter(comm: unknown, dtype: number, op: number, input: Typed, output: Typed): Promise<void>;
   allGather(comm: unknown, dtype: number, unused: number, input: Typed, output: Typed): Promise<void>;
+  /** blocking forms: return once the communicator's worker has run the collective */
+  reduceScatterSync(comm: unknown, dtype: number, op: number, input: Typed, output: Typed): void;
+  allGatherSync(comm: unknown, dtype: number, unused: number, input: Typed, output: Typed): void;
   allToAllV(comm: unknown, dtype: number, input: Typed, sendCounts: Int32Array, output: Typed, recvCounts: Int32Array): Promise<void>;
   barrier(comm: unknown): Promise<void>;
   split(comm: unknown, color: number, key: number, name: string): Promise<NativeComm | null>;

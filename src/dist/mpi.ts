@@ -1,6 +1,6 @@
 // The Open MPI communicator: each call hands typed arrays to the native binding (native/mpi/), which
 // runs it on the communicator's own thread and resolves the Promise when MPI is done with the buffers.
-import type { CommDType, CommReduceOp, Communicator, World } from './communicator.js';
+import type { CommBuffer, CommDType, CommReduceOp, Communicator, World } from './communicator.js';
 import { BaseCommunicator, type HostCommArray } from './base.js';
 import type { MpiBinding, NativeComm } from './mpi-native.js';
 
@@ -33,6 +33,12 @@ export class MpiCommunicator extends BaseCommunicator {
   }
   protected hostAllGather(input: HostCommArray, output: HostCommArray, dtype: CommDType): Promise<void> {
     return this.mpi.allGather(this.handle, DTYPE_CODE[dtype], 0, input, output);
+  }
+  reduceScatterSync(input: CommBuffer, output: CommBuffer, op: CommReduceOp = 'sum'): void {
+    this.reduceScatterBlocking(input, output, op, (i, o, dtype) => this.mpi.reduceScatterSync(this.handle, DTYPE_CODE[dtype], OP_CODE[op], i, o));
+  }
+  allGatherSync(input: CommBuffer, output: CommBuffer): void {
+    this.allGatherBlocking(input, output, (i, o, dtype) => this.mpi.allGatherSync(this.handle, DTYPE_CODE[dtype], 0, i, o));
   }
   protected hostBroadcast(buf: HostCommArray, dtype: CommDType, root: number): Promise<void> {
     return this.mpi.broadcast(this.handle, DTYPE_CODE[dtype], root, buf);

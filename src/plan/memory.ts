@@ -8,7 +8,19 @@ import { ffnMatrices, type PlanModel } from './model.js';
 
 export const GiB = 1024 ** 3;
 /** bf16/fp16 weights and gradients, fp32 master weights + Adam moments (ZeRO paper's 2 + 2 + 12) */
-export const BYTES = { weight: 2, grad: 2, optimizer: 12 };
+export const BYTES: StateBytes = { weight: 2, grad: 2, optimizer: 12 };
+/**
+ * f32 training as zili runs it, in f32 and in its bf16 mode alike (bf16 GEMM operands are cast on
+ * the fly): f32 weights that are their own master copy, f32 gradients, two f32 AdamW moments.
+ */
+export const F32_TRAINING_BYTES: StateBytes = { weight: 4, grad: 4, optimizer: 8 };
+
+/** Bytes per parameter of the training state: the weights, their gradients, the optimizer (master copy included). */
+export interface StateBytes {
+  weight: number;
+  grad: number;
+  optimizer: number;
+}
 /** runtime context, communication buffers and workspace per chip */
 export const RUNTIME_RESERVE_GIB = 1.5;
 /** allocator fragmentation, as a fraction of activation memory */
@@ -156,18 +168,17 @@ export function inFlightChunks(l: Layout, stage: number): number {
   return Math.min(m * l.vpp, l.vpp * l.pp + l.pp - 1 - 2 * stage);
 }
 
-function stageMemory(m: PlanModel, l: Layout, stage: number): MemoryBreakdown {
+function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): MemoryBreakdown {
   const c = m.config;
   const p = stageParams(m, l, stage);
   const dz = l.cp * l.dp;
   const ez = expertDp(l);
   const shard = (bytes: number, on: boolean, group: number) => (on ? bytes / group : bytes);
-  // f32 training: 4-byte weights and gradients, the weights are the master copy (optimizer: the two moments)
-  const f32 = m.wordBytes === 4;
-  const bw = f32 ? 4 : BYTES.weight, bg = f32 ? 4 : BYTES.grad, bo = f32 ? 8 : BYTES.optimizer;
-  const weights = shard(p.dense * bw, l.zero >= 3, dz) + shard(p.expert * bw, l.zero >= 3, ez);
-  const grads = shard(p.dense * bg, l.zero >= 2, dz) + shard(p.expert * bg, l.zero >= 2, ez);
-  const optimizer = shard(p.dense * bo, l.zero >= 1, dz) + shard(p.expert * bo, l.zero >= 1, ez);
+  // f32 training (precision f32): 4-byte weights that are their own master copy, 4-byte gradients, two f32 moments
+  const b = m.wordBytes === 4 ? F32_TRAINING_BYTES : bytes;
+  const weights = shard(p.dense * b.weight, l.zero >= 3, dz) + shard(p.expert * b.weight, l.zero >= 3, ez);
+  const grads = shard(p.dense * b.grad, l.zero >= 2, dz) + shard(p.expert * b.grad, l.zero >= 2, ez);
+  const optimizer = shard(p.dense * b.optimizer, l.zero >= 1, dz) + shard(p.expert * b.optimizer, l.zero >= 1, ez);
 
   const o: ActivationOptions = {
     microBatch: l.microBatch, seqLen: c.seqLen, tp: l.tp, cp: l.cp, sequenceParallel: l.sequenceParallel && l.tp > 1,
@@ -189,17 +200,17 @@ function stageMemory(m: PlanModel, l: Layout, stage: number): MemoryBreakdown {
   let other = RUNTIME_RESERVE_GIB * GiB + FRAGMENTATION * activations;
   if (l.zero >= 3) {
     const layerP = held ? (p.dense + p.expert) / held : 0;
-    other += 2 * layerP * bw; // two gathered layers (current + prefetch)
+    other += 2 * layerP * b.weight; // two gathered layers (current + prefetch)
   }
   const total = weights + grads + optimizer + activations + other;
   return { weights, grads, optimizer, activations, other, total, stage };
 }
 
-/** Peak memory per chip over the pipeline stages (bytes). */
-export function memoryPerChip(m: PlanModel, l: Layout): MemoryBreakdown {
-  let best = stageMemory(m, l, 0);
+/** Peak memory per chip over the pipeline stages (bytes); `bytes`: the training state's precision (default bf16 mixed precision). */
+export function memoryPerChip(m: PlanModel, l: Layout, bytes: StateBytes = BYTES): MemoryBreakdown {
+  let best = stageMemory(m, l, 0, bytes);
   if (l.pp > 1) {
-    const last = stageMemory(m, l, l.pp - 1);
+    const last = stageMemory(m, l, l.pp - 1, bytes);
     if (last.total > best.total) best = last;
   }
   return best;
