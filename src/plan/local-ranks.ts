@@ -29,7 +29,7 @@ export interface LocalRanks {
   linkGBs: number;
   /** fitted per-step latency, microseconds (2(P-1) steps per all-reduce) */
   latencyUs: number;
-  /** per GEMM shape: time alone / time with every rank computing (rank 0's view) */
+  /** per GEMM shape: time alone / time with every rank computing (rank 0's view; median of alternating rounds) */
   gemmShares: { shape: [number, number, number]; share: number }[];
   /** median of gemmShares: the factor on the single-process GEMM and attention rates */
   gemmShare: number;
@@ -83,35 +83,42 @@ async function timeAllReduce(comm: Communicator, bytes: number, iterations: numb
 
 /**
  * Rank 0 times `fn` alone (the other ranks wait in a receive, which backs off and leaves the cores
- * free), then every rank times it at once. Returns rank 0's alone / together ratio (other ranks: NaN).
+ * free), then every rank times it at once; `rounds` alternations, each timing a median of 3. Returns
+ * the median over rounds of rank 0's alone / together ratio (other ranks: NaN). Alternating, and the
+ * median of ratios, keep a moment of background load from deciding the share.
  */
-async function shareOf(comm: Communicator, fn: () => void): Promise<number> {
+async function shareOf(comm: Communicator, fn: () => void, rounds: number): Promise<number> {
   const token = new Int32Array(1);
-  let alone = NaN;
-  await comm.barrier();
-  if (comm.rank === 0) {
-    alone = medianSeconds(fn);
-    for (let r = 1; r < comm.size; r++) await comm.send(token, r, 7);
-  } else {
-    await comm.recv(token, 0, 7);
+  const ratios: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    let alone = NaN;
+    await comm.barrier();
+    if (comm.rank === 0) {
+      alone = medianSeconds(fn, 3, 0.05);
+      for (let q = 1; q < comm.size; q++) await comm.send(token, q, 7);
+    } else {
+      await comm.recv(token, 0, 7);
+    }
+    await comm.barrier();
+    const together = medianSeconds(fn, 3, 0.05);
+    ratios.push(alone / together);
   }
   await comm.barrier();
-  const together = medianSeconds(fn);
-  await comm.barrier();
-  return alone / together;
+  ratios.sort((a, b) => a - b);
+  return ratios[Math.floor(rounds / 2)]!;
 }
 
 /** Measures the communicator and the ranks' shares of the cores; every rank calls it, rank 0's result is the one to keep. */
-export async function measureLocalRanks(comm: Communicator, native: NativeKernels, cpu: string, load: number, iterations = 10): Promise<LocalRanks> {
+export async function measureLocalRanks(comm: Communicator, native: NativeKernels, cpu: string, load: number, iterations = 10, shareRounds = 5): Promise<LocalRanks> {
   const allReduce: AllReducePoint[] = [];
   for (const bytes of ALLREDUCE_BYTES) allReduce.push({ bytes, seconds: await timeAllReduce(comm, bytes, iterations) });
   const gemmShares: LocalRanks['gemmShares'] = [];
   for (const [m, n, k] of GEMM_SHAPES) {
     const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
-    gemmShares.push({ shape: [m, n, k], share: await shareOf(comm, () => native.sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)) });
+    gemmShares.push({ shape: [m, n, k], share: await shareOf(comm, () => native.sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n), shareRounds) });
   }
   const x = new Float32Array(1 << 23).fill(1), y = new Float32Array(1 << 23);
-  const bandwidthShare = await shareOf(comm, () => native.axpy(0.5, x, y));
+  const bandwidthShare = await shareOf(comm, () => native.axpy(0.5, x, y), shareRounds);
   const shares = gemmShares.map((g) => g.share).sort((p, q) => p - q);
   return {
     cpu, ranks: comm.size, threads: native.threads(), allReduce, ...fitAllReduce(allReduce, comm.size),
