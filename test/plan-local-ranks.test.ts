@@ -51,10 +51,12 @@ test('dp2 on local: each rank computes its 4 sequences at the measured share, th
 });
 
 test('the all-reduce fit recovers bandwidth and latency from the ring formula', () => {
-  const P = 2, GBs = 2.5, latUs = 12;
-  const t = (b: number) => 2 * (P - 1) * latUs * 1e-6 + ((2 * (P - 1)) / P) * b / (GBs * 1e9);
-  const f = fitAllReduce([4096, 1 << 20, 32 << 20].map((bytes) => ({ bytes, seconds: t(bytes) })), P);
-  assert.ok(Math.abs(f.linkGBs - GBs) < 1e-9 && Math.abs(f.latencyUs - latUs) < 1e-6, JSON.stringify(f));
+  for (const P of [2, 4]) {
+    const GBs = 2.5, latUs = 12;
+    const t = (b: number) => 2 * (P - 1) * latUs * 1e-6 + ((2 * (P - 1)) / P) * b / (GBs * 1e9);
+    const f = fitAllReduce([4096, 1 << 20, 32 << 20].map((bytes) => ({ bytes, seconds: t(bytes) })), P);
+    assert.ok(Math.abs(f.linkGBs - GBs) < 1e-9 && Math.abs(f.latencyUs - latUs) < 1e-6, `${P} ranks: ${JSON.stringify(f)}`);
+  }
 });
 
 test('the measurement is stored per CPU, ranks and threads; missing, the error names the command', () => {
