@@ -35,7 +35,7 @@ test('GEMM and attention time come from the measured rates at the model shapes',
 test('local needs f32, and the communicator\'s measured links beyond one rank', () => {
   assert.throws(() => estimateInputFromJson({ ...reference, precision: 'bf16' }, 'ref', opts), /measures f32 GEMMs.*"precision": "f32"/);
   const two = { ...reference, chips: 2, layout: { dp: 2, microBatch: 4, globalBatch: 8 } };
-  assert.throws(() => estimateInputFromJson(two, 'ref', opts), /on 2 ranks needs the communicator's measured bandwidth and latency.*linkGBs/);
+  assert.throws(() => estimateInputFromJson(two, 'ref', opts), /on 2 ranks needs the communicator's measured bandwidth and latency.*plan measure-ranks.*linkGBs/);
   const inp = estimateInputFromJson({ ...two, hardware: { base: 'local', linkGBs: 2, linkLatencyUs: 40 } }, 'ref', opts);
   const e = estimate(inp);
   assert.equal(inp.chip.intraNodeGBs, 2);

@@ -11,7 +11,13 @@ import {
 import { estimateInputFromJson } from '../plan/io.js';
 import { describeLayout, type Layout, type Recompute } from '../plan/layout.js';
 import { loadModel } from '../plan/model.js';
-import { localChip } from '../plan/local-chip.js';
+import { localChip, measureLocal } from '../plan/local-chip.js';
+import { loadLocalRanks, measureLocalRanks, measureRanksCommand, saveLocalRanks } from '../plan/local-ranks.js';
+import { openWorld } from '../dist/world.js';
+import { loadNative } from '../backend/cpu/native.js';
+import { cpuIdentity, cpuKey } from '../backend/cpu/cpu-info.js';
+import { cacheDir } from '../util/paths.js';
+import { loadavg } from 'node:os';
 import { type Stack, STACKS } from '../plan/stack.js';
 import { chipLine, memoryLine, runLines, textReport, timeLine } from '../plan/report-text.js';
 import { htmlReport } from '../plan/report-html.js';
@@ -82,7 +88,7 @@ async function runEstimate(argv: string[]): Promise<number> {
   }
   if (!a.input) throw new UsageError('plan estimate needs --input FILE.json (schema and example: docs/planner-io.md, docs/examples/plan-estimate.json)');
   if (a.tokens !== undefined && !(a.tokens > 0)) throw new UsageError(`--tokens must be positive (e.g. 10T), got ${a.tokens}`);
-  const inp = estimateInputFromJson(readJson(a.input, 'input'), a.input, { local: (precision) => localChip(precision) });
+  const inp = estimateInputFromJson(readJson(a.input, 'input'), a.input, { local: localProvider });
   const e = estimate({ ...inp, tokens: a.tokens ?? inp.tokens ?? 10e12 });
   console.log(`${describeLayout(e.layout)} on ${e.chips} x ${inp.chip.id} (${e.layout.attention} attention, ${e.layout.recompute} recompute, ${inp.precision}, stack ${inp.stack})`);
   console.log(chipLine(inp.chip));
@@ -91,6 +97,43 @@ async function runEstimate(argv: string[]): Promise<number> {
   console.log(timeLine(e));
   for (const s of runLines(e, inp.chip)) console.log(s);
   if (a.json) console.log(JSON.stringify(toPlannerIo(e)));
+  return 0;
+}
+
+/** `hardware: "local"`: this machine measured now; beyond one rank, plus the stored measurement of that many ranks. */
+function localProvider(precision: string, ranks: number) {
+  const native = loadNative();
+  const stored = ranks > 1 ? loadLocalRanks(cacheDir(), cpuKey(cpuIdentity()), ranks, native.threads()) : undefined;
+  return localChip(precision, measureLocal(native), stored);
+}
+
+const MEASURE_SPECS = {
+  iterations: { kind: 'int', help: 'timed all-reduces per message size', default: 10 },
+  help: { kind: 'bool', help: 'show this help' },
+} as const;
+
+/** `zili plan measure-ranks` (under mpirun): the communicator and the ranks' core sharing, stored for `hardware: "local"`. */
+async function runMeasureRanks(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, MEASURE_SPECS, 'plan measure-ranks');
+  if (a.help) {
+    console.log(formatHelp('plan measure-ranks', MEASURE_SPECS, `(under mpirun) e.g. ${measureRanksCommand(2)}`));
+    return 0;
+  }
+  const world = await openWorld();
+  if (world.size < 2) {
+    await world.finalize();
+    throw new UsageError(`plan measure-ranks measures several ranks: start it under mpirun, e.g. ${measureRanksCommand(2)}`);
+  }
+  const native = loadNative();
+  const m = await measureLocalRanks(world, native, cpuKey(cpuIdentity()), loadavg()[0]!, Math.max(1, a.iterations!));
+  if (world.rank === 0) {
+    for (const p of m.allReduce) console.log(`all-reduce f32 ${(p.bytes / 1024).toFixed(0).padStart(6)} KiB on ${m.ranks} ranks: median ${(p.seconds * 1e3).toFixed(3)} ms`);
+    console.log(`links: ${m.linkGBs.toFixed(2)} GB/s, latency ${m.latencyUs.toFixed(1)} us per ring step (fit through the smallest and largest message)`);
+    console.log(`core sharing (${m.threads} thread(s) per rank, all ranks computing): GEMM ${m.gemmShares.map((g) => `${g.shape.join('x')} ${g.share.toFixed(2)}`).join(', ')} -> ${m.gemmShare.toFixed(2)}; bandwidth ${m.bandwidthShare.toFixed(2)}`);
+    saveLocalRanks(cacheDir(), m);
+    console.log(`stored for hardware "local" on ${m.ranks} ranks (load ${m.load.toFixed(1)})`);
+  }
+  await world.finalize();
   return 0;
 }
 
@@ -126,16 +169,17 @@ function defaultGlobalBatch(seqLen: number): number {
 
 export async function run(argv: string[]): Promise<number> {
   if (argv[0] === 'estimate') return runEstimate(argv.slice(1));
+  if (argv[0] === 'measure-ranks') return runMeasureRanks(argv.slice(1));
   const a = parseArgs(argv, SPECS, 'plan');
   if (a.help) {
-    console.log(formatHelp('plan', SPECS, '--model NAME|FILE --chip ID|FILE --chips N [--tokens 10T] [--html FILE]\n       zili plan estimate --input FILE.json [--json]'));
+    console.log(formatHelp('plan', SPECS, '--model NAME|FILE --chip ID|FILE --chips N [--tokens 10T] [--html FILE]\n       zili plan estimate --input FILE.json [--json]\n       mpirun -np N bin/zili plan measure-ranks'));
     return 0;
   }
   if (a['list-chips']) {
     console.log(listChips());
     return 0;
   }
-  if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (subcommand: estimate)`);
+  if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (subcommands: estimate, measure-ranks)`);
 
   // chip and cluster
   let chip: Chip | undefined;

@@ -42,6 +42,8 @@ export interface ResolvedChip extends Chip {
   measuredGemm?: (M: number, N: number, K: number) => number;
   /** measured FLOP/s of the causal flash-attention kernel at (batch, seq, heads, headDim), counting the computed half */
   measuredAttention?: (batch: number, seq: number, heads: number, headDim: number) => number;
+  /** measured per-step latency of the links, microseconds (`hardware: "local"` on several ranks) */
+  linkLatencyUs?: number;
   peakTflops: number;
   memoryGiB: number;
   usableMemoryGiB: number;

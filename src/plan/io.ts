@@ -4,6 +4,7 @@ import { clusterParams } from './cluster.js';
 import { DEFAULT_EFFICIENCY, type Efficiency } from './efficiency.js';
 import type { EstimateInput } from './estimate.js';
 import { chipFromJson, PlanError, type ResolvedChip, resolveChip } from './hardware.js';
+import { measureRanksCommand } from './local-ranks.js';
 import { jsonBoolean, jsonChoice, jsonNumber } from './json-fields.js';
 import type { Layout } from './layout.js';
 import { modelFromJson, planModel } from './model.js';
@@ -14,8 +15,11 @@ const LAYOUT_KEYS = ['tp', 'pp', 'dp', 'cp', 'ep', 'vpp', 'sequenceParallel', 'z
 export const PRECISIONS = ['bf16', 'fp16', 'f32'] as const;
 export type Precision = (typeof PRECISIONS)[number];
 
-/** How `hardware: "local"` is resolved: the caller measures this machine (src/plan/local-chip.ts). */
-export type LocalChipProvider = (precision: Precision) => ResolvedChip;
+/**
+ * How `hardware: "local"` is resolved: the caller measures this machine (src/plan/local-chip.ts); for
+ * `ranks` > 1 it adds the stored measurement of that many ranks (src/plan/local-ranks.ts) or throws.
+ */
+export type LocalChipProvider = (precision: Precision, ranks: number) => ResolvedChip;
 
 export interface EstimateInputOptions {
   local?: LocalChipProvider;
@@ -36,9 +40,15 @@ export function estimateInputFromJson(obj: unknown, origin = 'input', opts: Esti
   let efficiency: Efficiency | undefined;
   if (hw === 'local' || (hw && typeof hw === 'object' && (hw as Record<string, unknown>)['base'] === 'local')) {
     if (!opts.local) throw new PlanError(`${origin}: hardware "local" needs this machine's measurements, which this caller cannot take`);
-    const links = localLinks(hw, chips, origin);
-    chip = opts.local(precision);
-    if (links) {
+    const explicit = localLinks(hw, origin);
+    chip = opts.local(precision, chips);
+    const measured = chip.linkLatencyUs === undefined ? null : { GBs: chip.intraNodeGBs, latencyUs: chip.linkLatencyUs };
+    const links = explicit ?? measured;
+    if (chips > 1 && !links) {
+      throw new PlanError(`${origin}: hardware "local" on ${chips} ranks needs the communicator's measured bandwidth and latency between ranks: ` +
+        `run \`${measureRanksCommand(chips)}\`, or give "hardware": {"base": "local", "linkGBs": <GB/s one direction>, "linkLatencyUs": <microseconds>}`);
+    }
+    if (links && chips > 1) {
       // ranks on this machine talk through the communicator: its measured figures are the links
       chip = { ...chip, chipsPerNode: chips, intraNodeGBs: links.GBs, interNodeGBs: links.GBs };
       efficiency = { ...DEFAULT_EFFICIENCY, netEff: 1, latencyUs: links.latencyUs };
@@ -75,20 +85,13 @@ export function estimateInputFromJson(obj: unknown, origin = 'input', opts: Esti
 }
 
 /**
- * The communicator's measured bandwidth (GB/s, one direction) and latency (us) between ranks on this
- * machine: `{"base": "local", "linkGBs": ..., "linkLatencyUs": ...}`. Required beyond one rank: the
- * planner does not guess how fast zili's communicator is.
+ * Links between ranks given by hand, overriding the measured ones: `{"base": "local", "linkGBs": ...,
+ * "linkLatencyUs": ...}` (GB/s one direction, microseconds). Null when not given.
  */
-function localLinks(hw: unknown, chips: number, origin: string): { GBs: number; latencyUs: number } | null {
+function localLinks(hw: unknown, origin: string): { GBs: number; latencyUs: number } | null {
   const h = hw && typeof hw === 'object' ? (hw as Record<string, unknown>) : {};
   for (const k of Object.keys(h)) if (!['base', 'linkGBs', 'linkLatencyUs'].includes(k)) throw new PlanError(`${origin}: unknown field '${k}' for hardware "local". Fields: base, linkGBs, linkLatencyUs`);
-  if (h['linkGBs'] === undefined) {
-    if (chips > 1) {
-      throw new PlanError(`${origin}: hardware "local" on ${chips} ranks needs the communicator's measured bandwidth and latency between ranks: ` +
-        `"hardware": {"base": "local", "linkGBs": <GB/s one direction>, "linkLatencyUs": <microseconds>} (measure them with the communicator's benchmark)`);
-    }
-    return null;
-  }
+  if (h['linkGBs'] === undefined) return null;
   return {
     GBs: jsonNumber(h['linkGBs'], 'hardware.linkGBs', origin, { min: 0, above: true }),
     latencyUs: jsonNumber(h['linkLatencyUs'] ?? 0, 'hardware.linkLatencyUs', origin, { min: 0 }),

@@ -1,18 +1,20 @@
 // `hardware: "local"`: this machine as a planner chip, from its own measurements rather than a
 // catalog entry — GEMM throughput at each shape the model asks for (through the native addon, the
 // engine's own GEMM), memory bandwidth (a streaming axpy), and the flash-attention kernels' speed.
-// Between ranks the communicator's measured bandwidth and latency are inputs (see docs/planner.md).
+// Several ranks on this machine: each rank gets the measured share of these rates, and the links are
+// the communicator's measured bandwidth and latency (src/plan/local-ranks.ts, docs/planner.md).
 import { totalmem } from 'node:os';
 import { loadNative, type NativeKernels } from '../backend/cpu/native.js';
 import { cpuPeak } from '../backend/cpu/peak.js';
 import type { ResolvedChip } from './hardware.js';
 import { PlanError } from './hardware.js';
+import type { LocalRanks } from './local-ranks.js';
 
 /**
  * Median seconds of `reps` timings of fn, each repeating it until it takes >= minS. The median, not the
  * best: on a shared machine the best run sees a moment of idle cores that a training step does not.
  */
-function medianSeconds(fn: () => void, reps = 5, minS = 0.03): number {
+export function medianSeconds(fn: () => void, reps = 5, minS = 0.03): number {
   fn(); // warm-up (allocation, packing, thread start)
   const times: number[] = [];
   for (let r = 0; r < reps; r++) {
@@ -95,20 +97,27 @@ export function measureLocal(native: NativeKernels = loadNative()): LocalMeasure
 }
 
 /**
- * This machine as a ResolvedChip for one process (chipsPerNode 1). `links`: the communicator's measured
- * bandwidth (GB/s, one direction) between ranks, required when the layout spans more than one rank.
+ * This machine as a ResolvedChip. One process: chipsPerNode 1, no links. `ranks` (measured by
+ * `zili plan measure-ranks`): every rank is one chip of a node of `ranks.ranks`, computing at the
+ * measured share of the single-process GEMM/attention rates and memory bandwidth (the ranks share the
+ * cores), linked by the communicator's measured bandwidth and latency.
  */
-export function localChip(precision: string, m: LocalMeasurements = measureLocal(), links?: { GBs: number }): ResolvedChip {
+export function localChip(precision: string, m: LocalMeasurements = measureLocal(), ranks?: LocalRanks): ResolvedChip {
   if (precision !== 'f32') throw new PlanError(`hardware "local" measures f32 GEMMs (zili's CPU training precision); set "precision": "f32"`);
   const memGiB = Math.round(osMemoryGiB());
+  const gemmShare = ranks?.gemmShare ?? 1, bwShare = ranks?.bandwidthShare ?? 1;
+  const perRank = ranks ? `, ${ranks.ranks} ranks sharing it: GEMM share ${ranks.gemmShare.toFixed(2)}, bandwidth share ${ranks.bandwidthShare.toFixed(2)}, links ${ranks.linkGBs.toFixed(2)} GB/s + ${ranks.latencyUs.toFixed(0)} us` : '';
   return {
-    id: 'local', name: `this machine (${m.threads} threads)`, vendor: 'local',
+    id: 'local', name: `this machine (${m.threads} threads${perRank})`, vendor: 'local',
     peakTflops: m.peakFlops / 1e12, memoryGiB: memGiB, usableMemoryGiB: memGiB * 0.8,
-    memoryBandwidthTBs: m.memoryBandwidth / 1e12, chipsPerNode: 1,
-    intraNodeGBs: links?.GBs ?? 0, interNodeGBs: links?.GBs ?? 0, tdpW: null,
-    source: 'measured on this machine: GEMM throughput per shape (native addon), streaming bandwidth, flash-attention forward', confidence: 'vendor',
-    measuredGemm: (M, N, K) => m.gemmFlops(M, N, K),
-    measuredAttention: (batch, seq, heads, headDim) => m.attentionFlops(batch, seq, heads, headDim),
+    memoryBandwidthTBs: (m.memoryBandwidth * bwShare) / 1e12, chipsPerNode: ranks?.ranks ?? 1,
+    intraNodeGBs: ranks?.linkGBs ?? 0, interNodeGBs: ranks?.linkGBs ?? 0, tdpW: null,
+    source: 'measured on this machine: GEMM throughput per shape (native addon), streaming bandwidth, flash-attention forward' +
+      (ranks ? `; ranks: communicator all-reduce and core sharing (${ranks.measuredAt})` : ''),
+    confidence: 'vendor',
+    measuredGemm: (M, N, K) => m.gemmFlops(M, N, K) * gemmShare,
+    measuredAttention: (batch, seq, heads, headDim) => m.attentionFlops(batch, seq, heads, headDim) * gemmShare,
+    ...(ranks ? { linkLatencyUs: ranks.latencyUs } : {}),
   };
 }
 
