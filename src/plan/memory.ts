@@ -195,7 +195,7 @@ function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes):
   const sb = (c.seqLen / l.cp) * l.microBatch;
   if (stage === l.pp - 1) activations += (4 * sb * c.vocab) / l.tp; // fp32 logits of one micro-batch
   if (stage === 0 && m.dropout) activations += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
-  if (f32) activations *= 2; // the 16-bit accounting above, in 4-byte words
+  if (m.wordBytes === 4) activations *= 2; // the 16-bit accounting above, in 4-byte words
 
   let other = RUNTIME_RESERVE_GIB * GiB + FRAGMENTATION * activations;
   if (l.zero >= 3) {
