@@ -1,0 +1,204 @@
+// Tensor parallelism (Megatron-LM's TP, with optional sequence parallelism) applied to the unchanged
+// Transformer: its parameters are created whole from the run's seed (so every layout starts from the
+// same weights as one process), then each is cut to this rank's shard by the name-keyed plan
+// (tensor-parallel-plan.ts). The model's own blocks (attentionBlock, mlp, rmsnorm, linear) then run on
+// the shards: a column-parallel Q/K/V holds whole heads, so the attention block sees a model of
+// heads/tp heads and kvHeads/tp KV heads of the same head size. Around each block sit Megatron's
+// conjugate collectives (differentiable.ts):
+//   without --sp: copyToGroup before (backward all-reduce), reduceFromGroup after (all-reduce)
+//   with --sp:    gatherFromGroup before (all-gather of the token blocks; backward reduce-scatter),
+//                 scatterToGroup after (reduce-scatter); norms and residuals run on N/tp tokens.
+// Embedding and loss are vocabulary-parallel (vocab-parallel.ts). Gradients: sharded weights get
+// exactly their shard's gradient; replicated norms are whole on every rank without --sp, and summed
+// over the tp ranks with --sp (each saw its own tokens). The global gradient norm adds the shards'
+// squares over the tp ranks and the replicated ones once.
+import type { ModelConfig } from '../nn/config.js';
+import type { Transformer } from '../nn/transformer.js';
+import { attentionBlock } from '../nn/attention.js';
+import { mlp } from '../nn/mlp.js';
+import { linear } from '../nn/linear.js';
+import { AdamW, type AdamWConfig } from '../optim/adamw.js';
+import { backwardAsync, noGrad } from '../tensor/autograd.js';
+import * as T from '../tensor/ops.js';
+import { keep, tidy, tidyAsync } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { TokenLoader } from '../data/loader.js';
+import type { NamedTensors } from '../train/safetensors.js';
+import type { Communicator } from './communicator.js';
+import { copyToGroup, gatherFromGroup, reduceFromGroup, scatterToGroup } from './differentiable.js';
+import { type ShardKind, shardDimOf, shardKindOf, validateTensorParallel } from './tensor-parallel-plan.js';
+import { vocabParallelCrossEntropy, vocabParallelEmbedding } from './vocab-parallel.js';
+
+/** Rank `rank`'s block of `t` along `dim` (a new contiguous tensor, no gradient). */
+function shardOf(t: Tensor, dim: 0 | 1, tp: number, rank: number): Tensor {
+  const n = t.shape[dim]! / tp;
+  return noGrad(() => T.slice(t, dim, rank * n, (rank + 1) * n));
+}
+
+/** Replaces, in place, each tensor of `map` by this rank's shard under the plan (names keep their order). */
+function shardMap(map: Map<string, Tensor>, tp: number, rank: number, named: boolean): void {
+  for (const [name, t] of map) {
+    const d = shardDimOf(shardKindOf(name));
+    if (d === null) continue;
+    const s = keep(shardOf(t, d, tp, rank));
+    if (named) {
+      s.requiresGrad = true;
+      s.name = name;
+    }
+    map.set(name, s);
+    t.dispose();
+  }
+}
+
+/** AdamW whose global gradient norm spans the tp ranks' shards (replicated parameters counted once). */
+class TensorParallelAdamW extends AdamW {
+  constructor(
+    private readonly tpModel: TensorParallel,
+    config: AdamWConfig,
+  ) {
+    super(tpModel.model.params, config);
+  }
+
+  override async gradNorm(): Promise<number> {
+    const sums = noGrad(() =>
+      tidy(() => {
+        const acc = { sharded: T.zeros(this.params.backend, []), replicated: T.zeros(this.params.backend, []) };
+        for (const [name, p] of this.params.tensors) {
+          if (!p.grad) continue;
+          const key = shardKindOf(name) === 'replicate' ? 'replicated' : 'sharded';
+          acc[key] = T.add(acc[key], T.sum(T.square(p.grad)));
+        }
+        return T.concat([T.reshape(acc.sharded, [1]), T.reshape(acc.replicated, [1])], 0);
+      }),
+    );
+    const host = (await sums.data()) as Float32Array;
+    sums.dispose();
+    const sharded = Float32Array.of(host[0]!);
+    await this.tpModel.comm.allReduce(sharded, 'sum');
+    return Math.sqrt(sharded[0]! + host[1]!);
+  }
+}
+
+export interface TensorParallelStepResult {
+  loss: number;
+  aux: number;
+  gradNorm: number;
+}
+
+export class TensorParallel {
+  /** the model's config as one rank's shards see it: heads/tp heads (of the same head size), kvHeads/tp KV heads */
+  private readonly local: ModelConfig;
+
+  /**
+   * Validates the layout against the model and cuts the model's parameters (created whole, or
+   * restored whole from a checkpoint) to this rank's shards; `opt`'s moments are cut alike.
+   */
+  constructor(
+    readonly model: Transformer,
+    readonly comm: Communicator,
+    readonly sequenceParallel: boolean,
+    microBatchTokens: number,
+  ) {
+    const c = model.config, tp = comm.size;
+    validateTensorParallel(c, tp, sequenceParallel, microBatchTokens);
+    if (model.recomputeMode !== 'none') throw new Error(`--tp ${tp}: activation recomputation under tensor parallelism is not implemented yet; use --recompute none`);
+    this.local = { ...c, heads: c.heads / tp, kvHeads: c.kvHeads / tp, dModel: c.dModel / tp };
+    shardMap(model.params.tensors, tp, comm.rank, true);
+  }
+
+  /**
+   * AdamW over this rank's shards; with `whole` (a one-process AdamW over the whole model, e.g. restored
+   * from a checkpoint before the model was cut) its moments and step are cut to the shards and taken.
+   */
+  optimizer(config: AdamWConfig, whole?: AdamW): AdamW {
+    const opt = new TensorParallelAdamW(this, config);
+    if (whole) {
+      for (const moments of ['m', 'v'] as const) {
+        shardMap(whole[moments], this.comm.size, this.comm.rank, false);
+        for (const [name, t] of whole[moments]) {
+          opt[moments].get(name)!.dispose();
+          opt[moments].set(name, t);
+        }
+        whole[moments].clear();
+      }
+      opt.step = whole.step;
+    }
+    return opt;
+  }
+
+  private enter(x: Tensor): Promise<Tensor> {
+    return this.sequenceParallel ? gatherFromGroup(x, this.comm) : copyToGroup(x, this.comm);
+  }
+
+  private exit(x: Tensor): Promise<Tensor> {
+    return this.sequenceParallel ? scatterToGroup(x, this.comm) : reduceFromGroup(x, this.comm);
+  }
+
+  /** Mean next-token cross-entropy of ids/targets (host, [batch·seq]), the same scalar on every tp rank. */
+  async loss(ids: Int32Array, targets: Int32Array, batch: number, seq: number): Promise<Tensor> {
+    const c = this.model.config, ps = this.model.params, dtype = this.model.dtype;
+    const norm = (h: Tensor, w: string) => T.rmsnorm(h, ps.get(w), c.normEps);
+    let x = await vocabParallelEmbedding(ps.get('tok_embeddings.weight'), ids, this.comm, this.sequenceParallel);
+    for (let i = 0; i < c.layers; i++) {
+      const p = `layers.${i}`;
+      const a = attentionBlock(ps, this.local, `${p}.attention`, await this.enter(norm(x, `${p}.attention_norm.weight`)), batch, seq, dtype);
+      const h = T.add(x, await this.exit(a));
+      const f = mlp(ps, this.local, `${p}.feed_forward`, await this.enter(norm(h, `${p}.ffn_norm.weight`)), dtype);
+      x = T.add(h, await this.exit(f));
+    }
+    const out = ps.get(c.tiedEmbeddings ? 'tok_embeddings.weight' : 'output.weight');
+    const logits = linear(await this.enter(norm(x, 'norm.weight')), out, dtype);
+    return vocabParallelCrossEntropy(logits, targets, this.comm);
+  }
+
+  /** One optimizer step over `accum` micro-batches (every tp rank reads the same ones). */
+  async runStep(opt: AdamW, loader: TokenLoader, accum: number, lr: number): Promise<TensorParallelStepResult> {
+    let sum = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      const b = loader.next();
+      const loss = await tidyAsync(async () => {
+        const l = await this.loss(b.input, b.target, loader.batch, loader.seqLen);
+        await backwardAsync(l);
+        return l;
+      });
+      sum += await loss.item();
+      loss.dispose();
+    }
+    if (this.sequenceParallel) await this.reduceReplicatedGrads();
+    const gradNorm = await opt.update(lr, 1 / accum);
+    this.model.params.zeroGrad();
+    return { loss: sum / accum, aux: 0, gradNorm };
+  }
+
+  /** With --sp each rank's norms saw only its tokens: their gradients are summed over the tp ranks. */
+  private async reduceReplicatedGrads(): Promise<void> {
+    for (const [name, p] of this.model.params.tensors)
+      if (p.grad && shardKindOf(name) === 'replicate') await this.comm.allReduce(p.grad, 'sum');
+  }
+
+  /** Whole tensors (host, f32) from the ranks' shards of `map` (collective over the tp ranks). */
+  async gatherWhole(map: Map<string, Tensor>): Promise<NamedTensors> {
+    const tp = this.comm.size, out: NamedTensors = {};
+    for (const [name, t] of map) {
+      const kind: ShardKind = shardKindOf(name);
+      const d = shardDimOf(kind);
+      const local = (await t.data()) as Float32Array;
+      if (d === null) {
+        out[name] = { dtype: 'f32', shape: [...t.shape], data: local };
+        continue;
+      }
+      const all = new Float32Array(local.length * tp);
+      await this.comm.allGather(local, all);
+      const shape = t.shape.map((n, i) => (i === d ? n * tp : n));
+      let data = all;
+      if (d === 1) {
+        // rank blocks of [rows, cols/tp] → [rows, cols]
+        const [rows, cols] = t.shape as [number, number];
+        data = new Float32Array(all.length);
+        for (let r = 0; r < tp; r++) for (let i = 0; i < rows; i++) data.set(all.subarray(r * rows * cols + i * cols, r * rows * cols + (i + 1) * cols), i * cols * tp + r * cols);
+      }
+      out[name] = { dtype: 'f32', shape, data };
+    }
+    return out;
+  }
+}
