@@ -11,6 +11,7 @@ import { initModelConfig } from '../train/init-weights.js';
 import { TensorBoardSink } from '../observe/tensorboard-sink.js';
 import { MAX_THREADS, oversubscriptionWarning } from '../util/threads.js';
 import { applyShapeFlags, SHAPE_FLAGS } from './model-shape-flags.js';
+import { defaultSchedule, parseSchedule } from '../dist/pipeline-config.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
@@ -42,7 +43,9 @@ const FLAGS = {
   threads: { kind: 'int', help: 'CPU threads (default: ZILI_THREADS or 2)', min: 1, max: MAX_THREADS },
   dp: { kind: 'int', help: "data-parallel ranks (default: the job's ranks, mpirun -np N; --micro-batch is per rank)", min: 1 },
   tp: { kind: 'int', help: 'tensor-parallel ranks (1 until distributed training lands)', default: 1 },
-  pp: { kind: 'int', help: 'pipeline stages (1 until distributed training lands)', default: 1 },
+  pp: { kind: 'int', help: 'pipeline stages (ranks); the job runs pp x dp ranks', default: 1, min: 1 },
+  vpp: { kind: 'int', help: 'model chunks per pipeline stage (interleaved schedule)', default: 1, min: 1 },
+  schedule: { kind: 'string', help: 'pipeline schedule: gpipe, 1f1b or interleaved (default: 1f1b, interleaved with --vpp > 1)' },
   ep: { kind: 'int', help: 'expert-parallel ranks (1 until distributed training lands)', default: 1 },
   zero: { kind: 'int', help: 'ZeRO stage over the dp ranks: 1 shards AdamW state, 2 also gradients, 3 also weights', default: 0 },
   'bucket-mb': { kind: 'number', help: 'data-parallel gradient bucket size in MiB', default: 25 },
@@ -57,8 +60,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
   if (!a.preset && !a.init) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')}) or start from a checkpoint with --init DIR`);
-  for (const k of ['tp', 'pp', 'ep'] as const)
-    if (a[k] !== 1) throw new ConfigError(`--${k} ${a[k]}: only data parallelism (--dp, --zero) is implemented yet; use --${k} 1`);
+  for (const k of ['tp', 'ep'] as const)
+    if (a[k] !== 1) throw new ConfigError(`--${k} ${a[k]}: only data and pipeline parallelism (--dp, --zero, --pp) are implemented yet; use --${k} 1`);
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
 
@@ -69,7 +72,8 @@ export async function run(argv: string[]): Promise<number> {
   const steps = a.steps!;
   const lr = a.lr ?? defaultLr(model);
   const globalBatch = a['global-batch']!;
-  const dp = a.dp ?? launchedWorldSize();
+  const pipeline = { pp: a.pp!, vpp: a.vpp!, schedule: a.schedule ? parseSchedule(a.schedule) : defaultSchedule(a.vpp!) };
+  const dp = a.dp ?? Math.max(1, Math.floor(launchedWorldSize() / pipeline.pp));
   const config = makeTrainConfig(model, out, {
     steps,
     exitAfter: a['exit-after'] ?? null,
@@ -97,6 +101,7 @@ export async function run(argv: string[]): Promise<number> {
     zero: a.zero as 0 | 1 | 2 | 3,
     bucketMb: a['bucket-mb']!,
     init: a.init ?? null,
+    ...(pipeline.pp > 1 ? { pipeline } : {}),
   });
   const world = await openWorld();
   const tb = a.tensorboard && world.rank === 0 ? new TensorBoardSink(a.tensorboard) : null;

@@ -83,11 +83,39 @@ function shardIndex(dp: DataParallel): ShardIndex {
 
 export type DistCheckpointInput = Omit<CheckpointInput, 'tensors' | 'optimizer'>;
 
+/** What a parallel layout saves: this rank's pieces, and (on rank 0) the index of every rank's pieces. */
+export interface ShardSource {
+  /** this rank's file: every piece it owns under its key */
+  pieces(): Promise<NamedTensors>;
+  /** the manifest's shards index over all ranks */
+  index(): ShardIndex;
+  /** parameter names (whole model), extra tensor names, and the optimizer's JSON state, for the manifest */
+  params: string[];
+  extra: string[];
+  state: unknown;
+}
+
+/** The data-parallel (ZeRO) layout as a shard source. */
+export function dataParallelShards(dp: DataParallel): ShardSource {
+  return {
+    pieces: () => rankPieces(dp),
+    index: () => shardIndex(dp),
+    params: [...dp.paramShapes().keys()].sort(),
+    extra: Object.keys(routerBiasTensors(dp.model)).sort(),
+    state: { step: dp.step, config: dp.opts.adamw },
+  };
+}
+
 /**
  * Collective: every rank of dp's communicator calls it with the same step. Returns the committed step
  * folder (on every rank). Throws on every rank when any rank failed to write.
  */
-export async function saveDistributedCheckpoint(outDir: string, dp: DataParallel, comm: Communicator, c: DistCheckpointInput, keep: number): Promise<string> {
+export function saveDistributedCheckpoint(outDir: string, dp: DataParallel, comm: Communicator, c: DistCheckpointInput, keep: number): Promise<string> {
+  return saveShardedCheckpoint(outDir, dataParallelShards(dp), comm, c, keep);
+}
+
+/** As saveDistributedCheckpoint, for any layout's shard source (comm: every rank that writes a file). */
+export async function saveShardedCheckpoint(outDir: string, source: ShardSource, comm: Communicator, c: DistCheckpointInput, keep: number): Promise<string> {
   const name = stepDirName(c.step);
   // rank 0 prepares the temporary folder and names it after its pid (stale ones are recognised by it)
   const pid = Int32Array.of(0);
@@ -106,7 +134,7 @@ export async function saveDistributedCheckpoint(outDir: string, dp: DataParallel
   let rec: FileRecord | null = null;
   let failure: Error | null = null;
   try {
-    rec = writeSafetensors(path.join(tmp, rankFileName(comm.rank)), await rankPieces(dp), { metadata: { producer: 'zili', step: String(c.step), rank: String(comm.rank) } });
+    rec = writeSafetensors(path.join(tmp, rankFileName(comm.rank)), await source.pieces(), { metadata: { producer: 'zili', step: String(c.step), rank: String(comm.rank) } });
   } catch (e) {
     failure = e as Error;
   }
@@ -125,10 +153,7 @@ export async function saveDistributedCheckpoint(outDir: string, dp: DataParallel
     try {
       const files: Record<string, FileRecord> = {};
       records.forEach((r, i) => (files[rankFileName(i)] = r.rec));
-      const shards = shardIndex(dp);
-      const params = [...dp.paramShapes().keys()].sort();
-      const extra = Object.keys(routerBiasTensors(dp.model)).sort();
-      const manifest = makeManifest(c, { params, extra, state: { step: dp.step, config: dp.opts.adamw } }, files, shards);
+      const manifest = makeManifest(c, { params: source.params, extra: source.extra, state: source.state }, files, source.index());
       writeFileDurable(path.join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
       fsyncDir(tmp);
       commitStepDir(outDir, tmp, name);

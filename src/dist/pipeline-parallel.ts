@@ -20,7 +20,9 @@ import * as T from '../tensor/ops.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { StepResult } from '../train/step.js';
-import type { NamedTensors } from '../train/safetensors.js';
+import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
+import { rankFileName, type ShardedTensor } from '../train/checkpoint-shards.js';
+import type { ShardSource } from './dist-checkpoint.js';
 import type { Communicator } from './communicator.js';
 import { type ChunkPart, partitionChunks } from './pipeline-partition.js';
 import { type PipelineSchedule, type ScheduleKind, buildSchedule, chunkRank, isCompute, transferTag } from './pipeline-schedule.js';
@@ -64,6 +66,8 @@ export class PipelineParallel {
   private readonly dModel: number;
   /** seconds this rank waited for inputs in the last step (exposed communication + bubble) */
   lastWaitS = 0;
+  /** every parameter of the whole model: its shape and the pipeline rank that saves it (the first chunk using it) */
+  readonly owners = new Map<string, { rank: number; shape: number[] }>();
 
   constructor(
     readonly model: Transformer,
@@ -75,6 +79,10 @@ export class PipelineParallel {
     if (c.moe) throw new Error('pipeline parallelism does not run Mixture-of-Experts models yet (their balancing loss and routing loads span stages); use --pp 1');
     this.parts = partitionChunks(c.layers, pp * opts.vpp);
     this.local = this.parts.map((_, j) => j).filter((j) => chunkRank(j, pp) === comm.rank);
+    this.parts.forEach((part, j) => {
+      for (const name of chunkParamNames(model, [part]))
+        if (!this.owners.has(name)) this.owners.set(name, { rank: chunkRank(j, pp), shape: [...model.params.get(name).shape] });
+    });
     const mine = chunkParamNames(model, this.local.map((j) => this.parts[j]!));
     for (const [name, t] of [...model.params.tensors]) {
       if (mine.has(name)) continue;
@@ -89,9 +97,33 @@ export class PipelineParallel {
     this.opt = new AdamW(model.params, { ...opts.adamw, clipNorm: 0 });
   }
 
-  /** The parameters this rank writes into a checkpoint (the tied embedding only once, by rank 0). */
-  ownedParams(): string[] {
-    return [...this.model.params.tensors.keys()].filter((n) => n !== this.duplicate);
+  /** The layout as a checkpoint shard source: each parameter (and its moments) whole, in its owner's file. */
+  shards(): ShardSource {
+    const names = [...this.owners.keys()].sort();
+    const flat = async (t: Tensor): Promise<NamedTensor> => ({ dtype: 'f32', shape: [t.numel], data: Float32Array.from((await t.data()) as Float32Array) });
+    return {
+      pieces: async () => {
+        const out: NamedTensors = {};
+        for (const [name, o] of this.owners) {
+          if (o.rank !== this.comm.rank) continue;
+          out[name] = await flat(this.model.params.get(name));
+          out[`${name}.m`] = await flat(this.opt.m.get(name)!);
+          out[`${name}.v`] = await flat(this.opt.v.get(name)!);
+        }
+        return out;
+      },
+      index: () => {
+        const tensors: Record<string, ShardedTensor> = {};
+        for (const [name, o] of this.owners) {
+          const numel = o.shape.reduce((a, b) => a * b, 1);
+          for (const key of [name, `${name}.m`, `${name}.v`]) tensors[key] = { shape: o.shape, dtype: 'f32', pieces: [{ file: rankFileName(o.rank), key, start: 0, numel }] };
+        }
+        return { world: this.comm.size, zero: 0, tensors };
+      },
+      params: names,
+      extra: [],
+      state: { step: this.opt.step, config: this.opts.adamw },
+    };
   }
 
   /** Runs one optimizer step of `accum` micro-batches through the pipeline. */

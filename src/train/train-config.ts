@@ -1,6 +1,7 @@
 // The typed, validated configuration of a training run (what `zili train` flags resolve to, and what
 // tests build directly): the model, the run's length, batch geometry, optimizer and schedule,
 // checkpointing, evaluation and where data comes from. Stored in every checkpoint's manifest.
+import type { PipelineConfig } from '../dist/pipeline-config.js';
 import { ConfigError, type ModelConfig, validateModelConfig } from '../nn/config.js';
 
 export type TrainDtype = 'f32' | 'bf16';
@@ -57,6 +58,8 @@ export interface TrainConfig {
   bucketMb: number;
   /** start a new run from this checkpoint's weights (fine-tuning, continued pre-training); unset: random init */
   init?: string | null;
+  /** pipeline parallelism (--pp, --vpp, --schedule); unset or pp 1: none (checked by src/dist/pipeline-config.ts) */
+  pipeline?: PipelineConfig | null;
 }
 
 /** Optimizer steps' micro-batches per rank: globalBatch / (microBatch · dp). */

@@ -36,7 +36,9 @@ import { ensureChatTemplate } from '../serve/chat-template.js';
 import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from './train-state.js';
 import type { Communicator } from '../dist/communicator.js';
 import { DataParallel, assertWorldFits, gatherRankStats } from '../dist/data-parallel.js';
-import { saveDistributedCheckpoint } from '../dist/dist-checkpoint.js';
+import { saveDistributedCheckpoint, saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
+import { assertPipelineFits } from '../dist/pipeline-config.js';
+import { PipelineParallel } from '../dist/pipeline-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -123,7 +125,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   if (c.backend === 'meta')
     throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan`);
   const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
-  assertWorldFits(c, hooks.comm?.size ?? 1);
+  if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
+  else assertWorldFits(c, hooks.comm?.size ?? 1);
   const rank0 = !comm || comm.rank === 0;
   const log = !rank0 ? () => {} : hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
   // Rank 0 owns the run folder (one lock for the whole job); a refusal there ends the job.
@@ -180,13 +183,15 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const threads = threadsOf(be, c);
   const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
-  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: comm?.rank ?? 0, worldSize: c.dp });
+  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: c.pipeline && c.pipeline.pp > 1 ? 0 : comm?.rank ?? 0, worldSize: c.dp });
   const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false });
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
-  const dp = comm ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
-  const opt = dp ? null : new AdamW(model.params, adamw);
+  // pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts)
+  const pp = comm && c.pipeline && c.pipeline.pp > 1 ? new PipelineParallel(model, comm, { vpp: c.pipeline.vpp, schedule: c.pipeline.schedule, adamw }) : null;
+  const dp = comm && !pp ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
+  const opt = dp ? null : pp ? pp.opt : new AdamW(model.params, adamw);
   let metrics: MetricsWriter | null = null;
   let removeHandler = () => {};
   const losses: number[] = [];
@@ -200,7 +205,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     if (ckpt) {
       if (dp) dp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
       else {
-        restoreModel(model, ckpt.tensors, ckpt.dir);
+        restoreModel(model, pp ? pp.restoreTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
         restoreOptimizer(opt!, model, ckpt.optimizer, ckpt.dir);
       }
       if (ckpt.rng) rng = Rng.fromState(ckpt.rng as RngState);
@@ -220,6 +225,12 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     );
 
     const save = async (step: number, extra: Record<string, unknown>, data = loader.state()) => {
+      if (pp) {
+        const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
+        lastSaved = await saveShardedCheckpoint(c.out, pp.shards(), comm!, input, c.keepCheckpoints);
+        progress.log(`train: saved checkpoint ${lastSaved} (${comm!.size} pipeline stages' parameters)`);
+        return;
+      }
       if (dp) {
         const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
         lastSaved = await saveDistributedCheckpoint(c.out, dp, comm!, input, c.keepCheckpoints);
@@ -249,7 +260,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       const dataBefore = loader.state();
       // Ctrl-C is honoured between micro-batches on one process; a data-parallel step runs to its end
       // (every rank must take part in its collectives)
-      const done = dp ? await dp.runStep(loader, accum, lr) : await trainStep(model, opt!, loader, accum, lr, interrupted);
+      const done = pp ? await pp.runStep(loader, accum, lr) : dp ? await dp.runStep(loader, accum, lr) : await trainStep(model, opt!, loader, accum, lr, interrupted);
       if (!done) {
         // Ctrl-C inside the step: its partial gradients are dropped; save the last complete step
         const last = step - 1;
@@ -261,7 +272,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       // every rank's step time (and peak memory): the slowest rank sets the pace
       const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
-      if (ranks && step === startStep + 1) log(dp!.memoryReport(c, ranks.peakBytes));
+      if (ranks && dp && step === startStep + 1) log(dp.memoryReport(c, ranks.peakBytes));
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
@@ -302,8 +313,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     removeHandler();
     metrics?.close();
     loader.close();
-    opt?.dispose();
+    if (!pp) opt?.dispose();
     dp?.dispose();
+    pp?.dispose();
     model.dispose();
   }
   const seconds = (performance.now() - startTime) / 1000;
