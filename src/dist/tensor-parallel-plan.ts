@@ -56,3 +56,24 @@ export function validateTensorParallel(c: ModelConfig, tp: number, sp: boolean, 
   if (sp && microBatchTokens % tp !== 0)
     throw new ConfigError(`--sp splits each micro-batch's ${microBatchTokens} tokens over --tp ${tp} ranks; use a --micro-batch x --seq that is a multiple of ${tp}`);
 }
+
+/** --tp / --sp of a training run (TrainConfig.tensorParallel). */
+export interface TensorParallelConfig {
+  tp: number;
+  /** sequence parallel: norms and residuals split over the tp ranks' tokens */
+  sp: boolean;
+}
+
+/** Refuses a tensor-parallel run that does not fit the job's ranks, the model or the micro-batch. */
+export function assertTensorParallelFits(c: { model: ModelConfig; dp: number; microBatch: number; seqLen: number; pipeline?: { pp: number } | null }, t: TensorParallelConfig, worldSize: number): void {
+  validateTensorParallel(c.model, t.tp, t.sp, c.microBatch * c.seqLen);
+  const world = t.tp * c.dp;
+  if (world !== worldSize)
+    throw new ConfigError(
+      worldSize % t.tp === 0 && worldSize > 1
+        ? `--tp ${t.tp} x --dp ${c.dp} = ${world} ranks, but the job has ${worldSize}; use --dp ${worldSize / t.tp} or launch ${world} ranks (mpirun -np ${world})`
+        : `--tp ${t.tp} x --dp ${c.dp} needs ${world} ranks but the job has ${worldSize}; launch it with mpirun -np ${world}`,
+    );
+  if (c.dp > 1) throw new ConfigError(`--tp ${t.tp} with --dp ${c.dp}: tensor and data parallelism together are not implemented yet; use --dp 1 (mpirun -np ${t.tp})`);
+  if (c.pipeline && c.pipeline.pp > 1) throw new ConfigError(`--tp ${t.tp} with --pp ${c.pipeline.pp}: tensor and pipeline parallelism together are not implemented yet; use one of them`);
+}

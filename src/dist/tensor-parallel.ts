@@ -18,12 +18,15 @@ import { attentionBlock } from '../nn/attention.js';
 import { mlp } from '../nn/mlp.js';
 import { linear } from '../nn/linear.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
-import { backwardAsync, noGrad } from '../tensor/autograd.js';
+import { backwardAsync, noGrad, noGradAsync } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import { keep, tidy, tidyAsync } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { TokenLoader } from '../data/loader.js';
-import type { NamedTensors } from '../train/safetensors.js';
+import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
+import type { OptimizerState } from '../train/checkpoint.js';
+import { boxPiece, rankFileName, type ShardedTensor } from '../train/checkpoint-shards.js';
+import type { ShardSource } from './dist-checkpoint.js';
 import type { Communicator } from './communicator.js';
 import { copyToGroup, gatherFromGroup, reduceFromGroup, scatterToGroup } from './differentiable.js';
 import { type ShardKind, shardDimOf, shardKindOf, validateTensorParallel } from './tensor-parallel-plan.js';
@@ -33,6 +36,19 @@ import { vocabParallelCrossEntropy, vocabParallelEmbedding } from './vocab-paral
 function shardOf(t: Tensor, dim: 0 | 1, tp: number, rank: number): Tensor {
   const n = t.shape[dim]! / tp;
   return noGrad(() => T.slice(t, dim, rank * n, (rank + 1) * n));
+}
+
+/** Rank `rank`'s block along `dim` of a whole host tensor (2-D or 1-D). */
+function cutHost(t: NamedTensor, dim: 0 | 1, tp: number, rank: number): NamedTensor {
+  const src = t.data as Float32Array;
+  const rows = t.shape[0]!, cols = t.shape.length > 1 ? t.shape[1]! : 1;
+  if (dim === 0) {
+    const n = (rows / tp) * cols;
+    return { dtype: t.dtype, shape: [rows / tp, ...t.shape.slice(1)], data: src.slice(rank * n, (rank + 1) * n) };
+  }
+  const w = cols / tp, data = new Float32Array(rows * w);
+  for (let i = 0; i < rows; i++) data.set(src.subarray(i * cols + rank * w, i * cols + (rank + 1) * w), i * w);
+  return { dtype: t.dtype, shape: [rows, w], data };
 }
 
 /** Replaces, in place, each tensor of `map` by this rank's shard under the plan (names keep their order). */
@@ -106,24 +122,80 @@ export class TensorParallel {
     shardMap(model.params.tensors, tp, comm.rank, true);
   }
 
-  /**
-   * AdamW over this rank's shards; with `whole` (a one-process AdamW over the whole model, e.g. restored
-   * from a checkpoint before the model was cut) its moments and step are cut to the shards and taken.
-   */
-  optimizer(config: AdamWConfig, whole?: AdamW): AdamW {
-    const opt = new TensorParallelAdamW(this, config);
-    if (whole) {
-      for (const moments of ['m', 'v'] as const) {
-        shardMap(whole[moments], this.comm.size, this.comm.rank, false);
-        for (const [name, t] of whole[moments]) {
-          opt[moments].get(name)!.dispose();
-          opt[moments].set(name, t);
-        }
-        whole[moments].clear();
+  /** AdamW over this rank's shards (its gradient norm spans the tp ranks). */
+  optimizer(config: AdamWConfig): AdamW {
+    return new TensorParallelAdamW(this, config);
+  }
+
+  /** This rank's shards of whole host tensors (a checkpoint of any layout): weights, or `<name>.m`/`.v` moments. */
+  cutTensors(whole: NamedTensors): NamedTensors {
+    const out: NamedTensors = {};
+    for (const [key, t] of Object.entries(whole)) {
+      const name = key.replace(/\.(m|v)$/, '');
+      if (!this.model.params.tensors.has(name) && !this.model.params.tensors.has(key)) {
+        out[key] = t; // not a parameter (routing biases): as is
+        continue;
       }
-      opt.step = whole.step;
+      const d = shardDimOf(shardKindOf(this.model.params.tensors.has(key) ? key : name));
+      out[key] = d === null ? t : cutHost(t, d, this.comm.size, this.comm.rank);
     }
-    return opt;
+    return out;
+  }
+
+  /** The optimizer state of a checkpoint (whole tensors), cut to this rank's shards. */
+  cutOptimizerState(s: OptimizerState | null): OptimizerState | null {
+    return s && { ...s, m: this.cutTensors(s.m), v: this.cutTensors(s.v) };
+  }
+
+  /**
+   * What this rank saves: its shard of every split weight and moment (replicated ones from tp rank 0
+   * only), indexed by global shape and each piece's box (offset and shape) in it.
+   */
+  shards(opt: AdamW): ShardSource {
+    const tp = this.comm.size, rank = this.comm.rank;
+    const params = this.model.params.tensors;
+    return {
+      pieces: async () => {
+        const out: NamedTensors = {};
+        for (const [name, p] of params) {
+          if (shardKindOf(name) === 'replicate' && rank !== 0) continue;
+          for (const [key, t] of [[name, p], [`${name}.m`, opt.m.get(name)!], [`${name}.v`, opt.v.get(name)!]] as const)
+            out[key] = { dtype: 'f32', shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) };
+        }
+        return out;
+      },
+      index: () => {
+        const tensors: Record<string, ShardedTensor> = {};
+        for (const [name, p] of params) {
+          const d = shardDimOf(shardKindOf(name));
+          const shape = p.shape.map((n, i) => (i === d ? n * tp : n));
+          const owners = d === null ? [0] : Array.from({ length: tp }, (_, r) => r);
+          for (const key of [name, `${name}.m`, `${name}.v`])
+            tensors[key] = { shape, dtype: 'f32', pieces: owners.map((r) => boxPiece(rankFileName(r), key, shape, p.shape, d === null ? p.shape.map(() => 0) : p.shape.map((n, i) => (i === d ? r * n : 0)))) };
+        }
+        return { world: tp, zero: 0, tensors };
+      },
+      params: [...params.keys()].sort(),
+      extra: [],
+      state: { step: opt.step, config: opt.config },
+    };
+  }
+
+  /** Mean validation cross-entropy over `batches` batches (every tp rank reads the same ones). */
+  async validationLoss(openVal: () => TokenLoader, batches: number): Promise<number> {
+    const loader = openVal();
+    try {
+      let sum = 0;
+      for (let i = 0; i < batches; i++) {
+        const b = loader.next();
+        const ce = await noGradAsync(() => tidyAsync(() => this.loss(b.input, b.target, loader.batch, loader.seqLen)));
+        sum += await ce.item();
+        ce.dispose();
+      }
+      return sum / batches;
+    } finally {
+      loader.close();
+    }
   }
 
   private enter(x: Tensor): Promise<Tensor> {

@@ -2,6 +2,7 @@
 // tests build directly): the model, the run's length, batch geometry, optimizer and schedule,
 // checkpointing, evaluation and where data comes from. Stored in every checkpoint's manifest.
 import type { PipelineConfig } from '../dist/pipeline-config.js';
+import type { TensorParallelConfig } from '../dist/tensor-parallel-plan.js';
 import { ConfigError, type ModelConfig, validateModelConfig } from '../nn/config.js';
 
 export type TrainDtype = 'f32' | 'bf16';
@@ -60,6 +61,8 @@ export interface TrainConfig {
   init?: string | null;
   /** pipeline parallelism (--pp, --vpp, --schedule); unset or pp 1: none (checked by src/dist/pipeline-config.ts) */
   pipeline?: PipelineConfig | null;
+  /** tensor (and sequence) parallelism (--tp, --sp); unset or tp 1: none (checked by src/dist/tensor-parallel-plan.ts) */
+  tensorParallel?: TensorParallelConfig | null;
 }
 
 /** Optimizer steps' micro-batches per rank: globalBatch / (microBatch · dp). */

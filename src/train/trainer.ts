@@ -39,6 +39,8 @@ import { DataParallel, assertWorldFits, gatherRankStats } from '../dist/data-par
 import { saveDistributedCheckpoint, saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
 import { assertPipelineFits } from '../dist/pipeline-config.js';
 import { PipelineParallel } from '../dist/pipeline-parallel.js';
+import { assertTensorParallelFits } from '../dist/tensor-parallel-plan.js';
+import { TensorParallel } from '../dist/tensor-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -125,7 +127,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   if (c.backend === 'meta')
     throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan`);
   const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
-  if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
+  if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, hooks.comm?.size ?? 1);
+  else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
   else assertWorldFits(c, hooks.comm?.size ?? 1);
   const rank0 = !comm || comm.rank === 0;
   const log = !rank0 ? () => {} : hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
@@ -183,15 +186,17 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const threads = threadsOf(be, c);
   const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
-  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: c.pipeline && c.pipeline.pp > 1 ? 0 : comm?.rank ?? 0, worldSize: c.dp });
+  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: (c.pipeline && c.pipeline.pp > 1) || c.tensorParallel ? 0 : comm?.rank ?? 0, worldSize: c.dp });
   const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false });
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
   // pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts)
   const pp = comm && c.pipeline && c.pipeline.pp > 1 ? new PipelineParallel(model, comm, { vpp: c.pipeline.vpp, schedule: c.pipeline.schedule, adamw }) : null;
-  const dp = comm && !pp ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
-  const opt = dp ? null : pp ? pp.opt : new AdamW(model.params, adamw);
+  // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
+  const tensorPar = comm && c.tensorParallel ? new TensorParallel(model, comm, c.tensorParallel.sp, c.microBatch * c.seqLen) : null;
+  const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
+  const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
   let metrics: MetricsWriter | null = null;
   let removeHandler = () => {};
   const losses: number[] = [];
@@ -205,8 +210,8 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     if (ckpt) {
       if (dp) dp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
       else {
-        restoreModel(model, pp ? pp.restoreTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
-        restoreOptimizer(opt!, model, ckpt.optimizer, ckpt.dir);
+        restoreModel(model, pp ? pp.restoreTensors(ckpt.tensors) : tensorPar ? tensorPar.cutTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
+        restoreOptimizer(opt!, model, tensorPar ? tensorPar.cutOptimizerState(ckpt.optimizer) : ckpt.optimizer, ckpt.dir);
       }
       if (ckpt.rng) rng = Rng.fromState(ckpt.rng as RngState);
       log(`train: resumed from ${ckpt.dir} at step ${startStep}`);
@@ -225,10 +230,10 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     );
 
     const save = async (step: number, extra: Record<string, unknown>, data = loader.state()) => {
-      if (pp) {
+      if (pp || tensorPar) {
         const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
-        lastSaved = await saveShardedCheckpoint(c.out, pp.shards(), comm!, input, c.keepCheckpoints);
-        progress.log(`train: saved checkpoint ${lastSaved} (${comm!.size} pipeline stages' parameters)`);
+        lastSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar!.shards(opt!), comm!, input, c.keepCheckpoints);
+        progress.log(`train: saved checkpoint ${lastSaved} (${comm!.size} ${pp ? 'pipeline stages' : 'tensor-parallel ranks'}' parameters)`);
         return;
       }
       if (dp) {
@@ -260,7 +265,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       const dataBefore = loader.state();
       // Ctrl-C is honoured between micro-batches on one process; a data-parallel step runs to its end
       // (every rank must take part in its collectives)
-      const done = pp ? await pp.runStep(loader, accum, lr) : dp ? await dp.runStep(loader, accum, lr) : await trainStep(model, opt!, loader, accum, lr, interrupted);
+      const done = pp ? await pp.runStep(loader, accum, lr) : tensorPar ? await tensorPar.runStep(opt!, loader, accum, lr) : dp ? await dp.runStep(loader, accum, lr) : await trainStep(model, opt!, loader, accum, lr, interrupted);
       if (!done) {
         // Ctrl-C inside the step: its partial gradients are dropped; save the last complete step
         const last = step - 1;
@@ -277,7 +282,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
       if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
-        valLoss = dp ? await dp.withFullParams(() => validationLoss(model, openVal, c.evalBatches)) : await validationLoss(model, openVal, c.evalBatches);
+        valLoss = tensorPar ? await tensorPar.validationLoss(openVal, c.evalBatches) : dp ? await dp.withFullParams(() => validationLoss(model, openVal, c.evalBatches)) : await validationLoss(model, openVal, c.evalBatches);
         progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);
       }
       const record: StepMetrics = {
