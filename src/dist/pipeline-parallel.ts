@@ -66,6 +66,8 @@ export class PipelineParallel {
   private readonly dModel: number;
   /** seconds this rank waited for inputs in the last step (exposed communication + bubble) */
   lastWaitS = 0;
+  /** seconds of the last step's schedule (forwards, backwards and transfers; without the optimizer) */
+  lastPipelineS = 0;
   /** every parameter of the whole model: its shape and the pipeline rank that saves it (the first chunk using it) */
   readonly owners = new Map<string, { rank: number; shape: number[] }>();
 
@@ -142,6 +144,7 @@ export class PipelineParallel {
     const ces: Tensor[] = [];
     const id = (chunk: number, micro: number) => `${chunk}:${micro}`;
     let waitS = 0;
+    const t0 = performance.now();
     const wait = async (p: Promise<void>) => {
       const t0 = performance.now();
       await p;
@@ -202,6 +205,7 @@ export class PipelineParallel {
     await wait(Promise.all(sends).then(() => undefined));
     for (const t of afterSend) t.dispose();
     this.lastWaitS = waitS;
+    this.lastPipelineS = (performance.now() - t0) / 1000;
 
     if (this.tiedPeer !== null) await this.addTiedGradient(this.tiedPeer);
     // global gradient norm over the group (the tied weight counted once), one all-reduce
