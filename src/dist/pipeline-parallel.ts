@@ -15,7 +15,7 @@
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
 import { type AdamWConfig, AdamW, clippedGradScale } from '../optim/adamw.js';
-import { backward, detach, noGrad, stageInput } from '../tensor/autograd.js';
+import { backward, detach, stageInput } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -209,7 +209,7 @@ export class PipelineParallel {
 
     if (this.tiedPeer !== null) await this.addTiedGradient(this.tiedPeer);
     // global gradient norm over the group (the tied weight counted once), one all-reduce
-    const stats = Float32Array.of(await this.localSquares(), 0);
+    const stats = Float32Array.of((await this.opt.gradNorm((name) => name === this.duplicate)) ** 2, 0);
     for (const ce of ces) stats[1]! += await ce.item();
     for (const ce of ces) ce.dispose();
     await this.comm.allReduce(stats);
@@ -218,25 +218,6 @@ export class PipelineParallel {
     await this.opt.update(lr, clippedGradScale(rawNorm, gradScale, this.opts.adamw.clipNorm));
     this.model.params.zeroGrad();
     return { loss: stats[1]! / accum, aux: 0, gradNorm: rawNorm };
-  }
-
-  /** Σ of squared gradients of the parameters this rank counts (f32 on the device, one read). */
-  private async localSquares(): Promise<number> {
-    const total = noGrad(() =>
-      tidy(() => {
-        let acc: Tensor | null = null;
-        for (const [name, p] of this.model.params.tensors) {
-          if (!p.grad || name === this.duplicate) continue;
-          const s = T.sum(T.square(p.grad));
-          acc = acc ? T.add(acc, s) : s;
-        }
-        return acc;
-      }),
-    );
-    if (!total) return 0;
-    const v = await total.item();
-    total.dispose();
-    return v;
   }
 
   /** First and last stage both hold the tied embedding: each adds the other's gradient. */
