@@ -161,8 +161,8 @@ test('kill -9 of one rank: the job ends within 60 s, mpirun non-zero, --resume f
 
 // Tensor parallel (src/dist/tensor-parallel.ts): tp2 with sequence parallel, micro-batch 2, against
 // the one-process reference; its sharded checkpoint (row-parallel shards stored as boxes of the global
-// tensor) resumed under dp2 and under tp2 without sp.
-test('tp2 + sp (micro-batch 2): the losses of one process; saved at step 5, resumed under dp2 and under tp2: the same losses', { skip }, async () => {
+// tensor) resumed under dp2 and under tp2 x dp2 without sp (4 ranks).
+test('tp2 + sp (micro-batch 2): the losses of one process; saved at step 5, resumed under dp2 and under tp2 x dp2: the same losses', { skip }, async () => {
   const out = path.join(tmp, 'tp2-sp');
   const r = await launch(2, [...COMMON, '--out', out, '--tp', '2', '--sp', '--micro-batch', '2', '--save-every', '5']);
   assert.equal(r.code, 0, r.stderr);
@@ -173,12 +173,12 @@ test('tp2 + sp (micro-batch 2): the losses of one process; saved at step 5, resu
     { offset: [0, 0], shape: [128, 64] },
     { offset: [0, 64], shape: [128, 64] },
   ]);
-  for (const [name, args] of [['tp2-sp-to-dp2', ['--dp', '2']], ['tp2-sp-to-tp2', ['--tp', '2', '--micro-batch', '4']]] as const) {
+  for (const [name, np, args] of [['tp2-sp-to-dp2', 2, ['--dp', '2']], ['tp2-sp-to-tp2-dp2', 4, ['--tp', '2', '--dp', '2', '--micro-batch', '2']]] as const) {
     const again = path.join(tmp, name);
     fs.mkdirSync(again);
     fs.cpSync(step5, path.join(again, 'step-00000005'), { recursive: true });
     fs.writeFileSync(path.join(again, 'metrics.jsonl'), fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'));
-    const r2 = await launch(2, [...COMMON, '--out', again, ...args, '--resume', '--save-every', '0']);
+    const r2 = await launch(np, [...COMMON, '--out', again, ...args, '--resume', '--save-every', '0']);
     assert.equal(r2.code, 0, r2.stderr);
     assertClose(losses(again), reference, name);
   }

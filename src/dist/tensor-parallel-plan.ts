@@ -65,7 +65,7 @@ export interface TensorParallelConfig {
 }
 
 /** Refuses a tensor-parallel run that does not fit the job's ranks, the model or the micro-batch. */
-export function assertTensorParallelFits(c: { model: ModelConfig; dp: number; microBatch: number; seqLen: number; pipeline?: { pp: number } | null }, t: TensorParallelConfig, worldSize: number): void {
+export function assertTensorParallelFits(c: { model: ModelConfig; dp: number; zero: number; microBatch: number; seqLen: number; pipeline?: { pp: number } | null }, t: TensorParallelConfig, worldSize: number): void {
   validateTensorParallel(c.model, t.tp, t.sp, c.microBatch * c.seqLen);
   const world = t.tp * c.dp;
   if (world !== worldSize)
@@ -74,6 +74,11 @@ export function assertTensorParallelFits(c: { model: ModelConfig; dp: number; mi
         ? `--tp ${t.tp} x --dp ${c.dp} = ${world} ranks, but the job has ${worldSize}; use --dp ${worldSize / t.tp} or launch ${world} ranks (mpirun -np ${world})`
         : `--tp ${t.tp} x --dp ${c.dp} needs ${world} ranks but the job has ${worldSize}; launch it with mpirun -np ${world}`,
     );
-  if (c.dp > 1) throw new ConfigError(`--tp ${t.tp} with --dp ${c.dp}: tensor and data parallelism together are not implemented yet; use --dp 1 (mpirun -np ${t.tp})`);
+  if (c.zero > 0) throw new ConfigError(`--tp ${t.tp} with --zero ${c.zero}: ZeRO over the replicas of tensor-parallel shards is not implemented yet; use --zero 0`);
   if (c.pipeline && c.pipeline.pp > 1) throw new ConfigError(`--tp ${t.tp} with --pp ${c.pipeline.pp}: tensor and pipeline parallelism together are not implemented yet; use one of them`);
+}
+
+/** The data-parallel replica a world rank belongs to under tp × dp (tp fastest): the loader's rank. */
+export function tensorParallelDataRank(t: TensorParallelConfig, worldRank: number): number {
+  return Math.floor(worldRank / t.tp);
 }

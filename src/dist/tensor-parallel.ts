@@ -20,7 +20,7 @@ import { linear } from '../nn/linear.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
 import { backwardAsync, noGrad, noGradAsync } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
-import { keep, tidy, tidyAsync } from '../tensor/scope.js';
+import { keep, tidyAsync } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { TokenLoader } from '../data/loader.js';
 import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
@@ -29,7 +29,8 @@ import { boxPiece, rankFileName, type ShardedTensor } from '../train/checkpoint-
 import type { ShardSource } from './dist-checkpoint.js';
 import type { Communicator } from './communicator.js';
 import { copyToGroup, gatherFromGroup, reduceFromGroup, scatterToGroup } from './differentiable.js';
-import { type ShardKind, shardDimOf, shardKindOf, validateTensorParallel } from './tensor-parallel-plan.js';
+import { type ShardKind, shardDimOf, shardKindOf, type TensorParallelConfig, validateTensorParallel } from './tensor-parallel-plan.js';
+import { ProcessMesh } from './mesh.js';
 import { vocabParallelCrossEntropy, vocabParallelEmbedding } from './vocab-parallel.js';
 
 /** Rank `rank`'s block of `t` along `dim` (a new contiguous tensor, no gradient). */
@@ -76,22 +77,11 @@ class TensorParallelAdamW extends AdamW {
   }
 
   override async gradNorm(): Promise<number> {
-    const sums = noGrad(() =>
-      tidy(() => {
-        const acc = { sharded: T.zeros(this.params.backend, []), replicated: T.zeros(this.params.backend, []) };
-        for (const [name, p] of this.params.tensors) {
-          if (!p.grad) continue;
-          const key = shardKindOf(name) === 'replicate' ? 'replicated' : 'sharded';
-          acc[key] = T.add(acc[key], T.sum(T.square(p.grad)));
-        }
-        return T.concat([T.reshape(acc.sharded, [1]), T.reshape(acc.replicated, [1])], 0);
-      }),
-    );
-    const host = (await sums.data()) as Float32Array;
-    sums.dispose();
-    const sharded = Float32Array.of(host[0]!);
+    const replicated = (name: string) => shardKindOf(name) === 'replicate';
+    const sharded = Float32Array.of((await super.gradNorm(replicated)) ** 2);
+    const whole = await super.gradNorm((name) => !replicated(name));
     await this.tpModel.comm.allReduce(sharded, 'sum');
-    return Math.sqrt(sharded[0]! + host[1]!);
+    return Math.sqrt(sharded[0]! + whole ** 2);
   }
 }
 
@@ -109,11 +99,26 @@ export class TensorParallel {
    * Validates the layout against the model and cuts the model's parameters (created whole, or
    * restored whole from a checkpoint) to this rank's shards; `opt`'s moments are cut alike.
    */
+  /**
+   * Tensor parallel over `world` laid out as tp × dp (Megatron rank order, tp fastest): splits the
+   * mesh's tp and dp groups (collective over the world) and cuts the model to this rank's shards.
+   */
+  static async open(model: Transformer, world: Communicator, t: TensorParallelConfig, dp: number, microBatchTokens: number): Promise<TensorParallel> {
+    const mesh = await ProcessMesh.create(world, { tp: t.tp, cp: 1, dp, pp: 1, ep: 1 });
+    return new TensorParallel(model, mesh.tp, t.sp, microBatchTokens, mesh.dp.size > 1 ? mesh.dp : null, world.size);
+  }
+
+  /**
+   * comm: the tp group; dpComm: the data-parallel replicas of this rank's shards (null: none);
+   * worldSize: ranks writing checkpoint files (tp ranks of data-parallel replica 0 write the pieces).
+   */
   constructor(
     readonly model: Transformer,
     readonly comm: Communicator,
     readonly sequenceParallel: boolean,
     microBatchTokens: number,
+    readonly dpComm: Communicator | null = null,
+    private readonly worldSize = comm.size,
   ) {
     const c = model.config, tp = comm.size;
     validateTensorParallel(c, tp, sequenceParallel, microBatchTokens);
@@ -157,6 +162,7 @@ export class TensorParallel {
     return {
       pieces: async () => {
         const out: NamedTensors = {};
+        if (this.dpComm && this.dpComm.rank !== 0) return out; // replica 0's tp ranks hold every piece
         for (const [name, p] of params) {
           if (shardKindOf(name) === 'replicate' && rank !== 0) continue;
           for (const [key, t] of [[name, p], [`${name}.m`, opt.m.get(name)!], [`${name}.v`, opt.v.get(name)!]] as const)
@@ -173,7 +179,7 @@ export class TensorParallel {
           for (const key of [name, `${name}.m`, `${name}.v`])
             tensors[key] = { shape, dtype: 'f32', pieces: owners.map((r) => boxPiece(rankFileName(r), key, shape, p.shape, d === null ? p.shape.map(() => 0) : p.shape.map((n, i) => (i === d ? r * n : 0)))) };
         }
-        return { world: tp, zero: 0, tensors };
+        return { world: this.worldSize, zero: 0, tensors };
       },
       params: [...params.keys()].sort(),
       extra: [],
@@ -223,7 +229,10 @@ export class TensorParallel {
     return vocabParallelCrossEntropy(logits, targets, this.comm);
   }
 
-  /** One optimizer step over `accum` micro-batches (every tp rank reads the same ones). */
+  /**
+   * One optimizer step over `accum` micro-batches (every tp rank reads the same ones, each data-parallel
+   * replica its own); gradients are summed over the replicas, the loss is their mean.
+   */
   async runStep(opt: AdamW, loader: TokenLoader, accum: number, lr: number): Promise<TensorParallelStepResult> {
     let sum = 0;
     for (let micro = 0; micro < accum; micro++) {
@@ -237,9 +246,15 @@ export class TensorParallel {
       loss.dispose();
     }
     if (this.sequenceParallel) await this.reduceReplicatedGrads();
-    const gradNorm = await opt.update(lr, 1 / accum);
+    const replicas = this.dpComm?.size ?? 1;
+    const mean = Float32Array.of(sum / accum);
+    if (this.dpComm) {
+      await Promise.all([...this.model.params.tensors.values()].map((p) => (p.grad ? this.dpComm!.allReduce(p.grad, 'sum') : null)));
+      await this.dpComm.allReduce(mean, 'sum');
+    }
+    const gradNorm = await opt.update(lr, 1 / (accum * replicas));
     this.model.params.zeroGrad();
-    return { loss: sum / accum, aux: 0, gradNorm };
+    return { loss: mean[0]! / replicas, aux: 0, gradNorm };
   }
 
   /** With --sp each rank's norms saw only its tokens: their gradients are summed over the tp ranks. */

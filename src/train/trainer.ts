@@ -39,7 +39,7 @@ import { DataParallel, assertWorldFits, gatherRankStats } from '../dist/data-par
 import { saveDistributedCheckpoint, saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
 import { assertPipelineFits } from '../dist/pipeline-config.js';
 import { PipelineParallel } from '../dist/pipeline-parallel.js';
-import { assertTensorParallelFits } from '../dist/tensor-parallel-plan.js';
+import { assertTensorParallelFits, tensorParallelDataRank } from '../dist/tensor-parallel-plan.js';
 import { TensorParallel } from '../dist/tensor-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
@@ -186,7 +186,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const threads = threadsOf(be, c);
   const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
-  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: (c.pipeline && c.pipeline.pp > 1) || c.tensorParallel ? 0 : comm?.rank ?? 0, worldSize: c.dp });
+  const loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: c.pipeline && c.pipeline.pp > 1 ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : comm?.rank ?? 0, worldSize: c.dp });
   const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false });
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
@@ -194,7 +194,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   // pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts)
   const pp = comm && c.pipeline && c.pipeline.pp > 1 ? new PipelineParallel(model, comm, { vpp: c.pipeline.vpp, schedule: c.pipeline.schedule, adamw }) : null;
   // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
-  const tensorPar = comm && c.tensorParallel ? new TensorParallel(model, comm, c.tensorParallel.sp, c.microBatch * c.seqLen) : null;
+  const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
   const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
   const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
   let metrics: MetricsWriter | null = null;
