@@ -1,6 +1,6 @@
 // `zili train --pp` under mpirun (2 cores, oversubscribed), against one process: 10 steps of `tiny`
 // (global batch 8, micro-batch 2, same seed) under pp2 (1F1B) and pp2 x vpp2 (interleaved) give
-// per-step losses within 1e-5 relative; a checkpoint saved under pp2 resumes under dp2 with the same
+// per-step losses (and validation losses through the pipeline) within 1e-5 relative; a checkpoint saved under pp2 resumes under dp2 with the same
 // losses. Layouts that do not fit are refused in one line before anything is allocated. Skips with a
 // printed reason when mpirun or the MPI binding is missing.
 import { test } from 'node:test';
@@ -18,7 +18,7 @@ const skip = !hasMpirun ? 'mpirun is not installed (scripts/setup installs openm
 if (skip) console.log(`# skipping the mpirun pipeline tests: ${skip}`);
 
 const ZILI = path.join(repoRoot(), 'bin', 'zili');
-const COMMON = ['train', '--preset', 'tiny', '--steps', '10', '--global-batch', '8', '--micro-batch', '2', '--seed', '7', '--eval-every', '0', '--threads', '1'];
+const COMMON = ['train', '--preset', 'tiny', '--steps', '10', '--global-batch', '8', '--micro-batch', '2', '--seed', '7', '--eval-every', '5', '--eval-batches', '2', '--threads', '1'];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zili-pp-'));
 
 /** np 0: one process without mpirun */
@@ -41,8 +41,13 @@ async function lossesOf(np: number, name: string, extra: string[]): Promise<numb
   const out = path.join(tmp, name);
   const r = await zili(np, [...COMMON, '--out', out, ...extra]);
   assert.equal(r.code, 0, `${name} failed:\n${r.stderr.slice(-2000)}`);
-  return readMetrics(path.join(out, 'metrics.jsonl')).map((m) => m.loss);
+  const ms = readMetrics(path.join(out, 'metrics.jsonl'));
+  valLosses.set(name, ms.flatMap((m) => (typeof m.valLoss === 'number' ? [m.valLoss] : [])));
+  return ms.map((m) => m.loss);
 }
+
+/** the validation losses (every 5 steps) of each run, by run name */
+const valLosses = new Map<string, number[]>();
 
 function assertClose(got: number[], want: number[], what: string): void {
   assert.equal(got.length, want.length, `${what}: ${got.length} steps logged, expected ${want.length}`);
@@ -59,6 +64,8 @@ test('one process: the reference losses', { skip }, async () => {
 test('pp2 (1F1B) and pp2 x vpp2 (interleaved) = one process', { skip }, async () => {
   assertClose(await lossesOf(2, 'pp2', ['--pp', '2']), reference, 'pp2 1f1b');
   assertClose(await lossesOf(2, 'pp2vpp2', ['--pp', '2', '--vpp', '2']), reference, 'pp2 x vpp2 interleaved');
+  assert.equal(valLosses.get('one')!.length, 2);
+  for (const run of ['pp2', 'pp2vpp2']) assertClose(valLosses.get(run)!, valLosses.get('one')!, `${run} validation`);
 });
 
 test('saved under pp2, resumed under dp2: the same losses', { skip }, async () => {

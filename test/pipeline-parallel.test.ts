@@ -10,6 +10,7 @@ import { preset } from '../src/nn/presets.js';
 import { Transformer } from '../src/nn/transformer.js';
 import { AdamW, defaultAdamW } from '../src/optim/adamw.js';
 import { trainStep } from '../src/train/step.js';
+import { validationLoss } from '../src/train/evaluate.js';
 import { tapeLength } from '../src/tensor/autograd.js';
 import { PipelineParallel } from '../src/dist/pipeline-parallel.js';
 import type { ScheduleKind } from '../src/dist/pipeline-schedule.js';
@@ -68,3 +69,14 @@ for (const [kind, pp, vpp, tied] of [['1f1b', 2, 1, true], ['gpipe', 2, 1, false
     if (pp * vpp === cfg.layers + 2) assert.deepEqual([ranks[0]!.parts[0], ranks[0]!.parts[3]].map((p) => p!.hi - p!.lo), [0, 0], 'embedding-only and loss-only chunks');
     for (const r of ranks) r.model.dispose(), r.dispose();
   });
+
+test('validation through the pipeline = one process (embedding-only and loss-only chunks)', async () => {
+  const ref = new Transformer(cfg, be, { seed: 5 });
+  const openVal = () => Object.assign(fakeLoader(), { close: () => {} });
+  const want = await validationLoss(ref, openVal, 2);
+  ref.dispose();
+  const ranks = loopbackGroup(2).map((comm) => new PipelineParallel(new Transformer(cfg, be, { seed: 5 }), comm, { vpp: 2, schedule: 'interleaved', adamw }));
+  const got = await Promise.all(ranks.map((r) => r.validationLoss(openVal, 2)));
+  for (const g of got) assert.ok(Math.abs(g - want) <= 1e-6 * want, `validation ${g} vs one process ${want}`);
+  for (const r of ranks) r.model.dispose(), r.dispose();
+});

@@ -34,7 +34,6 @@ export function assertPipelineFits(c: TrainConfig, p: PipelineConfig, worldSize:
     );
   if (c.dp > 1) throw new ConfigError(`--pp ${p.pp} with --dp ${c.dp}: pipeline and data parallelism together are not implemented yet; use --dp 1 (mpirun -np ${p.pp})`);
   if (c.model.moe) throw new ConfigError(`--pp ${p.pp}: pipeline parallelism does not run Mixture-of-Experts models yet; use --pp 1`);
-  if (c.evalEvery > 0) throw new ConfigError(`--pp ${p.pp}: validation through the pipeline is not implemented yet; pass --eval-every 0 (evaluate the checkpoint with one process)`);
   try {
     partitionChunks(c.model.layers, p.pp * p.vpp);
     checkScheduleShape(p.schedule, { pp: p.pp, vpp: p.vpp, microBatches: gradAccumSteps(c) });

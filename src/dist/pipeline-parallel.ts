@@ -15,7 +15,8 @@
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
 import { type AdamWConfig, AdamW, clippedGradScale } from '../optim/adamw.js';
-import { backward, detach, stageInput } from '../tensor/autograd.js';
+import { backward, detach, noGrad, stageInput } from '../tensor/autograd.js';
+import type { ValLoaderFactory } from '../train/evaluate.js';
 import * as T from '../tensor/ops.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -231,6 +232,43 @@ export class PipelineParallel {
     // rank 0 adds (first + last), the last stage (last + first): the same f32 sum either way
     T.accumulateInto(mine, theirs);
     theirs.dispose();
+  }
+
+  /**
+   * Validation loss through the pipeline: each batch goes chunk by chunk (forward only, no
+   * schedule), the last chunk's cross-entropy is shared by all ranks. Same batches as validationLoss.
+   */
+  async validationLoss(openVal: ValLoaderFactory, batches: number): Promise<number> {
+    const loader = openVal();
+    try {
+      const be = this.model.backend, B = loader.batch, S = loader.seqLen, pp = this.comm.size, C = this.parts.length;
+      let sum = 0;
+      for (let i = 0; i < batches; i++) {
+        const b = loader.next();
+        for (const j of this.local) {
+          const part = this.parts[j]!;
+          let input: Tensor | null = null;
+          if (j > 0) {
+            input = keep(T.empty(be, [B * S, this.dModel]));
+            await this.comm.recv(input, chunkRank(j - 1, pp), transferTag('activation', j, 0, C));
+          }
+          const out = noGrad(() =>
+            tidy(() => {
+              const x = this.model.forwardLayers(input ?? this.model.embed(T.tensor(be, b.input, [B, S], 'i32')), part.lo, part.hi, B, S).x;
+              return part.head ? T.crossEntropy(this.model.head(x), T.tensor(be, b.target, [b.target.length], 'i32')) : x;
+            }),
+          );
+          if (part.head) sum += await out.item();
+          else await this.comm.send(out, chunkRank(j + 1, pp), transferTag('activation', j + 1, 0, C));
+          out.dispose();
+        }
+      }
+      const total = Float32Array.of(sum);
+      await this.comm.allReduce(total);
+      return total[0]! / batches;
+    } finally {
+      loader.close();
+    }
   }
 
   /** Loads this rank's parameters and moments from a whole checkpoint (any layout it was saved under). */

@@ -282,7 +282,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
       if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
-        valLoss = tensorPar ? await tensorPar.validationLoss(openVal, c.evalBatches) : dp ? await dp.withFullParams(() => validationLoss(model, openVal, c.evalBatches)) : await validationLoss(model, openVal, c.evalBatches);
+        valLoss = pp ? await pp.validationLoss(openVal, c.evalBatches) : tensorPar ? await tensorPar.validationLoss(openVal, c.evalBatches) : dp ? await dp.withFullParams(() => validationLoss(model, openVal, c.evalBatches)) : await validationLoss(model, openVal, c.evalBatches);
         progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);
       }
       const record: StepMetrics = {
