@@ -152,8 +152,17 @@ export class PipelineParallel {
       waitS += (performance.now() - t0) / 1000;
     };
 
+    // a send or receive reaches MPI only when JavaScript yields (the communicator issues calls in
+    // promise callbacks): yield before each compute that follows one, or a chain of forwards without
+    // a wait would hold every send back until its end and serialise the pipeline
+    let unposted = false;
     for (const a of schedule.ranks[this.comm.rank]!) {
+      if (isCompute(a) && unposted) {
+        await new Promise((r) => setImmediate(r));
+        unposted = false;
+      }
       if (!isCompute(a)) {
+        unposted = true;
         const tag = transferTag(a.payload, a.to, a.micro, C);
         if (a.kind === 'recv') {
           const buf = keep(T.empty(be, [B * S, this.dModel]));
