@@ -25,13 +25,6 @@ export function parseSchedule(s: string): ScheduleKind {
 
 /** Refuses a pipeline layout that does not fit the job, the model or the batch. */
 export function assertPipelineFits(c: TrainConfig, p: PipelineConfig, worldSize: number): void {
-  const world = p.pp * c.dp;
-  if (world !== worldSize)
-    throw new ConfigError(
-      worldSize % p.pp === 0 && worldSize > 1
-        ? `--pp ${p.pp} x --dp ${c.dp} = ${world} ranks, but the job has ${worldSize}; use --dp ${worldSize / p.pp} or launch ${world} ranks (mpirun -np ${world})`
-        : `--pp ${p.pp} x --dp ${c.dp} needs ${world} ranks but the job has ${worldSize}; launch it with mpirun -np ${world}`,
-    );
   if (c.dp > 1) throw new ConfigError(`--pp ${p.pp} with --dp ${c.dp}: pipeline and data parallelism together are not implemented yet; use --dp 1 (mpirun -np ${p.pp})`);
   if (c.model.moe) throw new ConfigError(`--pp ${p.pp}: pipeline parallelism does not run Mixture-of-Experts models yet; use --pp 1`);
   try {
@@ -40,4 +33,11 @@ export function assertPipelineFits(c: TrainConfig, p: PipelineConfig, worldSize:
   } catch (e) {
     throw new ConfigError((e as Error).message.replace(/^pipeline: /, `--pp ${p.pp} --vpp ${p.vpp}: `));
   }
+  const world = p.pp * c.dp;
+  if (world !== worldSize)
+    throw new ConfigError(
+      worldSize % p.pp === 0 && worldSize > 1
+        ? `--pp ${p.pp} x --dp ${c.dp} = ${world} ranks, but the job has ${worldSize}; use --dp ${worldSize / p.pp} or launch ${world} ranks (mpirun -np ${world})`
+        : `--pp ${p.pp} x --dp ${c.dp} needs ${world} ranks but the job has ${worldSize}; launch it with mpirun -np ${world}`,
+    );
 }
