@@ -2,6 +2,7 @@
 // the batch and the job's ranks, made before anything is allocated, each a one-line error with the fix.
 import { ConfigError } from '../nn/config.js';
 import { gradAccumSteps, type TrainConfig } from '../train/train-config.js';
+import { assertRanksFit } from './layout-ranks.js';
 import { partitionChunks } from './pipeline-partition.js';
 import { checkScheduleShape, SCHEDULE_KINDS, type ScheduleKind } from './pipeline-schedule.js';
 
@@ -33,11 +34,5 @@ export function assertPipelineFits(c: TrainConfig, p: PipelineConfig, worldSize:
   } catch (e) {
     throw new ConfigError((e as Error).message.replace(/^pipeline: /, `--pp ${p.pp} --vpp ${p.vpp}: `));
   }
-  const world = p.pp * c.dp;
-  if (world !== worldSize)
-    throw new ConfigError(
-      worldSize % p.pp === 0 && worldSize > 1
-        ? `--pp ${p.pp} x --dp ${c.dp} = ${world} ranks, but the job has ${worldSize}; use --dp ${worldSize / p.pp} or launch ${world} ranks (mpirun -np ${world})`
-        : `--pp ${p.pp} x --dp ${c.dp} needs ${world} ranks but the job has ${worldSize}; launch it with mpirun -np ${world}`,
-    );
+  assertRanksFit('pp', p.pp, c.dp, worldSize);
 }
