@@ -7,6 +7,7 @@
 // and the refusals of layouts the model does not divide.
 import type { ModelConfig } from '../nn/config.js';
 import { ConfigError } from '../nn/config.js';
+import { assertRanksFit } from './layout-ranks.js';
 
 export type ShardKind = 'column' | 'row' | 'vocab' | 'replicate';
 
@@ -67,13 +68,7 @@ export interface TensorParallelConfig {
 /** Refuses a tensor-parallel run that does not fit the job's ranks, the model or the micro-batch. */
 export function assertTensorParallelFits(c: { model: ModelConfig; dp: number; zero: number; microBatch: number; seqLen: number; pipeline?: { pp: number } | null }, t: TensorParallelConfig, worldSize: number): void {
   validateTensorParallel(c.model, t.tp, t.sp, c.microBatch * c.seqLen);
-  const world = t.tp * c.dp;
-  if (world !== worldSize)
-    throw new ConfigError(
-      worldSize % t.tp === 0 && worldSize > 1
-        ? `--tp ${t.tp} x --dp ${c.dp} = ${world} ranks, but the job has ${worldSize}; use --dp ${worldSize / t.tp} or launch ${world} ranks (mpirun -np ${world})`
-        : `--tp ${t.tp} x --dp ${c.dp} needs ${world} ranks but the job has ${worldSize}; launch it with mpirun -np ${world}`,
-    );
+  assertRanksFit('tp', t.tp, c.dp, worldSize);
   if (c.zero > 0) throw new ConfigError(`--tp ${t.tp} with --zero ${c.zero}: ZeRO over the replicas of tensor-parallel shards is not implemented yet; use --zero 0`);
   if (c.pipeline && c.pipeline.pp > 1) throw new ConfigError(`--tp ${t.tp} with --pp ${c.pipeline.pp}: tensor and pipeline parallelism together are not implemented yet; use one of them`);
 }
