@@ -46,6 +46,10 @@ export function loopbackGroup(size: number): Communicator[] {
     }
     return out;
   };
+  // point to point: a message waits in (src, dst, tag)'s queue for its receive, or a receive for its message
+  const mail = new Map<string, { data: Float64Array; delivered: () => void }[]>();
+  const wanted = new Map<string, { buf: CommBuffer; received: () => void }[]>();
+  const p2pKey = (src: number, dst: number, tag: number) => `${src}>${dst}#${tag}`;
   const ranks: Communicator[] = [];
   for (let rank = 0; rank < size; rank++) {
     const issue = (op: string, data: Float64Array, finish: (r: Float64Array) => void, reduce: (calls: Call[]) => void) =>
@@ -84,8 +88,27 @@ export function loopbackGroup(size: number): Communicator[] {
           for (const k of calls) k.finish(calls[root]!.data);
         }),
       barrier: () => issue('barrier', new Float64Array(0), () => {}, (calls) => calls.forEach((k) => k.finish(new Float64Array(0)))),
-      send: () => Promise.reject(new Error('loopback: send not implemented')),
-      recv: () => Promise.reject(new Error('loopback: recv not implemented')),
+      send: (buf, dst, tag = 0) =>
+        new Promise<void>((delivered) => {
+          const k = p2pKey(rank, dst, tag);
+          const data = Float64Array.from(readBuf(buf) as Float32Array);
+          const w = wanted.get(k)?.shift();
+          if (w) {
+            writeBuf(w.buf, data);
+            w.received();
+            delivered();
+          } else mail.set(k, [...(mail.get(k) ?? []), { data, delivered }]);
+        }),
+      recv: (buf, src, tag = 0) =>
+        new Promise<void>((received) => {
+          const k = p2pKey(src, rank, tag);
+          const m = mail.get(k)?.shift();
+          if (m) {
+            writeBuf(buf, m.data);
+            m.delivered();
+            received();
+          } else wanted.set(k, [...(wanted.get(k) ?? []), { buf, received }]);
+        }),
       allToAllV: () => Promise.reject(new Error('loopback: allToAllV not implemented')),
       split: () => Promise.reject(new Error('loopback: split not implemented')),
       setStep: () => {},

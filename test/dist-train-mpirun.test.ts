@@ -161,3 +161,36 @@ test('kill -9 of one rank: the job ends within 60 s, mpirun non-zero, --resume f
   assertClose(losses(out), reference, 'killed and resumed');
   assert.deepEqual(losses(out), losses(path.join(tmp, 'dp2-z2')), 'bit-exact: the losses of the uninterrupted dp2 ZeRO-2 run');
 });
+
+// Tensor parallel (src/dist/tensor-parallel.ts): tp2 with sequence parallel, micro-batch 2, against
+// the one-process reference; its sharded checkpoint (row-parallel shards stored as boxes of the global
+// tensor) resumed under dp2 and under tp2 x dp2 without sp (4 ranks).
+test('tp2 + sp (micro-batch 2): the losses of one process; saved at step 5, resumed under dp2 and under tp2 x dp2: the same losses', { skip }, async () => {
+  const out = path.join(tmp, 'tp2-sp');
+  const r = await launch(2, [...COMMON, '--out', out, '--tp', '2', '--sp', '--micro-batch', '2', '--save-every', '5']);
+  assert.equal(r.code, 0, r.stderr);
+  assertClose(losses(out), reference, 'tp2 + sp');
+  const step5 = path.join(out, 'step-00000005');
+  const manifest = JSON.parse(fs.readFileSync(path.join(step5, 'manifest.json'), 'utf8'));
+  assert.deepEqual(manifest.shards.tensors['layers.0.attention.wo.weight'].pieces.map((p: { box: unknown }) => p.box), [
+    { offset: [0, 0], shape: [128, 64] },
+    { offset: [0, 64], shape: [128, 64] },
+  ]);
+  for (const [name, np, args] of [['tp2-sp-to-dp2', 2, ['--dp', '2']], ['tp2-sp-to-tp2-dp2', 4, ['--tp', '2', '--dp', '2', '--micro-batch', '2']]] as const) {
+    const again = path.join(tmp, name);
+    fs.mkdirSync(again);
+    fs.cpSync(step5, path.join(again, 'step-00000005'), { recursive: true });
+    fs.writeFileSync(path.join(again, 'metrics.jsonl'), fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'));
+    const r2 = await launch(np, [...COMMON, '--out', again, ...args, '--resume', '--save-every', '0']);
+    assert.equal(r2.code, 0, r2.stderr);
+    assertClose(losses(again), reference, name);
+  }
+});
+
+test('tp refusals: a layout that does not divide the model or the job', { skip }, async () => {
+  const heads = await launch(0, [...COMMON, '--out', path.join(tmp, 'tp-refused'), '--tp', '2']);
+  assert.notEqual(heads.code, 0);
+  assert.match(heads.stderr, /--tp 2 x --dp 1 needs 2 ranks but the job has 1; launch it with mpirun -np 2/);
+  const kv = await launch(0, [...COMMON, '--out', path.join(tmp, 'tp-refused'), '--tp', '4', '--dp', '1']);
+  assert.match(kv.stderr, /--tp 4 does not divide model 'tiny': 2 KV heads \(--kv-heads\) must be a multiple of 4/);
+});

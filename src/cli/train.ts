@@ -13,6 +13,7 @@ import { TensorBoardSink } from '../observe/tensorboard-sink.js';
 import { MAX_THREADS, oversubscriptionWarning } from '../util/threads.js';
 import { applyShapeFlags, SHAPE_FLAGS } from './model-shape-flags.js';
 import { FAULT_FLAGS, faultConfig, parseSaveEvery } from './fault-flags.js';
+import { defaultSchedule, parseSchedule } from '../dist/pipeline-config.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
@@ -43,8 +44,11 @@ const FLAGS = {
   'eval-batches': { kind: 'int', help: 'validation batches per evaluation', default: 4, min: 1 },
   threads: { kind: 'int', help: 'CPU threads (default: ZILI_THREADS or 2)', min: 1, max: MAX_THREADS },
   dp: { kind: 'int', help: "data-parallel ranks (default: the job's ranks, mpirun -np N; --micro-batch is per rank)", min: 1 },
-  tp: { kind: 'int', help: 'tensor-parallel ranks (1 until distributed training lands)', default: 1 },
-  pp: { kind: 'int', help: 'pipeline stages (1 until distributed training lands)', default: 1 },
+  tp: { kind: 'int', help: 'tensor-parallel ranks (Megatron column/row-parallel layers, vocab-parallel embedding and loss)', default: 1, min: 1 },
+  sp: { kind: 'bool', help: 'sequence parallel with --tp: norms and residuals split over the tp ranks (all-gather/reduce-scatter)' },
+  pp: { kind: 'int', help: 'pipeline stages (ranks); the job runs pp x dp ranks', default: 1, min: 1 },
+  vpp: { kind: 'int', help: 'model chunks per pipeline stage (interleaved schedule)', default: 1, min: 1 },
+  schedule: { kind: 'string', help: 'pipeline schedule: gpipe, 1f1b or interleaved (default: 1f1b, interleaved with --vpp > 1)' },
   ep: { kind: 'int', help: 'expert-parallel ranks (1 until distributed training lands)', default: 1 },
   zero: { kind: 'int', help: 'ZeRO stage over the dp ranks: 1 shards AdamW state, 2 also gradients, 3 also weights', default: 0 },
   'bucket-mb': { kind: 'number', help: 'data-parallel gradient bucket size in MiB', default: 25 },
@@ -60,8 +64,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
   if (!a.preset && !a.init) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')}) or start from a checkpoint with --init DIR`);
-  for (const k of ['tp', 'pp', 'ep'] as const)
-    if (a[k] !== 1) throw new ConfigError(`--${k} ${a[k]}: only data parallelism (--dp, --zero) is implemented yet; use --${k} 1`);
+  if (a.ep !== 1) throw new ConfigError(`--ep ${a.ep}: expert parallelism is not implemented yet; use --ep 1`);
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
 
@@ -72,7 +75,9 @@ export async function run(argv: string[]): Promise<number> {
   const steps = a.steps!;
   const lr = a.lr ?? defaultLr(model);
   const globalBatch = a['global-batch']!;
-  const dp = a.dp ?? launchedWorldSize();
+  const pipeline = { pp: a.pp!, vpp: a.vpp!, schedule: a.schedule ? parseSchedule(a.schedule) : defaultSchedule(a.vpp!) };
+  const tensorParallel = { tp: a.tp!, sp: a.sp ?? false };
+  const dp = a.dp ?? Math.max(1, Math.floor(launchedWorldSize() / (pipeline.pp * tensorParallel.tp)));
   const saveEvery = parseSaveEvery(a['save-every']!);
   const config = makeTrainConfig(model, out, {
     steps,
@@ -102,6 +107,8 @@ export async function run(argv: string[]): Promise<number> {
     bucketMb: a['bucket-mb']!,
     init: a.init ?? null,
     fault: faultConfig(a, saveEvery.auto, dp),
+    ...(pipeline.pp > 1 ? { pipeline } : {}),
+    ...(tensorParallel.tp > 1 || tensorParallel.sp ? { tensorParallel } : {}),
   });
   const world = await openWorld();
   const tb = a.tensorboard && world.rank === 0 ? new TensorBoardSink(a.tensorboard) : null;

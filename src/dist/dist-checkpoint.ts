@@ -91,15 +91,37 @@ export interface RankSnapshot {
   shards: ShardIndex;
 }
 
-/** Copies this rank's pieces to host memory (the only part of a save that must stop training). */
-export async function snapshotRank(dp: DataParallel, comm: Communicator, step: number): Promise<RankSnapshot> {
-  const params = [...dp.paramShapes().keys()].sort();
-  const extra = Object.keys(routerBiasTensors(dp.model)).sort();
+/** What a parallel layout saves: this rank's pieces, and (on rank 0) the index of every rank's pieces. */
+export interface ShardSource {
+  /** this rank's file: every piece it owns under its key */
+  pieces(): Promise<NamedTensors>;
+  /** the manifest's shards index over all ranks */
+  index(): ShardIndex;
+  /** parameter names (whole model), extra tensor names, and the optimizer's JSON state, for the manifest */
+  params: string[];
+  extra: string[];
+  state: unknown;
+}
+
+/** The data-parallel (ZeRO) layout as a shard source. */
+export function dataParallelShards(dp: DataParallel): ShardSource {
   return {
-    pieces: await rankPieces(dp),
+    pieces: () => rankPieces(dp),
+    index: () => shardIndex(dp),
+    params: [...dp.paramShapes().keys()].sort(),
+    extra: Object.keys(routerBiasTensors(dp.model)).sort(),
+    state: { step: dp.step, config: dp.opts.adamw },
+  };
+}
+
+/** Copies this rank's pieces to host memory (the only part of a save that must stop training). */
+export async function snapshotRank(dp: DataParallel | ShardSource, comm: Communicator, step: number): Promise<RankSnapshot> {
+  const source = 'pieces' in dp ? dp : dataParallelShards(dp);
+  return {
+    pieces: await source.pieces(),
     metadata: { producer: 'zili', step: String(step), rank: String(comm.rank) },
-    optimizer: { params, extra, state: { step: dp.step, config: dp.opts.adamw } },
-    shards: shardIndex(dp),
+    optimizer: { params: source.params, extra: source.extra, state: source.state },
+    shards: source.index(),
   };
 }
 
@@ -167,9 +189,14 @@ export async function commitShards(outDir: string, tmp: string, comm: Communicat
  * Collective: every rank of dp's communicator calls it with the same step. Returns the committed step
  * folder (on every rank). Throws on every rank when any rank failed to write.
  */
-export async function saveDistributedCheckpoint(outDir: string, dp: DataParallel, comm: Communicator, c: DistCheckpointInput, keep: number): Promise<string> {
+export function saveDistributedCheckpoint(outDir: string, dp: DataParallel, comm: Communicator, c: DistCheckpointInput, keep: number): Promise<string> {
+  return saveShardedCheckpoint(outDir, dataParallelShards(dp), comm, c, keep);
+}
+
+/** As saveDistributedCheckpoint, for any layout's shard source (comm: every rank that writes a file). */
+export async function saveShardedCheckpoint(outDir: string, source: ShardSource, comm: Communicator, c: DistCheckpointInput, keep: number): Promise<string> {
   const tmp = await openShardFolder(outDir, comm, c.step);
-  const snap = await snapshotRank(dp, comm, c.step);
+  const snap = await snapshotRank(source, comm, c.step);
   let local: ShardWrite;
   try {
     local = { rec: writeSafetensors(path.join(tmp, rankFileName(comm.rank)), snap.pieces, { metadata: snap.metadata }), failure: null };

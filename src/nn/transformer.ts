@@ -65,16 +65,32 @@ export class Transformer {
 
   /** ids: i32 [B, T] → logits [B·T, V]. With a KV cache, ids are the new positions only. */
   forward(ids: Tensor, opts: { cache?: KvCache } = {}): ForwardResult {
-    const c = this.config, ps = this.params;
+    const [B, S] = ids.shape as [number, number];
+    const { x, aux } = this.forwardLayers(this.embed(ids, opts), 0, this.config.layers, B, S, opts);
+    return { logits: this.head(x), aux };
+  }
+
+  /** The token embedding (a pipeline's first chunk): ids i32 [B, T] → hidden [B·T, dModel]. */
+  embed(ids: Tensor, opts: { cache?: KvCache } = {}): Tensor {
+    const c = this.config;
     if (ids.rank !== 2 || ids.dtype !== 'i32') throw new ShapeError(`model.forward: ids must be i32 [batch, seq], got ${ids.dtype} [${ids.shape.join(', ')}]`);
     const [B, S] = ids.shape as [number, number];
     if (!opts.cache && S > c.seqLen) throw new ShapeError(`model.forward: sequence of ${S} tokens exceeds the model's context of ${c.seqLen}`);
-    const emb = T.embedding(ps.get('tok_embeddings.weight'), ids);
-    let x = T.reshape(emb, [B * S, c.dModel]);
+    const emb = T.embedding(this.params.get('tok_embeddings.weight'), ids);
+    const x = T.reshape(emb, [B * S, c.dModel]);
     emb.dispose();
+    return x;
+  }
+
+  /**
+   * Decoder layers [lo, hi) over hidden states x [B·S, dModel] (a pipeline chunk's layers); takes
+   * ownership of x (disposed once consumed, or returned when the range is empty).
+   */
+  forwardLayers(x: Tensor, lo: number, hi: number, B: number, S: number, opts: { cache?: KvCache } = {}): { x: Tensor; aux: Tensor | null } {
+    const c = this.config, ps = this.params;
     let aux: Tensor | null = null;
     const norm = (h: Tensor, w: string) => T.rmsnorm(h, ps.get(w), c.normEps);
-    for (let i = 0; i < c.layers; i++) {
+    for (let i = lo; i < hi; i++) {
       const p = `layers.${i}`;
       const cache = opts.cache ? { kv: opts.cache, layer: i } : undefined;
       // each temporary is disposed once consumed; what backward needs, the tape keeps
@@ -110,12 +126,18 @@ export class Transformer {
       x.dispose();
       x = next;
     }
+    return { x, aux };
+  }
+
+  /** The final norm and output layer (a pipeline's last chunk): hidden [B·T, dModel] → logits [B·T, V]; takes ownership of x. */
+  head(x: Tensor): Tensor {
+    const c = this.config, ps = this.params;
     const out = c.tiedEmbeddings ? ps.get('tok_embeddings.weight') : ps.get('output.weight');
-    const xn = norm(x, 'norm.weight');
+    const xn = T.rmsnorm(x, ps.get('norm.weight'), c.normEps);
     const logits = linear(xn, out, this.dtype);
     x.dispose();
     xn.dispose();
-    return { logits, aux };
+    return logits;
   }
 
   /** Mean next-token cross-entropy (targets i32 [B·T], < 0 ignored) plus the balancing loss. */

@@ -37,13 +37,13 @@ export class AdamW {
     }
   }
 
-  /** Global L2 norm of all gradients: summed on the device, one host read per step. */
-  async gradNorm(): Promise<number> {
+  /** Global L2 norm of all gradients (but those `skip` names): summed on the device, one host read per step. */
+  async gradNorm(skip?: (name: string) => boolean): Promise<number> {
     const total = noGrad(() =>
       tidy(() => {
         let acc: Tensor | null = null;
-        for (const p of this.params.tensors.values()) {
-          if (!p.grad) continue;
+        for (const [name, p] of this.params.tensors) {
+          if (!p.grad || skip?.(name)) continue;
           const s = T.sum(T.square(p.grad));
           acc = acc ? T.add(acc, s) : s;
         }

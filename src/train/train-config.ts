@@ -1,6 +1,8 @@
 // The typed, validated configuration of a training run (what `zili train` flags resolve to, and what
 // tests build directly): the model, the run's length, batch geometry, optimizer and schedule,
 // checkpointing, evaluation and where data comes from. Stored in every checkpoint's manifest.
+import type { PipelineConfig } from '../dist/pipeline-config.js';
+import type { TensorParallelConfig } from '../dist/tensor-parallel-plan.js';
 import { ConfigError, type ModelConfig, validateModelConfig } from '../nn/config.js';
 import type { FaultToleranceConfig } from './fault/config.js';
 
@@ -60,6 +62,10 @@ export interface TrainConfig {
   init?: string | null;
   /** checkpoint mode, non-finite and loss-spike handling (unset: DEFAULT_FAULT_TOLERANCE) */
   fault?: FaultToleranceConfig;
+  /** pipeline parallelism (--pp, --vpp, --schedule); unset or pp 1: none (checked by src/dist/pipeline-config.ts) */
+  pipeline?: PipelineConfig | null;
+  /** tensor (and sequence) parallelism (--tp, --sp); unset or tp 1: none (checked by src/dist/tensor-parallel-plan.ts) */
+  tensorParallel?: TensorParallelConfig | null;
 }
 
 /** Optimizer steps' micro-batches per rank: globalBatch / (microBatch · dp). */

@@ -41,6 +41,11 @@ import { anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dis
 import { saveDistributedCheckpoint } from '../dist/dist-checkpoint.js';
 import type { RunEvent } from '../observe/run-record.js';
 import { FaultRuntime } from './fault/runtime.js';
+import { saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
+import { assertPipelineFits } from '../dist/pipeline-config.js';
+import { PipelineParallel } from '../dist/pipeline-parallel.js';
+import { assertTensorParallelFits, tensorParallelDataRank } from '../dist/tensor-parallel-plan.js';
+import { TensorParallel } from '../dist/tensor-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -129,7 +134,9 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   if (c.backend === 'meta')
     throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan`);
   const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
-  assertWorldFits(c, hooks.comm?.size ?? 1);
+  if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, hooks.comm?.size ?? 1);
+  else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
+  else assertWorldFits(c, hooks.comm?.size ?? 1);
   const rank0 = !comm || comm.rank === 0;
   const log = !rank0 ? () => {} : hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
   // Rank 0 owns the run folder (one lock for the whole job); a refusal there ends the job.
@@ -192,18 +199,29 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const threads = threadsOf(be, c);
   const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
-  let loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: comm?.rank ?? 0, worldSize: c.dp });
-  const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false, rank: comm?.rank ?? 0, worldSize: c.dp });
+  // the data-parallel replica this rank reads for: pipeline stages all read the same batches, the
+  // ranks of one tensor-parallel group too
+  const dataRank = c.pipeline && c.pipeline.pp > 1 ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : comm?.rank ?? 0;
+  let loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: dataRank, worldSize: c.dp });
+  // plain data parallelism splits the validation batches over the ranks (their mean is taken); pipeline
+  // and tensor parallelism evaluate the same batches on every replica
+  const valSliced = !(c.pipeline && c.pipeline.pp > 1) && !c.tensorParallel;
+  const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false, ...(valSliced ? { rank: dataRank, worldSize: c.dp } : {}) });
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
-  const dp = comm ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
-  const opt = dp ? null : new AdamW(model.params, adamw);
+  // pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts)
+  const pp = comm && c.pipeline && c.pipeline.pp > 1 ? new PipelineParallel(model, comm, { vpp: c.pipeline.vpp, schedule: c.pipeline.schedule, adamw }) : null;
+  // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
+  const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
+  const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
+  const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
   let metrics: MetricsWriter | null = null;
   let removeHandler = () => {};
   const losses: number[] = [];
   let valLoss: number | null = null;
   let status: TrainStatus = 'completed';
+  let shardedSaved: string | null = null; // the newest pipeline / tensor-parallel checkpoint
   const ft = new FaultRuntime(c, { comm, dp, model, opt, log, rank0, startStep, resumedMetrics: ckpt?.manifest.metrics ?? null });
   try {
     // Reserved for stochastic parts of training (dropout, sampling-based data mixing): saved and restored
@@ -212,8 +230,8 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     if (ckpt) {
       if (dp) dp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
       else {
-        restoreModel(model, ckpt.tensors, ckpt.dir);
-        restoreOptimizer(opt!, model, ckpt.optimizer, ckpt.dir);
+        restoreModel(model, pp ? pp.restoreTensors(ckpt.tensors) : tensorPar ? tensorPar.cutTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
+        restoreOptimizer(opt!, model, tensorPar ? tensorPar.cutOptimizerState(ckpt.optimizer) : ckpt.optimizer, ckpt.dir);
       }
       if (ckpt.rng) rng = Rng.fromState(ckpt.rng as RngState);
       log(`train: resumed from ${ckpt.dir} at step ${startStep}`);
@@ -232,8 +250,16 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     );
 
     ft.attach(metrics, hooks.onEvent, (l) => progress.log(l));
-    const save = (step: number, extra: Record<string, unknown>, data = loader.state()) =>
-      ft.save({ modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra });
+    const save = async (step: number, extra: Record<string, unknown>, data = loader.state()) => {
+      const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
+      if (pp || tensorPar) {
+        // pipeline stages and tensor-parallel shards are written synchronously (not through the background writer yet)
+        shardedSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar!.shards(opt!), comm!, input, c.keepCheckpoints);
+        progress.log(`train: saved checkpoint ${shardedSaved} (${comm!.size} ${pp ? 'pipeline stages' : 'tensor-parallel ranks'}' parameters)`);
+        return;
+      }
+      await ft.save(input);
+    };
 
     for (let step = startStep + 1; step <= stopAt; step++) {
       await ft.poll();
@@ -251,7 +277,13 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       // Ctrl-C is honoured between micro-batches on one process; a data-parallel step runs to its end
       // (every rank must take part in its collectives)
       const stepOpts = ft.stepOptions(step);
-      const done = dp ? await dp.runStep(loader, accum, lr, stepOpts) : await trainStep(model, opt!, loader, accum, lr, interrupted, stepOpts);
+      const done = pp
+        ? await pp.runStep(loader, accum, lr)
+        : tensorPar
+          ? await tensorPar.runStep(opt!, loader, accum, lr)
+          : dp
+            ? await dp.runStep(loader, accum, lr, stepOpts)
+            : await trainStep(model, opt!, loader, accum, lr, interrupted, stepOpts);
       if (!done) {
         // Ctrl-C inside the step: its partial gradients are dropped; save the last complete step
         const last = step - 1;
@@ -264,12 +296,18 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       // every rank's step time (and peak memory): the slowest rank sets the pace
       const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
-      if (ranks && step === startStep + 1) log(memoryReport(c, dp!, ranks.peakBytes));
+      if (ranks && dp && step === startStep + 1) log(memoryReport(c, dp, ranks.peakBytes));
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
       if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps)) {
-        valLoss = dp ? await dp.withFullParams(async () => meanOverRanks(comm!, await validationLoss(model, openVal, c.evalBatches))) : await validationLoss(model, openVal, c.evalBatches);
+        valLoss = pp
+          ? await pp.validationLoss(openVal, c.evalBatches)
+          : tensorPar
+            ? await tensorPar.validationLoss(openVal, c.evalBatches)
+            : dp
+              ? await dp.withFullParams(async () => meanOverRanks(comm!, await validationLoss(model, openVal, c.evalBatches)))
+              : await validationLoss(model, openVal, c.evalBatches);
         progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);
       }
       const record: StepMetrics = {
@@ -298,7 +336,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       if (back) {
         // rolled back to the checkpoint of step back.step: state, data position and RNG as saved there
         loader.close();
-        loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: back.ckpt.data as LoaderState, rank: comm?.rank ?? 0, worldSize: c.dp });
+        loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: back.ckpt.data as LoaderState, rank: dataRank, worldSize: c.dp });
         if (back.ckpt.rng) rng = Rng.fromState(back.ckpt.rng as RngState);
         losses.length = Math.max(0, back.step - startStep);
         metrics = ft.reopenMetrics(back.step);
@@ -324,8 +362,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     removeHandler();
     metrics?.close();
     loader.close();
-    opt?.dispose();
+    if (!pp) opt?.dispose();
     dp?.dispose();
+    pp?.dispose();
     model.dispose();
   }
   const seconds = (performance.now() - startTime) / 1000;
@@ -334,5 +373,5 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     `train: ${status === 'interrupted' ? 'interrupted' : status === 'exited' ? 'stopped (--exit-after)' : 'done'} at step ${startStep + losses.length}: ` +
       `loss ${last.toFixed(4)} (first ${losses[0]?.toFixed(4)})${valLoss !== null ? `, validation ${valLoss.toFixed(4)}` : ''}, ${formatDuration(seconds)}`,
   );
-  return { status, step: startStep + losses.length, checkpoint: ft.lastSaved, losses, valLoss, seconds };
+  return { status, step: startStep + losses.length, checkpoint: shardedSaved ?? ft.lastSaved, losses, valLoss, seconds };
 }
