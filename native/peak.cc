@@ -50,11 +50,8 @@ double f32_loop(long iters) {
   for (long it = 0; it < iters; it++) {
 #pragma GCC unroll 12
     for (int c = 0; c < CHAINS; c++) acc[c] = acc[c] * a + b;
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]));
-#elif defined(__aarch64__)
-    __asm__ volatile("" : "+w"(acc[0]), "+w"(acc[1]), "+w"(acc[2]), "+w"(acc[3]));
-#endif
+    // no register barrier here: the chains cannot be folded (no reassociation without -ffast-math),
+    // and a barrier on some accumulators made GCC keep the others on the stack
   }
   float s = 0;
   for (int c = 0; c < CHAINS; c++) for (int i = 0; i < VLANES; i++) s += acc[c][i];
