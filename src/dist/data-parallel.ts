@@ -22,11 +22,11 @@ import type { Backend } from '../backend/contract.js';
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
 import { type AdamWConfig, AdamW, applyAdamW, clippedGradScale } from '../optim/adamw.js';
-import { backward, noGrad } from '../tensor/autograd.js';
+import { noGrad } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { StepOptions, StepResult } from '../train/step.js';
+import { microBatch, type StepOptions, type StepResult } from '../train/step.js';
 import { CheckpointError, type OptimizerState } from '../train/checkpoint.js';
 import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
 import { restoreModel, restoreOptimizer, restoreRouterBias, savedOptimizerStep } from '../train/train-state.js';
@@ -186,7 +186,7 @@ export class DataParallel {
 
   /** One optimizer step over `accum` micro-batches of this rank's rows; the result is global. */
   async runStep(loader: TokenLoader, accum: number, lr: number, opts: StepOptions = {}): Promise<StepResult> {
-    const be = this.be, model = this.model, comm = this.comm;
+    const model = this.model, comm = this.comm;
     if (this.zero === 3) await this.gatherParams();
     let ceSum = 0, auxSum = 0;
     const loads = new Map<number, number[]>();
@@ -197,24 +197,10 @@ export class DataParallel {
     const present = new Int32Array(this.order.size);
     for (let micro = 0; micro < accum; micro++) {
       const last = micro === accum - 1;
-      const b = loader.next();
       const launcher = last ? this.bucketLauncher(inflight, reduced, present) : null;
-      const [ce, aux] = tidy(() => {
-        const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
-        const r = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
-        backward(r.loss, undefined, launcher ? { onGradReady: launcher.ready } : {});
-        if (launcher) launcher.flush();
-        return [r.ce, r.aux];
-      });
-      ceSum += await ce.item();
-      auxSum += aux ? await aux.item() : 0;
-      ce.dispose();
-      aux?.dispose();
-      for (const [layer, l] of model.lastLoads) {
-        const acc = loads.get(layer);
-        if (acc) for (let e = 0; e < l.length; e++) acc[e]! += l[e]!;
-        else loads.set(layer, [...l]);
-      }
+      const r = await microBatch(model, loader, loads, launcher ? { onGradReady: launcher.ready } : {}, launcher ? () => launcher.flush() : undefined);
+      ceSum += r.ce;
+      auxSum += r.aux;
     }
     // the step's scalars and the MoE loads travel behind the gradient buckets
     const scalars = Float32Array.from([opts.poisonLoss ? NaN : ceSum / accum, auxSum / accum]);

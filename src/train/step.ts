@@ -29,6 +29,40 @@ export interface StepOptions {
   poisonLoss?: boolean;
 }
 
+/**
+ * One micro-batch: forward and backward of the loader's next batch (gradients accumulate in .grad,
+ * temporaries freed), its expert loads added to `loads`. `around` runs right after backward, inside
+ * the scope (data parallelism flushes its gradient buckets there). Returns the batch's mean
+ * cross-entropy and MoE balancing loss.
+ */
+export async function microBatch(
+  model: Transformer,
+  loader: TokenLoader,
+  loads: Map<number, number[]>,
+  backwardOpts: Parameters<typeof backward>[2] = {},
+  around?: () => void,
+): Promise<{ ce: number; aux: number }> {
+  const be = model.backend;
+  const b = loader.next();
+  const [ce, aux] = tidy(() => {
+    const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
+    const r = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
+    backward(r.loss, undefined, backwardOpts);
+    around?.();
+    return [r.ce, r.aux];
+  });
+  // the two scalars are read after the step's work is enqueued (async devices return them later)
+  const out = { ce: await ce.item(), aux: aux ? await aux.item() : 0 };
+  ce.dispose();
+  aux?.dispose();
+  for (const [layer, l] of model.lastLoads) {
+    const acc = loads.get(layer);
+    if (acc) for (let e = 0; e < l.length; e++) acc[e]! += l[e]!;
+    else loads.set(layer, [...l]);
+  }
+  return out;
+}
+
 export async function trainStep(
   model: Transformer,
   opt: AdamW,
@@ -38,7 +72,6 @@ export async function trainStep(
   shouldStop: () => boolean = () => false,
   opts: StepOptions = {},
 ): Promise<StepResult | null> {
-  const be = model.backend;
   let ceSum = 0, auxSum = 0;
   const loads = new Map<number, number[]>();
   for (let micro = 0; micro < accum; micro++) {
@@ -49,23 +82,9 @@ export async function trainStep(
         return null;
       }
     }
-    const b = loader.next();
-    const [ce, aux] = tidy(() => {
-      const ids = T.tensor(be, b.input, [loader.batch, loader.seqLen], 'i32');
-      const r = model.loss(ids, T.tensor(be, b.target, [b.target.length], 'i32'));
-      backward(r.loss);
-      return [r.ce, r.aux];
-    });
-    // the two scalars are read after the step's work is enqueued (async devices return them later)
-    ceSum += await ce.item();
-    auxSum += aux ? await aux.item() : 0;
-    ce.dispose();
-    aux?.dispose();
-    for (const [layer, l] of model.lastLoads) {
-      const acc = loads.get(layer);
-      if (acc) for (let e = 0; e < l.length; e++) acc[e]! += l[e]!;
-      else loads.set(layer, [...l]);
-    }
+    const r = await microBatch(model, loader, loads);
+    ceSum += r.ce;
+    auxSum += r.aux;
   }
   if (opts.poisonLoss) ceSum = NaN;
   const loss = ceSum / accum;
