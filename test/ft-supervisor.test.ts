@@ -1,5 +1,5 @@
-// `zili run`, the supervisor. Chaos: a dp2 `tiny` job (45 steps of 4 x 16 tokens — kept short so the
-// whole file stays near a minute and a half on CI's 2 cores) loses a rank to SIGKILL at four moments
+// `zili run`, the supervisor. Chaos: a dp2 `tiny` job (200 steps of 4 x 16 tokens, small steps so
+// the whole file stays within a couple of minutes on CI's 2 cores) loses a rank to SIGKILL at four moments
 // drawn from a seeded generator (ZILI_CHAOS_SEED overrides the seed), one of them while the background
 // checkpoint write is under way; the supervisor restarts it each time from the last complete
 // checkpoint, the run finishes by itself with every step's loss equal to an uninterrupted run's, each
@@ -21,8 +21,8 @@ const skip = !hasMpirun ? 'mpirun is not installed (scripts/setup installs openm
 if (skip) console.log(`# skipping the supervised mpirun chaos test: ${skip}`);
 
 const ZILI = path.join(repoRoot(), 'bin', 'zili');
-const STEPS = 45;
-const SAVE_EVERY = 5;
+const STEPS = 200;
+const SAVE_EVERY = 10;
 const TRAIN = ['train', '--preset', 'tiny', '--steps', String(STEPS), '--global-batch', '4', '--seq', '16', '--seed', '7', '--eval-every', '0', '--threads', '1', '--save-every', String(SAVE_EVERY)];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zili-ft-'));
 const MARK = `ZILI_FT_TEST_MARK_${process.pid}`;
@@ -60,7 +60,7 @@ function marked(): number[] {
 /** three kills at distinct steps and one kill during the write of a checkpoint, each of a random rank */
 function chaosPlan(seed: number): string {
   const r = rng(seed);
-  const saves = Array.from({ length: STEPS / SAVE_EVERY - 2 }, (_, i) => (i + 1) * SAVE_EVERY); // 5..35
+  const saves = Array.from({ length: STEPS / SAVE_EVERY - 2 }, (_, i) => (i + 1) * SAVE_EVERY); // 10..180
   const inSave = saves[Math.floor(r() * saves.length)]!;
   const steps = new Set<number>([inSave]);
   while (steps.size < 4) steps.add(2 + Math.floor(r() * (STEPS - 3)));
