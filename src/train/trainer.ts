@@ -38,7 +38,6 @@ import type { Communicator } from '../dist/communicator.js';
 import { DataParallel } from '../dist/data-parallel.js';
 import { memoryReport } from '../dist/memory-report.js';
 import { anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dist/rank-agreement.js';
-import { saveDistributedCheckpoint } from '../dist/dist-checkpoint.js';
 import type { RunEvent } from '../observe/run-record.js';
 import { FaultRuntime } from './fault/runtime.js';
 import { saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
@@ -201,17 +200,20 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const accum = gradAccumSteps(c);
   // the data-parallel replica this rank reads for: pipeline stages all read the same batches, the
   // ranks of one tensor-parallel group too
-  const dataRank = c.pipeline && c.pipeline.pp > 1 ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : comm?.rank ?? 0;
-  let loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: ckpt?.data as LoaderState | undefined, rank: dataRank, worldSize: c.dp });
+  const pipelined = !!c.pipeline && c.pipeline.pp > 1;
+  const dataRank = pipelined ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : comm?.rank ?? 0;
+  const openTrain = (state: LoaderState | undefined) =>
+    TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state, rank: dataRank, worldSize: c.dp });
+  let loader = openTrain(ckpt?.data as LoaderState | undefined);
   // plain data parallelism splits the validation batches over the ranks (their mean is taken); pipeline
   // and tensor parallelism evaluate the same batches on every replica
-  const valSliced = !(c.pipeline && c.pipeline.pp > 1) && !c.tensorParallel;
+  const valSliced = !pipelined && !c.tensorParallel;
   const openVal = () => TokenLoader.open(data.manifest, { split: 'val', batch: c.microBatch, seqLen: c.seqLen, shuffle: false, ...(valSliced ? { rank: dataRank, worldSize: c.dp } : {}) });
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
   // pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts)
-  const pp = comm && c.pipeline && c.pipeline.pp > 1 ? new PipelineParallel(model, comm, { vpp: c.pipeline.vpp, schedule: c.pipeline.schedule, adamw }) : null;
+  const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
   // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
   const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
   const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
@@ -336,7 +338,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       if (back) {
         // rolled back to the checkpoint of step back.step: state, data position and RNG as saved there
         loader.close();
-        loader = TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state: back.ckpt.data as LoaderState, rank: dataRank, worldSize: c.dp });
+        loader = openTrain(back.ckpt.data as LoaderState);
         if (back.ckpt.rng) rng = Rng.fromState(back.ckpt.rng as RngState);
         losses.length = Math.max(0, back.step - startStep);
         metrics = ft.reopenMetrics(back.step);
