@@ -3,7 +3,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatHelp, parseArgs, UsageError, type FlagSpecs } from './args.js';
-import { ConfigError } from '../nn/config.js';
 import { preset, presetNames } from '../nn/presets.js';
 import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainRecompute } from '../train/train-config.js';
 import { trainRun } from '../train/trainer.js';
@@ -14,6 +13,8 @@ import { MAX_THREADS, oversubscriptionWarning } from '../util/threads.js';
 import { applyShapeFlags, SHAPE_FLAGS } from './model-shape-flags.js';
 import { FAULT_FLAGS, faultConfig, parseSaveEvery } from './fault-flags.js';
 import { defaultSchedule, parseSchedule } from '../dist/pipeline-config.js';
+import { assertExtraDegreesRun } from '../train/parallel-runtime.js';
+import { dryRunCommand } from './train-dry-run.js';
 
 const FLAGS = {
   preset: { kind: 'string', help: `model preset (${presetNames().join(', ')})` },
@@ -53,6 +54,8 @@ const FLAGS = {
   zero: { kind: 'int', help: 'ZeRO stage over the dp ranks: 1 shards AdamW state, 2 also gradients, 3 also weights', default: 0 },
   'bucket-mb': { kind: 'number', help: 'data-parallel gradient bucket size in MiB', default: 25 },
   ...FAULT_FLAGS,
+  'dry-run-rank': { kind: 'int', help: 'dry run: rank R of the layout on --backend meta with a shape-only communicator; prints its peak memory, FLOPs and bytes sent per step (docs/distributed.md)', min: 0 },
+  json: { kind: 'bool', help: 'with --dry-run-rank: end with one JSON line' },
   help: { kind: 'bool', help: 'show this help' },
 } satisfies FlagSpecs;
 
@@ -64,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
   if (!a.preset && !a.init) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')}) or start from a checkpoint with --init DIR`);
-  if (a.ep !== 1) throw new ConfigError(`--ep ${a.ep}: expert parallelism is not implemented yet; use --ep 1`);
+  assertExtraDegreesRun({ ep: a.ep! });
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
 
@@ -110,6 +113,8 @@ export async function run(argv: string[]): Promise<number> {
     ...(pipeline.pp > 1 ? { pipeline } : {}),
     ...(tensorParallel.tp > 1 || tensorParallel.sp ? { tensorParallel } : {}),
   });
+  if (a['dry-run-rank'] !== undefined) return dryRunCommand(config, a['dry-run-rank'], { ep: a.ep!, json: a.json ?? false });
+  if (a.json) throw new UsageError('--json goes with --dry-run-rank (a training run writes its metrics to --metrics)');
   const world = await openWorld();
   const tb = a.tensorboard && world.rank === 0 ? new TensorBoardSink(a.tensorboard) : null;
   // ranks launched on this machine share its memory (Open MPI and PMIx name how many)

@@ -25,8 +25,8 @@ export type CommReduceOp = 'sum' | 'max' | 'min';
 export type CommBuffer = Tensor | HostArray;
 
 export interface Communicator {
-  /** 'local' or 'mpi' */
-  readonly kind: 'local' | 'mpi';
+  /** 'local', 'mpi', or 'shape' (a dry run's: shapes and byte counts, no peers; shape-communicator.ts) */
+  readonly kind: 'local' | 'mpi' | 'shape';
   /** a name for messages: 'world', 'dp', 'tp', 'dp-cp', … */
   readonly name: string;
   /** this process's rank in this communicator, 0 ≤ rank < size */

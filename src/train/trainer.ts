@@ -15,7 +15,6 @@ import { ShardReader } from '../data/shard.js';
 import type { LoaderState } from '../data/loader.js';
 import { countParams } from '../nn/param-count.js';
 import { Transformer } from '../nn/transformer.js';
-import { AdamW } from '../optim/adamw.js';
 import { type CosineSchedule, lrAt, validateSchedule } from '../optim/schedule.js';
 import { assertCompatible, type Checkpoint, CheckpointError, latestCheckpoint, loadCheckpoint } from './checkpoint.js';
 import { validationLoss } from './evaluate.js';
@@ -30,21 +29,17 @@ import { acquireRunLock } from './run-lock.js';
 import { moveAsideStaleMetrics } from './metrics-file.js';
 import { UserError } from '../util/errors.js';
 import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, validateTrainConfig } from './train-config.js';
-import { trainStep } from './step.js';
+import { assertLayoutRuns, openParallelRuntime, runParallelStep } from './parallel-runtime.js';
 import { initWeights } from './init-weights.js';
 import { ensureChatTemplate } from '../serve/chat-template.js';
 import { restoreModel, restoreOptimizer } from './train-state.js';
 import type { Communicator } from '../dist/communicator.js';
-import { DataParallel } from '../dist/data-parallel.js';
 import { memoryReport } from '../dist/memory-report.js';
-import { anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dist/rank-agreement.js';
+import { anyRank, gatherRankStats, meanOverRanks } from '../dist/rank-agreement.js';
 import type { RunEvent } from '../observe/run-record.js';
 import { FaultRuntime } from './fault/runtime.js';
 import { saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
-import { assertPipelineFits } from '../dist/pipeline-config.js';
-import { PipelineParallel } from '../dist/pipeline-parallel.js';
-import { assertTensorParallelFits, tensorParallelDataRank } from '../dist/tensor-parallel-plan.js';
-import { TensorParallel } from '../dist/tensor-parallel.js';
+import { tensorParallelDataRank } from '../dist/tensor-parallel-plan.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -131,11 +126,9 @@ function threadsOf(be: Backend, c: TrainConfig): number {
 export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const c = validateTrainConfig(config);
   if (c.backend === 'meta')
-    throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan`);
+    throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan, or dry-run one rank of a layout with --dry-run-rank R`);
   const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
-  if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, hooks.comm?.size ?? 1);
-  else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
-  else assertWorldFits(c, hooks.comm?.size ?? 1);
+  assertLayoutRuns(c, hooks.comm?.size ?? 1);
   const rank0 = !comm || comm.rank === 0;
   const log = !rank0 ? () => {} : hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
   // Rank 0 owns the run folder (one lock for the whole job); a refusal there ends the job.
@@ -212,12 +205,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   if (c.evalEvery > 0) openVal().close(); // a validation split too small fails now, not at the first evaluation
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
-  // pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts)
-  const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
-  // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
-  const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
-  const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
-  const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
+  // the same construction the dry run drives (src/train/parallel-runtime.ts)
+  const runtime = await openParallelRuntime(model, comm, c, adamw);
+  const { pp, tensorPar, dp, opt } = runtime;
   let metrics: MetricsWriter | null = null;
   let removeHandler = () => {};
   const losses: number[] = [];
@@ -279,13 +269,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       // Ctrl-C is honoured between micro-batches on one process; a data-parallel step runs to its end
       // (every rank must take part in its collectives)
       const stepOpts = ft.stepOptions(step);
-      const done = pp
-        ? await pp.runStep(loader, accum, lr)
-        : tensorPar
-          ? await tensorPar.runStep(opt!, loader, accum, lr)
-          : dp
-            ? await dp.runStep(loader, accum, lr, stepOpts)
-            : await trainStep(model, opt!, loader, accum, lr, interrupted, stepOpts);
+      const done = await runParallelStep(runtime, model, loader, accum, lr, stepOpts, interrupted);
       if (!done) {
         // Ctrl-C inside the step: its partial gradients are dropped; save the last complete step
         const last = step - 1;

@@ -1,0 +1,78 @@
+// The parallel runtime of a training run: which layouts run (checked before anything is allocated),
+// the wrapper that runs this rank's part of the step (pipeline stages, tensor-parallel shards, data
+// parallel with ZeRO, or the model alone) and one optimizer step through it. `zili train` and its dry
+// run (dry-run.ts, the same program on the meta backend with a shape-only communicator) both build
+// the runtime here, so a dry run measures the program a real rank would run.
+import type { TokenLoader } from '../data/loader.js';
+import { ConfigError } from '../nn/config.js';
+import type { Transformer } from '../nn/transformer.js';
+import { AdamW, type AdamWConfig } from '../optim/adamw.js';
+import type { Communicator } from '../dist/communicator.js';
+import { DataParallel } from '../dist/data-parallel.js';
+import { assertPipelineFits } from '../dist/pipeline-config.js';
+import { PipelineParallel } from '../dist/pipeline-parallel.js';
+import { assertWorldFits } from '../dist/rank-agreement.js';
+import { assertTensorParallelFits } from '../dist/tensor-parallel-plan.js';
+import { TensorParallel } from '../dist/tensor-parallel.js';
+import { trainStep, type StepOptions, type StepResult } from './step.js';
+import type { TrainConfig } from './train-config.js';
+
+/** Degrees not (yet) in TrainConfig: context and expert parallelism. */
+export interface ExtraDegrees {
+  cp?: number;
+  ep?: number;
+}
+
+/** Refuses the degrees no wrapper runs yet (the CLI calls it first, before the config is built). */
+export function assertExtraDegreesRun(extra: ExtraDegrees): void {
+  if ((extra.ep ?? 1) !== 1) throw new ConfigError(`--ep ${extra.ep}: expert parallelism is not executable yet (issue 9 item 4); use --ep 1`);
+  if ((extra.cp ?? 1) !== 1) throw new ConfigError(`--cp ${extra.cp}: context parallelism is not executable yet (issue 9 item 5); use --cp 1`);
+}
+
+/**
+ * Refuses, before anything is allocated, a layout that does not fit the job's `worldSize` ranks or
+ * the model, or that is not executable yet — the one place a new composition is enabled.
+ */
+export function assertLayoutRuns(c: TrainConfig, worldSize: number, extra: ExtraDegrees = {}): void {
+  assertExtraDegreesRun(extra);
+  if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, worldSize);
+  else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, worldSize);
+  else assertWorldFits(c, worldSize);
+}
+
+export interface ParallelRuntime {
+  /** pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts) */
+  pp: PipelineParallel | null;
+  /** tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts) */
+  tensorPar: TensorParallel | null;
+  /** data parallel with ZeRO 0-3 (src/dist/data-parallel.ts) */
+  dp: DataParallel | null;
+  /** the optimizer the trainer restores and checkpoints (null under data parallelism, which owns its own) */
+  opt: AdamW | null;
+}
+
+/** Wraps `model` for this rank of `comm` (null: one process) as the layout of `c` says. */
+export async function openParallelRuntime(model: Transformer, comm: Communicator | null, c: TrainConfig, adamw: AdamWConfig): Promise<ParallelRuntime> {
+  const pipelined = !!c.pipeline && c.pipeline.pp > 1;
+  const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
+  const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
+  const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
+  const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
+  return { pp, tensorPar, dp, opt };
+}
+
+/** One optimizer step of `accum` micro-batches through the runtime; null when `shouldStop` abandoned it (one process only). */
+export async function runParallelStep(
+  rt: ParallelRuntime,
+  model: Transformer,
+  loader: TokenLoader,
+  accum: number,
+  lr: number,
+  stepOpts: StepOptions,
+  shouldStop: () => boolean,
+): Promise<StepResult | null> {
+  if (rt.pp) return rt.pp.runStep(loader, accum, lr);
+  if (rt.tensorPar) return rt.tensorPar.runStep(rt.opt!, loader, accum, lr);
+  if (rt.dp) return rt.dp.runStep(loader, accum, lr, stepOpts);
+  return trainStep(model, rt.opt!, loader, accum, lr, shouldStop, stepOpts);
+}
