@@ -68,9 +68,9 @@ export interface TensorParallelConfig {
 /** Refuses a tensor-parallel run that does not fit the job's ranks, the model or the micro-batch. */
 export function assertTensorParallelFits(c: { model: ModelConfig; dp: number; zero: number; microBatch: number; seqLen: number; pipeline?: { pp: number } | null }, t: TensorParallelConfig, worldSize: number): void {
   validateTensorParallel(c.model, t.tp, t.sp, c.microBatch * c.seqLen);
-  assertRanksFit('tp', t.tp, c.dp, worldSize);
   if (c.zero > 0) throw new ConfigError(`--tp ${t.tp} with --zero ${c.zero}: ZeRO over the replicas of tensor-parallel shards is not implemented yet; use --zero 0`);
   if (c.pipeline && c.pipeline.pp > 1) throw new ConfigError(`--tp ${t.tp} with --pp ${c.pipeline.pp}: tensor and pipeline parallelism together are not implemented yet; use one of them`);
+  assertRanksFit('tp', t.tp, c.dp, worldSize);
 }
 
 /** The data-parallel replica a world rank belongs to under tp × dp (tp fastest): the loader's rank. */

@@ -168,7 +168,7 @@ export function inFlightChunks(l: Layout, stage: number): number {
   return Math.min(m * l.vpp, l.vpp * l.pp + l.pp - 1 - 2 * stage);
 }
 
-function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): MemoryBreakdown {
+export function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): MemoryBreakdown {
   const c = m.config;
   const p = stageParams(m, l, stage);
   const dz = l.cp * l.dp;

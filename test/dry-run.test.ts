@@ -1,0 +1,112 @@
+// The dry run of one rank (zili train --backend meta --dry-run-rank R): the shape-only communicator's
+// byte counts against hand-computed ring volumes for each collective, its split into the mesh's
+// groups, and a small dry run whose numbers are computed here independently from the model's shape
+// (parameters of the rank's chunks, bytes of the activations and gradients it sends, GEMM FLOPs).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ByteCounter, ShapeCommunicator } from '../src/dist/shape-communicator.js';
+import { resolveMesh } from '../src/dist/mesh-layout.js';
+import { ProcessMesh } from '../src/dist/mesh.js';
+import { preset } from '../src/nn/presets.js';
+import { makeTrainConfig } from '../src/train/train-config.js';
+import { dryRunLayout, dryRunRank } from '../src/train/dry-run.js';
+import { dryRunJson } from '../src/cli/train-dry-run.js';
+
+test('shape communicator: bytes sent per collective and per dimension, as the ring algorithms send them', async () => {
+  // tp 2 x dp 4 (8 ranks); world rank 5 is tp rank 1 of dp rank 2
+  const counter = new ByteCounter();
+  const world = ShapeCommunicator.world(resolveMesh({ tp: 2, cp: 1, dp: 4, pp: 1, ep: 1 }, 8), 5, counter);
+  const mesh = await ProcessMesh.create(world, { tp: 2, cp: 1, dp: 4, pp: 1, ep: 1 });
+  assert.deepEqual([mesh.tp.rank, mesh.tp.size, mesh.dp.rank, mesh.dp.size], [1, 2, 2, 4]);
+  await mesh.tp.allReduce(new Float32Array(1000)); // 2·(1/2)·4000
+  await mesh.dp.reduceScatter(new Float32Array(400), new Float32Array(100)); // (3/4)·1600
+  await mesh.dp.allGather(new Uint16Array(100), new Uint16Array(400)); // bf16: (3/4)·800
+  await mesh.dp.broadcast(new Int32Array(10), 0); // dp rank 2 is not the root's ring predecessor (3): 40
+  await mesh.dp.broadcast(new Int32Array(10), 3); // rank 2 precedes root 3 in the ring: 0
+  await mesh.dp.send(new Float32Array(7), 0); // 28
+  await mesh.dp.recv(new Float32Array(7), 1); // 0
+  await mesh.dp.allToAllV(new Float32Array(10), [1, 2, 3, 4], new Float32Array(10), [4, 3, 2, 1]); // to others: 1+2+4 elements
+  assert.equal(counter.sent('tp'), 4000);
+  assert.equal(counter.sent('tp.allReduce'), 4000);
+  assert.equal(counter.sent('dp.reduceScatter'), 1200);
+  assert.equal(counter.sent('dp.allGather'), 600);
+  assert.equal(counter.sent('dp.broadcast'), 40);
+  assert.equal(counter.sent('dp.send'), 28);
+  assert.equal(counter.sent('dp.allToAllV'), 28);
+  assert.equal(counter.sent('dp'), 1200 + 600 + 40 + 28 + 28);
+  assert.equal(counter.sent('pp'), 0);
+  const calls = Object.fromEntries(counter.entries().map((e) => [`${e.dimension}.${e.op}`, e.calls]));
+  assert.deepEqual(calls, { 'tp.allReduce': 1, 'dp.reduceScatter': 1, 'dp.allGather': 1, 'dp.broadcast': 2, 'dp.send': 1, 'dp.allToAllV': 1 });
+  // a group of one sends nothing; the world of a one-dimension layout counts under that dimension
+  const alone = new ShapeCommunicator('pp', 0, 1, 0, 'pp', counter);
+  await alone.allReduce(new Float32Array(100));
+  assert.equal(counter.sent('pp'), 0);
+  const ppWorld = ShapeCommunicator.world(resolveMesh({ tp: 1, cp: 1, dp: 1, pp: 4, ep: 1 }, 4), 3);
+  await ppWorld.send(new Float32Array(3), 0);
+  assert.equal(ppWorld.counter.sent('pp'), 12);
+});
+
+test('shape communicator: buffers are checked as a real transport checks them; splits only into the mesh groups', async () => {
+  const world = ShapeCommunicator.world(resolveMesh({ tp: 2, cp: 1, dp: 2, pp: 1, ep: 1 }, 4), 1);
+  assert.throws(() => world.reduceScatter(new Float32Array(7), new Float32Array(2)), /input has 7 elements, expected size·output = 4·2/);
+  assert.throws(() => world.allGather(new Float32Array(2), new Uint16Array(8)), /input is f32 but output is bf16/);
+  assert.throws(() => world.send(new Float32Array(2), 4), /destination rank 4 is outside 0..3/);
+  assert.throws(() => world.allToAllV(new Float32Array(2), [1, 1, 1], new Float32Array(2), [1, 1, 1, 1]), /sendCounts has 3 entries, expected one per rank \(4\)/);
+  await assert.rejects(world.split(0, 0, 'experts'), /cannot tell the other ranks' colors for a group named 'experts'/);
+  await assert.rejects(world.split(1, 0, 'tp'), /'tp' split with color 1, key 0, but the mesh puts rank 1 at color 0, key 1/);
+  const tp = (await world.split(0, 1, 'tp'))!;
+  await assert.rejects(tp.split(0, 0, 'tp'), /a dry run splits only the world/);
+});
+
+/** Parameters of decoder layer of the tiny preset, from its shape (not from the model). */
+function tinyLayerParams(c: ReturnType<typeof preset>): { all: number; matmul: number } {
+  const hd = c.dModel / c.heads;
+  const matmul = c.dModel * c.heads * hd * 2 + 2 * c.dModel * c.kvHeads * hd + 3 * c.dModel * c.ffnHidden;
+  return { all: matmul + 2 * c.dModel, matmul };
+}
+
+test('dry run of tiny pp2, rank 1 (last stage): held state, bytes sent and GEMM FLOPs computed independently', async () => {
+  const model = preset('tiny');
+  const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch: 8, microBatch: 2, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } });
+  const r = await dryRunRank(c, 1, dryRunLayout(c));
+  const { dModel: d, vocab: V, seqLen: S } = model;
+  const N = 2 * S, accum = 4;
+  const layer = tinyLayerParams(model);
+  // layers 2 and 3, the final norm, and the tied embedding (the last stage's copy of it)
+  const params = 2 * layer.all + d + V * d;
+  assert.equal(r.heldBytes, 12 * params, 'f32 weights + two AdamW moments of the last stage only');
+  assert.ok(r.peakBytes >= r.heldBytes + 4 * params, 'the peak holds the gradients at the update');
+  // a gradient [N, d] back to stage 0 per micro-batch, the tied embedding's gradient, the loss/norm all-reduce of 2 floats over 2 ranks
+  assert.deepEqual(r.bytesSent, { tp: 0, dp: 0, pp: accum * N * d * 4 + V * d * 4 + 8, ep: 0, cp: 0 });
+  // forward 2·N·(layer GEMMs + head), backward twice that (input and weight gradients)
+  assert.equal(r.flops.matmul, accum * 3 * 2 * N * (2 * layer.matmul + V * d));
+  assert.equal(r.flops.attention, accum * 2 * 3 * 4 * 2 * model.heads * S * S * (d / model.heads));
+  const json = dryRunJson(r);
+  assert.equal(json.peakMemoryGiB, r.peakBytes / 2 ** 30);
+  assert.equal(json.flopsPerStep, r.flops.matmul + r.flops.attention + r.flops.other);
+});
+
+test('dry run: the peak is what the stage holds, not the whole model it was cut from', async () => {
+  const model = { ...preset('tiny'), layers: 16 };
+  const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch: 8, microBatch: 1, seqLen: 32, pipeline: { pp: 8, vpp: 1, schedule: '1f1b' } });
+  const r = await dryRunRank(c, 3, dryRunLayout(c));
+  const whole = 4 * (16 * tinyLayerParams(model).all + model.dModel + model.vocab * model.dModel);
+  assert.equal(r.heldBytes, 12 * 2 * tinyLayerParams(model).all, 'a middle stage holds its two layers');
+  assert.ok(r.peakBytes < whole, `peak ${r.peakBytes} B is below the whole model's weights (${whole} B)`);
+  // 8 micro-batches: an activation forward and a gradient backward each, [32, 128] f32
+  assert.equal(r.bytesSent['pp'], 8 * 2 * 32 * 128 * 4 + 2 * (7 / 8) * 8); // + the 2-float all-reduce over 8 ranks
+});
+
+test('dry run of tiny tp2 x dp2, rank 3: tensor-parallel shards and their data-parallel gradient all-reduce', async () => {
+  const model = preset('tiny');
+  const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch: 8, microBatch: 2, dp: 2, tensorParallel: { tp: 2, sp: false } });
+  const r = await dryRunRank(c, 3, dryRunLayout(c));
+  assert.deepEqual([r.coords.tp, r.coords.dp], [1, 1]);
+  const layer = tinyLayerParams(model);
+  // every GEMM weight and the vocabulary split in two, norms whole
+  const shard = model.layers * (layer.matmul / 2 + 2 * model.dModel) + model.dModel + (model.vocab * model.dModel) / 2;
+  assert.equal(r.heldBytes, 12 * shard);
+  // dp: each gradient all-reduced over 2 replicas (2·(1/2)·bytes) plus the loss
+  assert.equal(r.bytesSent['dp'], 4 * shard + 4);
+  assert.ok(r.bytesSent['tp']! > 0);
+});
