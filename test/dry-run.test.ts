@@ -76,6 +76,7 @@ test('dry run of tiny pp2, rank 1 (last stage): held state, bytes sent and GEMM 
   const params = 2 * layer.all + d + V * d;
   assert.equal(r.heldBytes, 12 * params, 'f32 weights + two AdamW moments of the last stage only');
   assert.ok(r.peakBytes >= r.heldBytes + 4 * params, 'the peak holds the gradients at the update');
+  assert.equal(r.afterStepBytes, r.heldBytes, 'the step frees all it allocated');
   // a gradient [N, d] back to stage 0 per micro-batch, the tied embedding's gradient, the loss/norm all-reduce of 2 floats over 2 ranks
   assert.deepEqual(r.bytesSent, { tp: 0, dp: 0, pp: accum * N * d * 4 + V * d * 4 + 8, ep: 0, cp: 0 });
   // forward 2·N·(layer GEMMs + head), backward twice that (input and weight gradients)
@@ -109,4 +110,20 @@ test('dry run of tiny tp2 x dp2, rank 3: tensor-parallel shards and their data-p
   // dp: each gradient all-reduced over 2 replicas (2·(1/2)·bytes) plus the loss
   assert.equal(r.bytesSent['dp'], 4 * shard + 4);
   assert.ok(r.bytesSent['tp']! > 0);
+});
+
+test("a pipeline stage's peak does not grow with the step's micro-batches: boundary tensors are freed once sent, not at the step's end", async () => {
+  const peak = async (globalBatch: number, rank: number) => {
+    const c = makeTrainConfig(preset('tiny'), 'unused', { backend: 'meta', globalBatch, microBatch: 1, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } });
+    const r = await dryRunRank(c, rank, dryRunLayout(c));
+    assert.equal(r.afterStepBytes, r.heldBytes, `pp2 rank ${rank}, ${globalBatch} micro-batches: the step frees all it allocated`);
+    return r.peakBytes;
+  };
+  // 1F1B on 2 stages keeps at most 2 micro-batches in flight, whether the step has 4 or 16; what may
+  // grow is the last stage's loss scalars (4 bytes each), far less than one boundary tensor [128, 128]
+  const boundary = 128 * 128 * 4;
+  for (const rank of [0, 1]) {
+    const grown = (await peak(16, rank)) - (await peak(4, rank));
+    assert.ok(grown >= 0 && grown < boundary, `pp2 rank ${rank}: the peak grew by ${grown} B from 4 to 16 micro-batches`);
+  }
 });

@@ -141,7 +141,8 @@ export class PipelineParallel {
     const inflight = new Map<string, InFlight>();
     const pending = new Map<string, { buf: Tensor; done: Promise<void> }>();
     const sends: Promise<void>[] = [];
-    const afterSend: Tensor[] = [];
+    /** the send of each activation still travelling (its output is freed once both it and the chunk's backward are done) */
+    const sending = new Map<Tensor, Promise<void>>();
     const ces: Tensor[] = [];
     const id = (chunk: number, micro: number) => `${chunk}:${micro}`;
     let waitS = 0;
@@ -170,7 +171,11 @@ export class PipelineParallel {
         } else {
           const f = inflight.get(id(a.from, a.micro))!;
           const buf = a.payload === 'activation' ? f.output : f.input!.grad!;
-          sends.push(this.comm.send(buf, a.peer, tag));
+          const sent = this.comm.send(buf, a.peer, tag);
+          sends.push(sent);
+          // a gradient is sent after its backward: nothing reads it once it has left (a failure surfaces through `sends`)
+          if (a.payload === 'gradient') void sent.then(() => buf.dispose(), () => {});
+          else sending.set(buf, sent);
         }
         continue;
       }
@@ -206,14 +211,15 @@ export class PipelineParallel {
             r.buf.dispose();
           } else f.input!.grad = r.buf; // a chunk without layers passes its gradient through
         }
-        // the output may still be travelling to the next chunk: freed once every send is done
-        afterSend.push(f.output);
-        if (f.input && f.input !== f.output) afterSend.push(f.input);
-        if (f.input) afterSend.push(f.input.grad!);
+        // freed as soon as they can be, not at the end of the step (which would hold every micro-batch's
+        // boundary tensors at once): the output once its send is done, the input now, its gradient once sent
+        const out = f.output;
+        void (sending.get(out) ?? Promise.resolve()).then(() => out.dispose(), () => {});
+        sending.delete(out);
+        if (f.input && f.input !== f.output) f.input.dispose();
       }
     }
     await wait(Promise.all(sends).then(() => undefined));
-    for (const t of afterSend) t.dispose();
     this.lastWaitS = waitS;
     this.lastPipelineS = (performance.now() - t0) / 1000;
 

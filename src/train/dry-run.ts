@@ -39,6 +39,8 @@ export interface DryRunResult {
   heldBytes: number;
   /** peak live bytes during one optimizer step (held state included) */
   peakBytes: number;
+  /** bytes still live after the step (equal to heldBytes unless the step leaks) */
+  afterStepBytes: number;
   /** FLOPs of the step's kernels on this rank, by kind */
   flops: FlopCounts;
   flopsPerStep: number;
@@ -87,7 +89,7 @@ export async function dryRunRank(c: TrainConfig, rank: number, layout: DryRunLay
     const bytesSent: Record<string, number> = Object.fromEntries(DRY_RUN_DIMENSIONS.map((d) => [d, counter.sent(d)]));
     for (const e of counter.entries()) if (!(e.dimension in bytesSent)) bytesSent[e.dimension] = counter.sent(e.dimension);
     return {
-      rank, mesh, coords: meshCoords(mesh, rank), heldBytes, peakBytes: be.memory().peakBytes, flops,
+      rank, mesh, coords: meshCoords(mesh, rank), heldBytes, peakBytes: be.memory().peakBytes, afterStepBytes: be.memory().allocatedBytes, flops,
       flopsPerStep: flops.matmul + flops.attention + flops.other, bytesSent, collectives: counter.entries(), microBatches: accum,
     };
   } finally {
