@@ -11,6 +11,11 @@ import { preset } from '../src/nn/presets.js';
 import { makeTrainConfig } from '../src/train/train-config.js';
 import { dryRunLayout, dryRunRank } from '../src/train/dry-run.js';
 import { dryRunJson } from '../src/cli/train-dry-run.js';
+import { MetaBackend } from '../src/backend/meta/meta-backend.js';
+import { Transformer } from '../src/nn/transformer.js';
+import { AdamW, defaultAdamW } from '../src/optim/adamw.js';
+import * as T from '../src/tensor/ops.js';
+import { keep } from '../src/tensor/scope.js';
 
 test('shape communicator: bytes sent per collective and per dimension, as the ring algorithms send them', async () => {
   // tp 2 x dp 4 (8 ranks); world rank 5 is tp rank 1 of dp rank 2
@@ -126,4 +131,19 @@ test("a pipeline stage's peak does not grow with the step's micro-batches: bound
     const grown = (await peak(16, rank)) - (await peak(4, rank));
     assert.ok(grown >= 0 && grown < boundary, `pp2 rank ${rank}: the peak grew by ${grown} B from 4 to 16 micro-batches`);
   }
+});
+
+test("AdamW's gradient norm frees each square once summed: the update's peak holds no second copy of every gradient", async () => {
+  const be = new MetaBackend();
+  const model = new Transformer(preset('tiny'), be, { seed: 1 });
+  for (const p of model.params.tensors.values()) p.grad = keep(T.zerosLike(p));
+  const opt = new AdamW(model.params, defaultAdamW());
+  const before = be.memory().allocatedBytes;
+  be.resetPeak();
+  await opt.gradNorm();
+  const largest = Math.max(...[...model.params.tensors.values()].map((p) => 4 * p.numel));
+  const extra = be.memory().peakBytes - before;
+  assert.ok(extra <= largest + 64, `the norm's peak added ${extra} B; one square at a time is at most ${largest} B`);
+  opt.dispose();
+  model.dispose();
 });

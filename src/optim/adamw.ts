@@ -43,8 +43,10 @@ export class AdamW {
       tidy(() => {
         let acc: Tensor | null = null;
         for (const [name, p] of this.params.tensors) {
-          if (!p.grad || skip?.(name)) continue;
-          const s = T.sum(T.square(p.grad));
+          const g = p.grad;
+          if (!g || skip?.(name)) continue;
+          // each square freed once summed: the norm never holds a second copy of every gradient
+          const s = tidy(() => T.sum(T.square(g)));
           acc = acc ? T.add(acc, s) : s;
         }
         return acc;
