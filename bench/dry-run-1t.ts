@@ -9,12 +9,11 @@
 //   npx tsc -p . && node dist/bench/dry-run-1t.js [--quick]
 import { ConfigError } from '../src/nn/config.js';
 import { preset } from '../src/nn/presets.js';
-import { commBytesPerStep } from '../src/plan/comm-volume.js';
-import type { Layout } from '../src/plan/layout.js';
-import { BYTES, F32_TRAINING_BYTES, GiB, stageMemory } from '../src/plan/memory.js';
+import { BYTES, GiB, stageMemory } from '../src/plan/memory.js';
 import { planModel } from '../src/plan/model.js';
 import { makeTrainConfig } from '../src/train/train-config.js';
-import { dryRunRank } from '../src/train/dry-run.js';
+import { type DryRunLayout, dryRunRank } from '../src/train/dry-run.js';
+import { planForRank } from '../src/train/dry-run-plan.js';
 import { formatBytes } from '../src/train/format.js';
 
 interface Row {
@@ -49,30 +48,26 @@ console.log('|---|---|---|---|---|---|---|---|');
 for (const r of ROWS) {
   if (quick && r.pp === 1 && r.tp === 1) continue;
   const config = preset(r.model);
-  const layout: Layout = {
-    tp: r.tp, pp: r.pp, dp: r.dp, cp: r.cp, ep: r.ep, vpp: r.vpp, sequenceParallel: r.sp, zero: r.zero,
-    microBatch: 1, globalBatch: r.globalBatch, recompute: 'none', attention: 'flash',
-  };
-  const f32 = planModel(config, false, 4);
+  const degrees: DryRunLayout = { tp: r.tp, pp: r.pp, dp: r.dp, ep: r.ep, cp: r.cp };
+  const c = makeTrainConfig(config, 'unused', {
+    backend: 'meta', globalBatch: r.globalBatch, microBatch: 1, dp: r.dp, zero: r.zero,
+    ...(r.pp > 1 ? { pipeline: { pp: r.pp, vpp: r.vpp, schedule: r.vpp > 1 ? 'interleaved' : '1f1b' } } : {}),
+    ...(r.tp > 1 ? { tensorParallel: { tp: r.tp, sp: r.sp } } : {}),
+  });
   const bf16 = planModel(config, false, 2);
   const name = `tp${r.tp} pp${r.pp}${r.vpp > 1 ? `x${r.vpp}` : ''} dp${r.dp}${r.cp > 1 ? ` cp${r.cp}` : ''}${r.ep > 1 ? ` ep${r.ep}` : ''}${r.sp ? ' SP' : ''} ZeRO-${r.zero}, ${r.globalBatch} seq/step (${r.what})`;
   const stages = r.pp > 2 ? [0, r.pp / 2, r.pp - 1] : [0];
   for (const stage of stages) {
     const rank = stage * r.tp * r.cp * r.dp;
-    const plan = stageMemory(f32, layout, stage, F32_TRAINING_BYTES);
-    const planState = plan.weights + plan.grads + plan.optimizer + plan.activations;
-    const planBf16 = stageMemory(bf16, layout, stage, BYTES);
-    const vol = commBytesPerStep(f32, layout, stage);
-    const c = makeTrainConfig(config, 'unused', {
-      backend: 'meta', globalBatch: r.globalBatch, microBatch: 1, dp: r.dp, zero: r.zero,
-      ...(r.pp > 1 ? { pipeline: { pp: r.pp, vpp: r.vpp, schedule: r.vpp > 1 ? 'interleaved' : '1f1b' } } : {}),
-      ...(r.tp > 1 ? { tensorParallel: { tp: r.tp, sp: r.sp } } : {}),
-    });
+    const plan = planForRank(c, degrees, stage);
+    const planState = plan.stateAndActivations;
+    const planBf16 = stageMemory(bf16, plan.layout, stage, BYTES);
+    const vol = plan.volume;
     let measured = 'refused', diff = '', bytes: string;
     const dims = (['tp', 'dp', 'pp', 'ep', 'cp'] as const).filter((d) => (d === 'tp' ? r.tp : d === 'pp' ? r.pp : d === 'dp' ? r.dp : d === 'ep' ? r.ep : r.cp) > 1);
     try {
       const t0 = performance.now();
-      const d = await dryRunRank(c, rank, { tp: r.tp, pp: r.pp, dp: r.dp, ep: r.ep, cp: r.cp });
+      const d = await dryRunRank(c, rank, degrees);
       measured = gib(d.peakBytes);
       diff = pct(d.peakBytes, planState);
       bytes = dims.map((k) => `${k} ${formatBytes(d.bytesSent[k]!)} / ${formatBytes(vol[k])}`).join(', ');
@@ -82,6 +77,6 @@ for (const r of ROWS) {
       measured = `refused: ${e.message}`;
       bytes = dims.map((k) => `${k} — / ${formatBytes(vol[k])}`).join(', ');
     }
-    console.log(`| ${r.model} | ${name} | ${rank} (${stage}) | ${measured} | ${gib(planState)} | ${diff} | ${gib(plan.total)} (${gib(planBf16.total)}) | ${bytes} |`);
+    console.log(`| ${r.model} | ${name} | ${rank} (${stage}) | ${measured} | ${gib(planState)} | ${diff} | ${gib(plan.memory.total)} (${gib(planBf16.total)}) | ${bytes} |`);
   }
 }
