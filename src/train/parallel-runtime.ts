@@ -25,8 +25,8 @@ export interface ExtraDegrees {
 
 /** Refuses the degrees no wrapper runs yet (the CLI calls it first, before the config is built). */
 export function assertExtraDegreesRun(extra: ExtraDegrees): void {
-  if ((extra.ep ?? 1) !== 1) throw new ConfigError(`--ep ${extra.ep}: expert parallelism is not executable yet (issue 9 item 4); use --ep 1`);
-  if ((extra.cp ?? 1) !== 1) throw new ConfigError(`--cp ${extra.cp}: context parallelism is not executable yet (issue 9 item 5); use --cp 1`);
+  if ((extra.ep ?? 1) !== 1) throw new ConfigError(`--ep ${extra.ep}: expert parallelism is not implemented yet; use --ep 1`);
+  if ((extra.cp ?? 1) !== 1) throw new ConfigError(`--cp ${extra.cp}: context parallelism is not implemented yet; use --cp 1`);
 }
 
 /**
