@@ -45,6 +45,7 @@ import { assertPipelineFits } from '../dist/pipeline-config.js';
 import { PipelineParallel } from '../dist/pipeline-parallel.js';
 import { assertTensorParallelFits, tensorParallelDataRank } from '../dist/tensor-parallel-plan.js';
 import { TensorParallel } from '../dist/tensor-parallel.js';
+import { assertContextParallelFits, ContextParallel, contextParallelDataRank } from '../dist/context-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -135,6 +136,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
   if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, hooks.comm?.size ?? 1);
   else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
+  else if (c.contextParallel) assertContextParallelFits(c, c.contextParallel, hooks.comm?.size ?? 1);
   else assertWorldFits(c, hooks.comm?.size ?? 1);
   const rank0 = !comm || comm.rank === 0;
   const log = !rank0 ? () => {} : hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
@@ -201,7 +203,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   // the data-parallel replica this rank reads for: pipeline stages all read the same batches, the
   // ranks of one tensor-parallel group too
   const pipelined = !!c.pipeline && c.pipeline.pp > 1;
-  const dataRank = pipelined ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : comm?.rank ?? 0;
+  const dataRank = pipelined ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : c.contextParallel ? contextParallelDataRank(c.contextParallel, comm?.rank ?? 0) : comm?.rank ?? 0;
   const openTrain = (state: LoaderState | undefined) =>
     TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state, rank: dataRank, worldSize: c.dp });
   let loader = openTrain(ckpt?.data as LoaderState | undefined);
@@ -216,7 +218,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
   // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
   const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
-  const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
+  // context-parallel ranks read the same rows and keep their chunks; gradients reduce over dp·cp (src/dist/context-parallel.ts)
+  const ctxPar = comm && c.contextParallel ? await ContextParallel.open(model, comm, c.contextParallel, c.dp) : null;
+  const dp = comm && !pp && !tensorPar ? new DataParallel(model, ctxPar ? ctxPar.gradComm : comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw, ...(ctxPar ? { microBatch: ctxPar.microBatch } : {}) }) : null;
   const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
   let metrics: MetricsWriter | null = null;
   let removeHandler = () => {};
@@ -298,7 +302,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       // every rank's step time (and peak memory): the slowest rank sets the pace
       const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
-      if (ranks && dp && step === startStep + 1) log(memoryReport(c, dp, ranks.peakBytes));
+      if (ranks && dp && !ctxPar && step === startStep + 1) log(memoryReport(c, dp, ranks.peakBytes));
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
