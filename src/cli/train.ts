@@ -48,6 +48,7 @@ const FLAGS = {
   tp: { kind: 'int', help: 'tensor-parallel ranks (Megatron column/row-parallel layers, vocab-parallel embedding and loss)', default: 1, min: 1 },
   sp: { kind: 'bool', help: 'sequence parallel with --tp: norms and residuals split over the tp ranks (all-gather/reduce-scatter)' },
   pp: { kind: 'int', help: 'pipeline stages (ranks); the job runs pp x dp ranks', default: 1, min: 1 },
+  cp: { kind: 'int', help: 'context-parallel ranks: each sequence split over them (ring attention, causal load balancing); the job runs cp x dp ranks', default: 1, min: 1 },
   vpp: { kind: 'int', help: 'model chunks per pipeline stage (interleaved schedule)', default: 1, min: 1 },
   schedule: { kind: 'string', help: 'pipeline schedule: gpipe, 1f1b or interleaved (default: 1f1b, interleaved with --vpp > 1)' },
   ep: { kind: 'int', help: 'expert-parallel ranks (1 until expert parallelism lands)', default: 1 },
@@ -80,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   const globalBatch = a['global-batch']!;
   const pipeline = { pp: a.pp!, vpp: a.vpp!, schedule: a.schedule ? parseSchedule(a.schedule) : defaultSchedule(a.vpp!) };
   const tensorParallel = { tp: a.tp!, sp: a.sp ?? false };
-  const dp = a.dp ?? Math.max(1, Math.floor(launchedWorldSize() / (pipeline.pp * tensorParallel.tp)));
+  const dp = a.dp ?? Math.max(1, Math.floor(launchedWorldSize() / (pipeline.pp * tensorParallel.tp * a.cp!)));
   const saveEvery = parseSaveEvery(a['save-every']!);
   const config = makeTrainConfig(model, out, {
     steps,
@@ -112,6 +113,7 @@ export async function run(argv: string[]): Promise<number> {
     fault: faultConfig(a, saveEvery.auto, dp),
     ...(pipeline.pp > 1 ? { pipeline } : {}),
     ...(tensorParallel.tp > 1 || tensorParallel.sp ? { tensorParallel } : {}),
+    ...(a.cp! > 1 ? { contextParallel: { cp: a.cp! } } : {}),
   });
   if (a['dry-run-rank'] !== undefined) return dryRunCommand(config, a['dry-run-rank'], { ep: a.ep!, json: a.json ?? false });
   if (a.json) throw new UsageError('--json goes with --dry-run-rank (a training run writes its metrics to --metrics)');

@@ -48,6 +48,8 @@ export interface DataParallelOptions {
   /** gradient bucket size cap in bytes (whole flat buffer) */
   bucketBytes: number;
   adamw: AdamWConfig;
+  /** forward + backward of one micro-batch (default train/step.ts microBatch; context parallelism passes its own) */
+  microBatch?: typeof microBatch;
 }
 
 /** Optimizer state of this rank: full tensors (ZeRO 0) or this rank's chunks (ZeRO >= 1), by parameter name. */
@@ -198,7 +200,7 @@ export class DataParallel {
     for (let micro = 0; micro < accum; micro++) {
       const last = micro === accum - 1;
       const launcher = last ? this.bucketLauncher(inflight, reduced, present) : null;
-      const r = await microBatch(model, loader, loads, launcher ? { onGradReady: launcher.ready } : {}, launcher ? () => launcher.flush() : undefined);
+      const r = await (this.opts.microBatch ?? microBatch)(model, loader, loads, launcher ? { onGradReady: launcher.ready } : {}, launcher ? () => launcher.flush() : undefined);
       ceSum += r.ce;
       auxSum += r.aux;
     }

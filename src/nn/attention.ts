@@ -18,21 +18,41 @@ export function createAttentionParams(ps: ParameterStore, c: ModelConfig, prefix
   ps.create(`${prefix}.wo.weight`, [c.dModel, c.heads * hd], { kind: 'normal', std: std / Math.sqrt(2 * c.layers) });
 }
 
+/**
+ * The attention block's inputs: x [B·T, d] → q [B, T, heads, hd] and k, v [B, T, kvHeads, hd], RoPE
+ * applied by `rotate` (default: positions pos, pos+1, … — context parallelism passes its chunks' global positions).
+ */
+export function attentionInputs(
+  ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, batch: number, seq: number, dtype: ComputeDtype,
+  rotate: (t: Tensor) => Tensor = (t) => T.rope(t, c.ropeTheta, 0),
+): { q: Tensor; k: Tensor; v: Tensor } {
+  const hd = headDim(c);
+  const [q0, k0, v0] = projectMany(x, [ps.get(`${prefix}.wq.weight`), ps.get(`${prefix}.wk.weight`), ps.get(`${prefix}.wv.weight`)], dtype) as [Tensor, Tensor, Tensor];
+  const q1 = T.reshape(q0, [batch, seq, c.heads, hd]), k1 = T.reshape(k0, [batch, seq, c.kvHeads, hd]);
+  const q = rotate(q1);
+  const k = rotate(k1);
+  const v = T.reshape(v0, [batch, seq, c.kvHeads, hd]);
+  for (const t of [q0, k0, v0, q1, k1]) t.dispose();
+  return { q, k, v };
+}
+
+/** The attention output o [B, T, heads, hd] through the output projection → [B·T, d]; takes ownership of o. */
+export function attentionOutput(ps: ParameterStore, c: ModelConfig, prefix: string, o: Tensor, batch: number, seq: number, dtype: ComputeDtype): Tensor {
+  const o2 = T.reshape(o, [batch * seq, c.heads * headDim(c)]);
+  const y = linear(o2, ps.get(`${prefix}.wo.weight`), dtype);
+  o.dispose();
+  o2.dispose();
+  return y;
+}
+
 /** x [B·T, d] → [B·T, d]. With a cache, x holds the new positions only. */
 export function attentionBlock(
   ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, batch: number, seq: number, dtype: ComputeDtype,
   cache?: { kv: KvCache; layer: number },
 ): Tensor {
-  const hd = headDim(c);
   const pos = cache ? cache.kv.length : 0;
   // temporaries are disposed as soon as they are consumed: what backward needs, the tape keeps
-  const free = (...ts: Tensor[]) => ts.forEach((t) => t.dispose());
-  const [q0, k0, v0] = projectMany(x, [ps.get(`${prefix}.wq.weight`), ps.get(`${prefix}.wk.weight`), ps.get(`${prefix}.wv.weight`)], dtype) as [Tensor, Tensor, Tensor];
-  const q1 = T.reshape(q0, [batch, seq, c.heads, hd]), k1 = T.reshape(k0, [batch, seq, c.kvHeads, hd]);
-  const q = T.rope(q1, c.ropeTheta, pos);
-  const k = T.rope(k1, c.ropeTheta, pos);
-  const v = T.reshape(v0, [batch, seq, c.kvHeads, hd]);
-  free(q0, k0, v0, q1, k1);
+  const { q, k, v } = attentionInputs(ps, c, prefix, x, batch, seq, dtype, (t) => T.rope(t, c.ropeTheta, pos));
   let o: Tensor;
   if (cache && pos > 0) {
     cache.kv.append(cache.layer, k, v);
@@ -41,9 +61,8 @@ export function attentionBlock(
     if (cache) cache.kv.append(cache.layer, k, v);
     o = T.attention(q, k, v, { causal: true });
   }
-  free(q, k, v);
-  const o2 = T.reshape(o, [batch * seq, c.heads * hd]);
-  const y = linear(o2, ps.get(`${prefix}.wo.weight`), dtype);
-  free(o, o2);
-  return y;
+  q.dispose();
+  k.dispose();
+  v.dispose();
+  return attentionOutput(ps, c, prefix, o, batch, seq, dtype);
 }

@@ -14,19 +14,18 @@ import { PipelineParallel } from '../dist/pipeline-parallel.js';
 import { assertWorldFits } from '../dist/rank-agreement.js';
 import { assertTensorParallelFits } from '../dist/tensor-parallel-plan.js';
 import { TensorParallel } from '../dist/tensor-parallel.js';
+import { assertContextParallelFits, ContextParallel } from '../dist/context-parallel.js';
 import { trainStep, type StepOptions, type StepResult } from './step.js';
 import type { TrainConfig } from './train-config.js';
 
-/** Degrees not (yet) in TrainConfig: context and expert parallelism. */
+/** Degrees not (yet) in TrainConfig: expert parallelism. */
 export interface ExtraDegrees {
-  cp?: number;
   ep?: number;
 }
 
 /** Refuses the degrees no wrapper runs yet (the CLI calls it first, before the config is built). */
 export function assertExtraDegreesRun(extra: ExtraDegrees): void {
   if ((extra.ep ?? 1) !== 1) throw new ConfigError(`--ep ${extra.ep}: expert parallelism is not implemented yet; use --ep 1`);
-  if ((extra.cp ?? 1) !== 1) throw new ConfigError(`--cp ${extra.cp}: context parallelism is not implemented yet; use --cp 1`);
 }
 
 /**
@@ -37,6 +36,7 @@ export function assertLayoutRuns(c: TrainConfig, worldSize: number, extra: Extra
   assertExtraDegreesRun(extra);
   if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, worldSize);
   else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, worldSize);
+  else if (c.contextParallel) assertContextParallelFits(c, c.contextParallel, worldSize);
   else assertWorldFits(c, worldSize);
 }
 
@@ -45,6 +45,8 @@ export interface ParallelRuntime {
   pp: PipelineParallel | null;
   /** tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts) */
   tensorPar: TensorParallel | null;
+  /** context-parallel ranks read the same rows and keep their chunks; gradients reduce over dp·cp (src/dist/context-parallel.ts) */
+  ctxPar: ContextParallel | null;
   /** data parallel with ZeRO 0-3 (src/dist/data-parallel.ts) */
   dp: DataParallel | null;
   /** the optimizer the trainer restores and checkpoints (null under data parallelism, which owns its own) */
@@ -56,9 +58,10 @@ export async function openParallelRuntime(model: Transformer, comm: Communicator
   const pipelined = !!c.pipeline && c.pipeline.pp > 1;
   const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
   const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
-  const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
+  const ctxPar = comm && c.contextParallel ? await ContextParallel.open(model, comm, c.contextParallel, c.dp) : null;
+  const dp = comm && !pp && !tensorPar ? new DataParallel(model, ctxPar ? ctxPar.gradComm : comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw, ...(ctxPar ? { microBatch: ctxPar.microBatch } : {}) }) : null;
   const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
-  return { pp, tensorPar, dp, opt };
+  return { pp, tensorPar, ctxPar, dp, opt };
 }
 
 /** One optimizer step of `accum` micro-batches through the runtime; null when `shouldStop` abandoned it (one process only). */

@@ -3,6 +3,7 @@
 // checkpointing, evaluation and where data comes from. Stored in every checkpoint's manifest.
 import type { PipelineConfig } from '../dist/pipeline-config.js';
 import type { TensorParallelConfig } from '../dist/tensor-parallel-plan.js';
+import type { ContextParallelConfig } from '../dist/context-parallel.js';
 import { ConfigError, type ModelConfig, validateModelConfig } from '../nn/config.js';
 import type { FaultToleranceConfig } from './fault/config.js';
 
@@ -66,6 +67,8 @@ export interface TrainConfig {
   pipeline?: PipelineConfig | null;
   /** tensor (and sequence) parallelism (--tp, --sp); unset or tp 1: none (checked by src/dist/tensor-parallel-plan.ts) */
   tensorParallel?: TensorParallelConfig | null;
+  /** context parallelism (--cp): ring attention over load-balanced sequence chunks; unset or cp 1: none (checked by src/dist/context-parallel.ts) */
+  contextParallel?: ContextParallelConfig | null;
 }
 
 /** Optimizer steps' micro-batches per rank: globalBatch / (microBatch · dp). */

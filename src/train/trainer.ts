@@ -40,6 +40,7 @@ import type { RunEvent } from '../observe/run-record.js';
 import { FaultRuntime } from './fault/runtime.js';
 import { saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
 import { tensorParallelDataRank } from '../dist/tensor-parallel-plan.js';
+import { contextParallelDataRank } from '../dist/context-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -194,7 +195,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   // the data-parallel replica this rank reads for: pipeline stages all read the same batches, the
   // ranks of one tensor-parallel group too
   const pipelined = !!c.pipeline && c.pipeline.pp > 1;
-  const dataRank = pipelined ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : comm?.rank ?? 0;
+  const dataRank = pipelined ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : c.contextParallel ? contextParallelDataRank(c.contextParallel, comm?.rank ?? 0) : comm?.rank ?? 0;
   const openTrain = (state: LoaderState | undefined) =>
     TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state, rank: dataRank, worldSize: c.dp });
   let loader = openTrain(ckpt?.data as LoaderState | undefined);
@@ -207,7 +208,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
   // the same construction the dry run drives (src/train/parallel-runtime.ts)
   const runtime = await openParallelRuntime(model, comm, c, adamw);
-  const { pp, tensorPar, dp, opt } = runtime;
+  const { pp, tensorPar, ctxPar, dp, opt } = runtime;
   let metrics: MetricsWriter | null = null;
   let removeHandler = () => {};
   const losses: number[] = [];
@@ -282,7 +283,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       // every rank's step time (and peak memory): the slowest rank sets the pace
       const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
-      if (ranks && dp && step === startStep + 1) log(memoryReport(c, dp, ranks.peakBytes));
+      if (ranks && dp && !ctxPar && step === startStep + 1) log(memoryReport(c, dp, ranks.peakBytes));
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
