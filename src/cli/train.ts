@@ -49,7 +49,7 @@ const FLAGS = {
   pp: { kind: 'int', help: 'pipeline stages (ranks); the job runs pp x dp ranks', default: 1, min: 1 },
   vpp: { kind: 'int', help: 'model chunks per pipeline stage (interleaved schedule)', default: 1, min: 1 },
   schedule: { kind: 'string', help: 'pipeline schedule: gpipe, 1f1b or interleaved (default: 1f1b, interleaved with --vpp > 1)' },
-  ep: { kind: 'int', help: 'expert-parallel ranks (1 until expert parallelism lands)', default: 1 },
+  ep: { kind: 'int', help: 'expert-parallel ranks inside the dp ranks: each holds experts/ep of every MoE layer (all-to-all token dispatch)', default: 1, min: 1 },
   zero: { kind: 'int', help: 'ZeRO stage over the dp ranks: 1 shards AdamW state, 2 also gradients, 3 also weights', default: 0 },
   'bucket-mb': { kind: 'number', help: 'data-parallel gradient bucket size in MiB', default: 25 },
   ...FAULT_FLAGS,
@@ -64,7 +64,6 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
   if (!a.preset && !a.init) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')}) or start from a checkpoint with --init DIR`);
-  if (a.ep !== 1) throw new ConfigError(`--ep ${a.ep}: expert parallelism is not implemented yet; use --ep 1`);
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
 
@@ -109,6 +108,7 @@ export async function run(argv: string[]): Promise<number> {
     fault: faultConfig(a, saveEvery.auto, dp),
     ...(pipeline.pp > 1 ? { pipeline } : {}),
     ...(tensorParallel.tp > 1 || tensorParallel.sp ? { tensorParallel } : {}),
+    ...(a.ep! > 1 ? { expertParallel: { ep: a.ep! } } : {}),
   });
   const world = await openWorld();
   const tb = a.tensorboard && world.rank === 0 ? new TensorBoardSink(a.tensorboard) : null;

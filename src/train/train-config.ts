@@ -66,6 +66,8 @@ export interface TrainConfig {
   pipeline?: PipelineConfig | null;
   /** tensor (and sequence) parallelism (--tp, --sp); unset or tp 1: none (checked by src/dist/tensor-parallel-plan.ts) */
   tensorParallel?: TensorParallelConfig | null;
+  /** expert parallelism (--ep) inside the dp ranks; unset or ep 1: none (checked by src/dist/expert-parallel.ts) */
+  expertParallel?: { ep: number } | null;
 }
 
 /** Optimizer steps' micro-batches per rank: globalBatch / (microBatch · dp). */

@@ -45,6 +45,7 @@ import { assertPipelineFits } from '../dist/pipeline-config.js';
 import { PipelineParallel } from '../dist/pipeline-parallel.js';
 import { assertTensorParallelFits, tensorParallelDataRank } from '../dist/tensor-parallel-plan.js';
 import { TensorParallel } from '../dist/tensor-parallel.js';
+import { assertExpertParallelFits, ExpertParallel } from '../dist/expert-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -133,7 +134,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   if (c.backend === 'meta')
     throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan`);
   const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
-  if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, hooks.comm?.size ?? 1);
+  if (c.expertParallel) assertExpertParallelFits(c, c.expertParallel.ep, hooks.comm?.size ?? 1);
+  else if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, hooks.comm?.size ?? 1);
   else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
   else assertWorldFits(c, hooks.comm?.size ?? 1);
   const rank0 = !comm || comm.rank === 0;
@@ -216,8 +218,10 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
   // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
   const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
-  const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
-  const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
+  // expert-parallel ranks keep their experts of every MoE layer (src/dist/expert-parallel.ts)
+  const expertPar = comm && c.expertParallel ? await ExpertParallel.open(model, comm, c.dp, c.expertParallel.ep) : null;
+  const dp = comm && !pp && !tensorPar && !expertPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
+  const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : expertPar ? expertPar.optimizer(adamw) : new AdamW(model.params, adamw);
   let metrics: MetricsWriter | null = null;
   let removeHandler = () => {};
   const losses: number[] = [];
@@ -231,6 +235,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     let rng = new Rng(c.seed, 1);
     if (ckpt) {
       if (dp) dp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
+      else if (expertPar) expertPar.restore(opt!, ckpt.tensors, ckpt.optimizer, ckpt.dir);
       else {
         restoreModel(model, pp ? pp.restoreTensors(ckpt.tensors) : tensorPar ? tensorPar.cutTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
         restoreOptimizer(opt!, model, tensorPar ? tensorPar.cutOptimizerState(ckpt.optimizer) : ckpt.optimizer, ckpt.dir);
@@ -254,10 +259,10 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     ft.attach(metrics, hooks.onEvent, (l) => progress.log(l));
     const save = async (step: number, extra: Record<string, unknown>, data = loader.state()) => {
       const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
-      if (pp || tensorPar) {
-        // pipeline stages and tensor-parallel shards are written synchronously (not through the background writer yet)
-        shardedSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar!.shards(opt!), comm!, input, c.keepCheckpoints);
-        progress.log(`train: saved checkpoint ${shardedSaved} (${comm!.size} ${pp ? 'pipeline stages' : 'tensor-parallel ranks'}' parameters)`);
+      if (pp || tensorPar || expertPar) {
+        // pipeline stages, tensor-parallel and expert shards are written synchronously (not through the background writer yet)
+        shardedSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar ? tensorPar.shards(opt!) : expertPar!.shards(opt!), comm!, input, c.keepCheckpoints);
+        progress.log(`train: saved checkpoint ${shardedSaved} (${comm!.size} ${pp ? 'pipeline stages' : tensorPar ? 'tensor-parallel ranks' : 'expert-parallel ranks'}' parameters)`);
         return;
       }
       await ft.save(input);
@@ -283,7 +288,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
         ? await pp.runStep(loader, accum, lr)
         : tensorPar
           ? await tensorPar.runStep(opt!, loader, accum, lr)
-          : dp
+          : expertPar
+            ? await expertPar.runStep(opt!, loader, accum, lr, stepOpts)
+            : dp
             ? await dp.runStep(loader, accum, lr, stepOpts)
             : await trainStep(model, opt!, loader, accum, lr, interrupted, stepOpts);
       if (!done) {
@@ -307,7 +314,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
           ? await pp.validationLoss(openVal, c.evalBatches)
           : tensorPar
             ? await tensorPar.validationLoss(openVal, c.evalBatches)
-            : dp
+            : expertPar
+              ? await expertPar.validationLoss(openVal, c.evalBatches)
+              : dp
               ? await dp.withFullParams(async () => meanOverRanks(comm!, await validationLoss(model, openVal, c.evalBatches)))
               : await validationLoss(model, openVal, c.evalBatches);
         progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);
