@@ -14,11 +14,11 @@
 import type { ModelConfig } from '../nn/config.js';
 import { isMoeLayer } from '../nn/config.js';
 import { type ComputeDtype } from '../nn/linear.js';
-import { combineMoe, expertOf, type MoeOutput, routeMoe, routerProbs, runExperts } from '../nn/moe.js';
+import { addLoads, combineMoe, expertOf, type MoeOutput, routeMoe, routerProbs, runExperts } from '../nn/moe.js';
 import type { ParameterStore } from '../nn/parameters.js';
 import type { Transformer } from '../nn/transformer.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
-import { backwardAsync, noGradAsync } from '../tensor/autograd.js';
+import { backwardAsync } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import { recompute } from '../tensor/recompute.js';
 import { keep, tidyAsync } from '../tensor/scope.js';
@@ -28,6 +28,8 @@ import type { OptimizerState } from '../train/checkpoint.js';
 import { rankFileName, type ShardedTensor } from '../train/checkpoint-shards.js';
 import type { NamedTensors } from '../train/safetensors.js';
 import type { StepOptions, StepResult } from '../train/step.js';
+import { validationLossAsync } from '../train/evaluate.js';
+import { meanOverRanks } from './rank-agreement.js';
 import { restoreModel, restoreOptimizer, routerBiasTensors } from '../train/train-state.js';
 import { ConfigError } from '../nn/config.js';
 import type { Communicator } from './communicator.js';
@@ -190,21 +192,8 @@ export class ExpertParallel {
 
   /** Mean validation cross-entropy over `batches` batches of this rank's rows, averaged over the dp ranks. */
   async validationLoss(openVal: () => TokenLoader, batches: number): Promise<number> {
-    const loader = openVal();
-    try {
-      let sum = 0;
-      for (let i = 0; i < batches; i++) {
-        const b = loader.next();
-        const ce = await noGradAsync(() => tidyAsync(async () => (await this.loss(b.input, b.target, loader.batch, loader.seqLen)).ce));
-        sum += await ce.item();
-        ce.dispose();
-      }
-      const mean = Float32Array.of(sum / batches);
-      await this.mesh.dp.allReduce(mean, 'sum');
-      return mean[0]! / this.mesh.dp.size;
-    } finally {
-      loader.close();
-    }
+    const mine = await validationLossAsync(openVal, batches, async (b, loader) => (await this.loss(b.input, b.target, loader.batch, loader.seqLen)).ce);
+    return meanOverRanks(this.mesh.dp, mine);
   }
 
   /** One optimizer step over `accum` micro-batches of this rank's rows; the loss, norm and update are those of one process with the global batch. */
@@ -223,11 +212,7 @@ export class ExpertParallel {
       auxSum += aux ? await aux.item() : 0;
       ce.dispose();
       aux?.dispose();
-      for (const [layer, l] of model.lastLoads) {
-        const acc = loads.get(layer);
-        if (acc) for (let e = 0; e < l.length; e++) acc[e]! += l[e]!;
-        else loads.set(layer, [...l]);
-      }
+      addLoads(loads, model.lastLoads);
     }
     await this.reduceGrads();
     const scalars = Float32Array.of(opts.poisonLoss ? NaN : ceSum / accum, auxSum / accum);

@@ -186,6 +186,15 @@ export function moe(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tenso
   return out;
 }
 
+/** Adds each MoE layer's expert loads of `from` (a forward's) into `into` (a step's running sums). */
+export function addLoads(into: Map<number, number[]>, from: ReadonlyMap<number, readonly number[]>): void {
+  for (const [layer, l] of from) {
+    const acc = into.get(layer);
+    if (acc) for (let e = 0; e < l.length; e++) acc[e]! += l[e]!;
+    else into.set(layer, [...l]);
+  }
+}
+
 /** DeepSeek-V3 bias update: raise the bias of under-loaded experts, lower over-loaded ones. */
 export function updateBias(bias: Float64Array, loads: readonly number[], rate: number): void {
   const mean = loads.reduce((a, b) => a + b, 0) / loads.length;
