@@ -228,7 +228,10 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   let valLoss: number | null = null;
   let status: TrainStatus = 'completed';
   let shardedSaved: string | null = null; // the newest pipeline / tensor-parallel checkpoint
-  const ft = new FaultRuntime(c, { comm, dp, model, opt, log, rank0, startStep, resumedMetrics: ckpt?.manifest.metrics ?? null });
+  const ft = new FaultRuntime(c, {
+    comm, dp, model, opt, log, rank0, startStep, resumedMetrics: ckpt?.manifest.metrics ?? null,
+    ...(expertPar ? { restore: (ck: Checkpoint) => expertPar.restore(opt!, ck.tensors, ck.optimizer, ck.dir) } : {}),
+  });
   try {
     // Reserved for stochastic parts of training (dropout, sampling-based data mixing): saved and restored
     // with every checkpoint so that adding one keeps resume exact.
