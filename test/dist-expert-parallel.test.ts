@@ -2,8 +2,14 @@
 // expert-parallel.ts): the all-to-all dispatch takes each routed row to the rank holding its expert
 // and combine brings it back in order, the backward of both being the reverse exchange; an MoE layer
 // whose experts are spread over 2 ranks gives each rank's tokens the output, balancing loss and
-// gradients (router, experts, shared expert, input) of one process running the same layer.
+// gradients (router, experts, shared expert, input) of one process running the same layer; on the
+// asynchronous webgpu backend (where the one-process layer's dataSync is refused) the same path with
+// ep 1 gives the cpu layer's output and gradients, and `zili train` of an MoE model on webgpu the
+// losses of the cpu run.
 import { test } from 'node:test';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.js';
 import type { ModelConfig } from '../src/nn/config.js';
@@ -15,6 +21,11 @@ import * as T from '../src/tensor/ops.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { ExpertDispatcher } from '../src/dist/expert-dispatch.js';
 import { moeExpertParallel } from '../src/dist/expert-parallel.js';
+import type { Backend } from '../src/backend/contract.js';
+import { getBackend } from '../src/backend/registry.js';
+import { LocalCommunicator } from '../src/dist/local.js';
+import { readMetrics } from '../src/train/metrics.js';
+import { run as trainCli } from '../src/cli/train.js';
 import { loopbackGroup } from './dist-loopback.js';
 
 const be = new CpuBackend();
@@ -120,4 +131,53 @@ test('an MoE layer with its experts over 2 ranks: the output, balancing loss and
     assert.ok(a && b, `${name} has a gradient on both`);
     close(b.dataSync() as Float32Array, a.dataSync() as Float32Array, `gradient of ${name}`);
   }
+});
+
+test('an MoE layer on webgpu (asynchronous: no dataSync) through the expert-parallel path with ep 1: the cpu layer\'s output and gradients', async (t) => {
+  let gpu;
+  try {
+    gpu = await getBackend('webgpu');
+  } catch (e) {
+    t.skip(`no WebGPU adapter (${(e as Error).message.slice(0, 120)})`);
+    return;
+  }
+  const N = 12, d = cfg.dModel;
+  const xs = Float32Array.from({ length: N * d }, (_, i) => Math.sin(0.9 * i));
+  const run = async (backend: Backend, ep: boolean) => {
+    const ps = new ParameterStore(backend, 3);
+    createMoeParams(ps, cfg, 'moe');
+    const x = T.tensor(backend, xs, [N, d]);
+    x.requiresGrad = true;
+    const o = ep ? await moeExpertParallel(ps, cfg, 'moe', x, 'f32', null, new ExpertDispatcher(new LocalCommunicator('ep', 0), cfg.moe!.experts)) : moe(ps, cfg, 'moe', x, 'f32', null);
+    await backwardAsync(T.add(T.sum(T.mul(o.y, o.y)), o.aux!));
+    const grads = [];
+    for (const name of ps.tensors.keys()) grads.push({ name, g: (await ps.get(name).grad!.data()) as Float32Array });
+    return { y: (await o.y.data()) as Float32Array, gx: (await x.grad!.data()) as Float32Array, grads };
+  };
+  const onGpu = new ParameterStore(gpu, 3);
+  createMoeParams(onGpu, cfg, 'moe');
+  assert.throws(() => moe(onGpu, cfg, 'moe', T.tensor(gpu, xs, [N, d]), 'f32', null), /asynchronous/, 'the one-process layer cannot read synchronously there');
+  const want = await run(be, false), got = await run(gpu, true);
+  close(got.y, want.y, 'output');
+  close(got.gx, want.gx, 'input gradient');
+  got.grads.forEach(({ name, g }, i) => close(g, want.grads[i]!.g, `gradient of ${name}`));
+});
+
+test('zili train of an MoE model on webgpu (one process): the losses of the cpu run', async (t) => {
+  try {
+    await getBackend('webgpu');
+  } catch (e) {
+    t.skip(`no WebGPU adapter (${(e as Error).message.slice(0, 120)})`);
+    return;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zili-moe-gpu-'));
+  const losses = async (backend: string) => {
+    const out = path.join(dir, backend);
+    const args = ['--preset', 'tiny-moe', '--layers', '2', '--d-model', '32', '--heads', '2', '--kv-heads', '1', '--seq', '16', '--steps', '3', '--global-batch', '2', '--eval-every', '0', '--seed', '7'];
+    assert.equal(await trainCli([...args, '--backend', backend, '--out', out]), 0);
+    return readMetrics(path.join(out, 'metrics.jsonl')).map((m) => m.loss);
+  };
+  const want = await losses('cpu'), got = await losses('webgpu');
+  assert.equal(got.length, 3);
+  close(got, want, 'webgpu vs cpu losses');
 });

@@ -34,6 +34,7 @@ import { restoreModel, restoreOptimizer, routerBiasTensors } from '../train/trai
 import { ConfigError } from '../nn/config.js';
 import type { Communicator } from './communicator.js';
 import { ExpertDispatcher } from './expert-dispatch.js';
+import { LocalCommunicator } from './local.js';
 import { meshGroups } from './mesh-layout.js';
 import { ProcessMesh } from './mesh.js';
 
@@ -87,6 +88,16 @@ class ExpertParallelAdamW extends AdamW {
 
 export class ExpertParallel {
   readonly dispatcher: ExpertDispatcher;
+
+  /**
+   * A run's expert-parallel layout, or null: --ep > 1 over the job's ranks; or, for an MoE model on an
+   * asynchronous backend in one process, ep 1 on a local world (the MoE path that reads without dataSync).
+   */
+  static async forRun(model: Transformer, comm: Communicator | null, c: { dp: number; expertParallel?: { ep: number } | null }): Promise<ExpertParallel | null> {
+    if (comm && c.expertParallel) return ExpertParallel.open(model, comm, c.dp, c.expertParallel.ep);
+    if (!comm && model.config.moe && model.backend.asynchronous) return ExpertParallel.open(model, new LocalCommunicator('world', 0), 1, 1);
+    return null;
+  }
 
   /** Splits the mesh's dp, ep and edp groups of `world` (dp ranks, ep inside them; collective) and drops the experts this rank does not hold. */
   static async open(model: Transformer, world: Communicator, dp: number, ep: number): Promise<ExpertParallel> {

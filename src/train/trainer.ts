@@ -218,8 +218,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
   // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
   const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
-  // expert-parallel ranks keep their experts of every MoE layer (src/dist/expert-parallel.ts)
-  const expertPar = comm && c.expertParallel ? await ExpertParallel.open(model, comm, c.dp, c.expertParallel.ep) : null;
+  // expert-parallel ranks keep their experts of every MoE layer (src/dist/expert-parallel.ts); one process
+  // on an asynchronous backend runs MoE through the same path with ep 1
+  const expertPar = await ExpertParallel.forRun(model, comm, c);
   const dp = comm && !pp && !tensorPar && !expertPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
   const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : expertPar ? expertPar.optimizer(adamw) : new AdamW(model.params, adamw);
   let metrics: MetricsWriter | null = null;
@@ -264,8 +265,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
       if (pp || tensorPar || expertPar) {
         // pipeline stages, tensor-parallel and expert shards are written synchronously (not through the background writer yet)
-        shardedSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar ? tensorPar.shards(opt!) : expertPar!.shards(opt!), comm!, input, c.keepCheckpoints);
-        progress.log(`train: saved checkpoint ${shardedSaved} (${comm!.size} ${pp ? 'pipeline stages' : tensorPar ? 'tensor-parallel ranks' : 'expert-parallel ranks'}' parameters)`);
+        const writers = expertPar ? expertPar.mesh.world : comm!;
+        shardedSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar ? tensorPar.shards(opt!) : expertPar!.shards(opt!), writers, input, c.keepCheckpoints);
+        progress.log(`train: saved checkpoint ${shardedSaved} (${writers.size} ${pp ? 'pipeline stages' : tensorPar ? 'tensor-parallel ranks' : 'expert-parallel ranks'}' parameters)`);
         return;
       }
       await ft.save(input);
