@@ -33,6 +33,7 @@ import { meanOverRanks } from './rank-agreement.js';
 import { restoreModel, restoreOptimizer, routerBiasTensors } from '../train/train-state.js';
 import { ConfigError } from '../nn/config.js';
 import type { Communicator } from './communicator.js';
+import type { ShardSource } from './dist-checkpoint.js';
 import { ExpertDispatcher } from './expert-dispatch.js';
 import { LocalCommunicator } from './local.js';
 import { meshGroups } from './mesh-layout.js';
@@ -136,7 +137,7 @@ export class ExpertParallel {
    * What this rank saves: world rank 0 the replicated parameters (and routing biases), the first
    * expert-data-parallel replica of each ep rank its experts; each tensor whole in one file.
    */
-  shards(opt: AdamW): import('./dist-checkpoint.js').ShardSource {
+  shards(opt: AdamW): ShardSource {
     const params = this.model.params.tensors, mesh = this.mesh;
     const c = this.model.config, E = c.moe!.experts, El = this.dispatcher.count;
     const owners = meshGroups(mesh.layout, 'ep')[0]!; // ep rank q of the first edp replica
