@@ -3,7 +3,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatHelp, parseArgs, UsageError, type FlagSpecs } from './args.js';
-import { ConfigError } from '../nn/config.js';
 import { preset, presetNames } from '../nn/presets.js';
 import { defaultLr, defaultWarmup, makeTrainConfig, type TrainDtype, type TrainRecompute } from '../train/train-config.js';
 import { trainRun } from '../train/trainer.js';
