@@ -10,6 +10,8 @@ interface Call {
   op: string;
   data: Float64Array;
   finish: (result: Float64Array) => void;
+  /** allToAllV: elements sent to each rank */
+  counts?: readonly number[];
 }
 
 function readBuf(b: CommBuffer): HostArray {
@@ -52,9 +54,9 @@ export function loopbackGroup(size: number): Communicator[] {
   const p2pKey = (src: number, dst: number, tag: number) => `${src}>${dst}#${tag}`;
   const ranks: Communicator[] = [];
   for (let rank = 0; rank < size; rank++) {
-    const issue = (op: string, data: Float64Array, finish: (r: Float64Array) => void, reduce: (calls: Call[]) => void) =>
+    const issue = (op: string, data: Float64Array, finish: (r: Float64Array) => void, reduce: (calls: Call[]) => void, counts?: readonly number[]) =>
       new Promise<void>((resolve) => {
-        queues[rank]!.push({ op, data, finish: (r) => { finish(r); resolve(); } });
+        queues[rank]!.push({ op, data, counts, finish: (r) => { finish(r); resolve(); } });
         settle(op, reduce);
       });
     const c: Communicator = {
@@ -109,7 +111,21 @@ export function loopbackGroup(size: number): Communicator[] {
             received();
           } else wanted.set(k, [...(wanted.get(k) ?? []), { buf, received }]);
         }),
-      allToAllV: () => Promise.reject(new Error('loopback: allToAllV not implemented')),
+      allToAllV: (input, sendCounts, output, recvCounts) =>
+        issue('allToAllV', Float64Array.from(readBuf(input) as Float32Array), (r) => writeBuf(output, r), (calls) => {
+          // rank r receives, in rank order, the block each rank q addressed to r
+          calls.forEach((k, r) => {
+            const parts = calls.map((q) => {
+              const at = q.counts!.slice(0, r).reduce((a, b) => a + b, 0);
+              return q.data.subarray(at, at + q.counts![r]!);
+            });
+            const all = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
+            parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+            k.finish(all);
+          });
+        }, sendCounts).then(() => {
+          if (recvCounts.reduce((a, b) => a + b, 0) !== (readBuf(output) as Float32Array).length) throw new Error('loopback: allToAllV recvCounts do not match the output');
+        }),
       split: () => Promise.reject(new Error('loopback: split not implemented')),
       setStep: () => {},
       abort: (m: string) => {

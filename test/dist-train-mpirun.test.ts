@@ -3,7 +3,8 @@
 // 1e-5 relative; a checkpoint saved under dp2 ZeRO-3 resumes under dp4 ZeRO-1 with the same losses
 // and consolidates into a one-process checkpoint that resumes too; kill -9 of one rank mid-run ends
 // the whole job within 60 s with mpirun non-zero, and --resume finishes with exactly the
-// uninterrupted losses. Skips with a printed reason when mpirun or the MPI binding is missing.
+// uninterrupted losses; tiny-moe under dp4 x ep2 (expert parallelism) against one process, resumed
+// under other layouts. Skips with a printed reason when mpirun or the MPI binding is missing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -203,4 +204,49 @@ test('tp refusals: a layout that does not divide the model or the job', { skip }
   assert.match(heads.stderr, /--tp 2 x --dp 1 needs 2 ranks but the job has 1; launch it with mpirun -np 2/);
   const kv = await launch(0, [...COMMON, '--out', path.join(tmp, 'tp-refused'), '--tp', '4', '--dp', '1']);
   assert.match(kv.stderr, /--tp 4 does not divide model 'tiny': 2 KV heads \(--kv-heads\) must be a multiple of 4/);
+});
+
+// Expert parallelism (src/dist/expert-parallel.ts): tiny-moe on 4 ranks with --ep 2 (dp 4 holding two
+// ep groups of 2; expert gradients summed over the 2 expert-data-parallel replicas), micro-batch 2,
+// against one process with micro-batch 2; its checkpoint (each expert written by the rank holding it)
+// resumed under one process and under dp2. Validation: one process's 8 batches of 2 rows are the same
+// 16 rows as 4 ranks' 2 batches of 2 (and dp2's 4 batches of 2).
+const MOE = ['train', '--preset', 'tiny-moe', '--steps', '10', '--global-batch', '8', '--micro-batch', '2', '--seed', '7', '--eval-every', '5', '--threads', '1'];
+
+test('tiny-moe under dp4 x ep2: the losses of one process; saved at step 5, resumed under one process and dp2: the same losses', { skip }, async () => {
+  const single = path.join(tmp, 'moe-single');
+  const s = await launch(0, [...MOE, '--eval-batches', '8', '--out', single, '--save-every', '0']);
+  assert.equal(s.code, 0, s.stderr);
+  const want = losses(single);
+  const out = path.join(tmp, 'moe-ep2');
+  const r = await launch(4, [...MOE, '--eval-batches', '2', '--ep', '2', '--out', out, '--save-every', '5']);
+  assert.equal(r.code, 0, r.stderr);
+  assertClose(losses(out), want, 'dp4 x ep2');
+  const step5 = path.join(out, 'step-00000005');
+  const index = JSON.parse(fs.readFileSync(path.join(step5, 'manifest.json'), 'utf8')).shards.tensors;
+  const files = (key: string) => index[key].pieces.map((p: { file: string }) => p.file);
+  assert.deepEqual(files('layers.1.feed_forward.experts.3.w1.weight.m'), ['rank-00000.safetensors'], 'experts 0-3 live on ep rank 0');
+  assert.deepEqual(files('layers.1.feed_forward.experts.4.w1.weight'), ['rank-00001.safetensors'], 'experts 4-7 on ep rank 1');
+  assert.deepEqual(files('layers.1.feed_forward.router.weight'), ['rank-00000.safetensors']);
+  for (const [name, np, evalBatches] of [['moe-ep2-to-single', 0, '8'], ['moe-ep2-to-dp2', 2, '4']] as const) {
+    const again = path.join(tmp, name);
+    fs.mkdirSync(again);
+    fs.cpSync(step5, path.join(again, 'step-00000005'), { recursive: true });
+    fs.writeFileSync(path.join(again, 'metrics.jsonl'), fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'));
+    const r2 = await launch(np, [...MOE, '--eval-batches', evalBatches, '--out', again, '--resume', '--save-every', '0', ...(np ? ['--dp', String(np)] : [])]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assertClose(losses(again), want, name);
+  }
+});
+
+test('ep refusals: a layout that does not divide the experts or the ranks, a dense model', { skip }, async () => {
+  const at = path.join(tmp, 'ep-refused');
+  const experts = await launch(0, [...MOE, '--out', at, '--ep', '3']);
+  assert.notEqual(experts.code, 0);
+  assert.match(experts.stderr, /--ep 3 does not divide the 8 experts of model 'tiny-moe'; use an --ep that divides 8/);
+  const ranks = await launch(0, [...MOE, '--out', at, '--ep', '2']);
+  assert.match(ranks.stderr, /--ep 2 must divide the data-parallel ranks \(--dp 1\): expert parallelism folds inside dp; use --dp 2 \(mpirun -np 2\)/);
+  const dense = await launch(0, [...COMMON, '--out', at, '--ep', '2']);
+  assert.match(dense.stderr, /--ep 2: model 'tiny' has no MoE layers; use --ep 1 or an MoE model/);
+  assert.ok(!fs.existsSync(at), 'nothing written');
 });

@@ -142,7 +142,7 @@ test('a missing or truncated shard is reported before the model is allocated, an
 
 test('zili train: unknown preset, distributed layouts, bad batch geometry', async () => {
   await assert.rejects(trainCli(['--preset', 'nope']), /unknown preset 'nope'. Known presets: tiny/);
-  await assert.rejects(trainCli(['--preset', 'tiny', '--ep', '2']), /--ep 2: expert parallelism is not implemented yet; use --ep 1/);
+  await assert.rejects(trainCli(['--preset', 'tiny', '--ep', '2']), /--ep 2: model 'tiny' has no MoE layers; use --ep 1 or an MoE model/);
   await assert.rejects(trainCli(['--preset', 'tiny', '--pp', '2']), /--pp 2 x --dp 1 needs 2 ranks but the job has 1; launch it with mpirun -np 2/);
   await assert.rejects(trainCli(['--preset', 'tiny', '--pp', '7']), /--pp 7 --vpp 1: pp·vpp = 7 chunks exceeds the model's 4 layers \+ 2/);
   await assert.rejects(trainCli(['--preset', 'tiny', '--dp', '2']), /--dp 2 needs 2 ranks but this process runs alone; launch it with mpirun -np 2/);

@@ -33,8 +33,8 @@ export function formatDryRun(c: TrainConfig, r: DryRunResult, plan: RankPlan): s
   return lines;
 }
 
-export async function dryRunCommand(c: TrainConfig, rank: number, o: { ep: number; json: boolean }): Promise<number> {
-  const layout = dryRunLayout(c, { ep: o.ep });
+export async function dryRunCommand(c: TrainConfig, rank: number, o: { json: boolean }): Promise<number> {
+  const layout = dryRunLayout(c);
   const r = await dryRunRank(c, rank, layout);
   for (const l of formatDryRun(c, r, planForRank(c, layout, r.coords.pp))) console.log(l);
   if (o.json) console.log(JSON.stringify(dryRunJson(r)));

@@ -13,7 +13,6 @@ import { MAX_THREADS, oversubscriptionWarning } from '../util/threads.js';
 import { applyShapeFlags, SHAPE_FLAGS } from './model-shape-flags.js';
 import { FAULT_FLAGS, faultConfig, parseSaveEvery } from './fault-flags.js';
 import { defaultSchedule, parseSchedule } from '../dist/pipeline-config.js';
-import { assertExtraDegreesRun } from '../train/parallel-runtime.js';
 import { dryRunCommand } from './train-dry-run.js';
 
 const FLAGS = {
@@ -51,7 +50,7 @@ const FLAGS = {
   cp: { kind: 'int', help: 'context-parallel ranks: each sequence split over them (ring attention, causal load balancing); the job runs cp x dp ranks', default: 1, min: 1 },
   vpp: { kind: 'int', help: 'model chunks per pipeline stage (interleaved schedule)', default: 1, min: 1 },
   schedule: { kind: 'string', help: 'pipeline schedule: gpipe, 1f1b or interleaved (default: 1f1b, interleaved with --vpp > 1)' },
-  ep: { kind: 'int', help: 'expert-parallel ranks (1 until expert parallelism lands)', default: 1 },
+  ep: { kind: 'int', help: 'expert-parallel ranks inside the dp ranks: each holds experts/ep of every MoE layer (all-to-all token dispatch)', default: 1, min: 1 },
   zero: { kind: 'int', help: 'ZeRO stage over the dp ranks: 1 shards AdamW state, 2 also gradients, 3 also weights', default: 0 },
   'bucket-mb': { kind: 'number', help: 'data-parallel gradient bucket size in MiB', default: 25 },
   ...FAULT_FLAGS,
@@ -68,7 +67,6 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (a._.length) throw new UsageError(`unexpected argument '${a._[0]}' (options start with --)`);
   if (!a.preset && !a.init) throw new UsageError(`name the model with --preset NAME (${presetNames().join(', ')}) or start from a checkpoint with --init DIR`);
-  assertExtraDegreesRun({ ep: a.ep! });
   if (a.dtype !== 'f32' && a.dtype !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got '${a.dtype}'`);
   if (a.recompute !== 'none' && a.recompute !== 'full') throw new UsageError(`--recompute must be none or full, got '${a.recompute}'`);
 
@@ -114,8 +112,9 @@ export async function run(argv: string[]): Promise<number> {
     ...(pipeline.pp > 1 ? { pipeline } : {}),
     ...(tensorParallel.tp > 1 || tensorParallel.sp ? { tensorParallel } : {}),
     ...(a.cp! > 1 ? { contextParallel: { cp: a.cp! } } : {}),
+    ...(a.ep! > 1 ? { expertParallel: { ep: a.ep! } } : {}),
   });
-  if (a['dry-run-rank'] !== undefined) return dryRunCommand(config, a['dry-run-rank'], { ep: a.ep!, json: a.json ?? false });
+  if (a['dry-run-rank'] !== undefined) return dryRunCommand(config, a['dry-run-rank'], { json: a.json ?? false });
   if (a.json) throw new UsageError('--json goes with --dry-run-rank (a training run writes its metrics to --metrics)');
   const world = await openWorld();
   const tb = a.tensorboard && world.rank === 0 ? new TensorBoardSink(a.tensorboard) : null;

@@ -93,15 +93,7 @@ export class Transformer {
     for (let i = lo; i < hi; i++) {
       const p = `layers.${i}`;
       const cache = opts.cache ? { kv: opts.cache, layer: i } : undefined;
-      // each temporary is disposed once consumed; what backward needs, the tape keeps
-      const attnPart = (h: Tensor) => {
-        const n = norm(h, `${p}.attention_norm.weight`);
-        const a = attentionBlock(ps, c, `${p}.attention`, n, B, S, this.dtype, cache);
-        const out = T.add(h, a);
-        n.dispose();
-        a.dispose();
-        return out;
-      };
+      const attnPart = (h: Tensor) => this.attentionResidual(h, i, B, S, cache);
       const useRecompute = this.recomputeMode === 'full' && !cache;
       let next: Tensor;
       if (isMoeLayer(c, i)) {
@@ -127,6 +119,18 @@ export class Transformer {
       x = next;
     }
     return { x, aux };
+  }
+
+  /** Layer i's attention sub-block with its residual: h + attention(norm(h)) (h is not disposed). */
+  attentionResidual(h: Tensor, i: number, B: number, S: number, cache?: { kv: KvCache; layer: number }): Tensor {
+    const p = `layers.${i}`;
+    // each temporary is disposed once consumed; what backward needs, the tape keeps
+    const n = T.rmsnorm(h, this.params.get(`${p}.attention_norm.weight`), this.config.normEps);
+    const a = attentionBlock(this.params, this.config, `${p}.attention`, n, B, S, this.dtype, cache);
+    const out = T.add(h, a);
+    n.dispose();
+    a.dispose();
+    return out;
   }
 
   /** The final norm and output layer (a pipeline's last chunk): hidden [B·T, dModel] → logits [B·T, V]; takes ownership of x. */

@@ -52,8 +52,8 @@ export interface DryRunResult {
 }
 
 /** The layout of a training config (pp and tp from its parallel configs) plus degrees it does not carry yet. */
-export function dryRunLayout(c: TrainConfig, extra: { ep?: number } = {}): DryRunLayout {
-  return { tp: c.tensorParallel?.tp ?? 1, pp: c.pipeline?.pp ?? 1, dp: c.dp, ep: extra.ep ?? 1, cp: c.contextParallel?.cp ?? 1 };
+export function dryRunLayout(c: TrainConfig): DryRunLayout {
+  return { tp: c.tensorParallel?.tp ?? 1, pp: c.pipeline?.pp ?? 1, dp: c.dp, ep: c.expertParallel?.ep ?? 1, cp: c.contextParallel?.cp ?? 1 };
 }
 
 /** Deterministic synthetic token ids (a linear congruential generator over the vocabulary): no corpus needed. */
@@ -66,10 +66,11 @@ function syntheticLoader(batch: number, seqLen: number, vocab: number, seed: num
 /** Runs one optimizer step of rank `rank` of the layout on the meta backend; `c.backend` must be 'meta'. */
 export async function dryRunRank(c: TrainConfig, rank: number, layout: DryRunLayout): Promise<DryRunResult> {
   if (c.backend !== 'meta') throw new ConfigError(`--dry-run-rank runs the program on --backend meta (shapes and bytes, no values); add --backend meta (got --backend ${c.backend})`);
-  const mesh = resolveMesh({ tp: layout.tp, cp: layout.cp, dp: layout.dp, pp: layout.pp, ep: layout.ep }, layout.tp * layout.cp * layout.dp * layout.pp);
+  const worldSize = layout.tp * layout.cp * layout.dp * layout.pp;
+  assertLayoutRuns(c, worldSize);
+  const mesh = resolveMesh({ tp: layout.tp, cp: layout.cp, dp: layout.dp, pp: layout.pp, ep: layout.ep }, worldSize);
   if (!Number.isInteger(rank) || rank < 0 || rank >= mesh.world)
     throw new ConfigError(`--dry-run-rank ${rank} is outside the layout's ranks 0..${mesh.world - 1} (tp·cp·dp·pp = ${mesh.world})`);
-  assertLayoutRuns(c, mesh.world, { ep: layout.ep });
   const counter = new ByteCounter();
   const world = ShapeCommunicator.world(mesh, rank, counter);
   const be = new MetaBackend();

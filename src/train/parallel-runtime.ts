@@ -4,7 +4,6 @@
 // run (dry-run.ts, the same program on the meta backend with a shape-only communicator) both build
 // the runtime here, so a dry run measures the program a real rank would run.
 import type { TokenLoader } from '../data/loader.js';
-import { ConfigError } from '../nn/config.js';
 import type { Transformer } from '../nn/transformer.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
 import type { Communicator } from '../dist/communicator.js';
@@ -15,26 +14,17 @@ import { assertWorldFits } from '../dist/rank-agreement.js';
 import { assertTensorParallelFits } from '../dist/tensor-parallel-plan.js';
 import { TensorParallel } from '../dist/tensor-parallel.js';
 import { assertContextParallelFits, ContextParallel } from '../dist/context-parallel.js';
+import { assertExpertParallelFits, ExpertParallel } from '../dist/expert-parallel.js';
 import { trainStep, type StepOptions, type StepResult } from './step.js';
 import type { TrainConfig } from './train-config.js';
-
-/** Degrees not (yet) in TrainConfig: expert parallelism. */
-export interface ExtraDegrees {
-  ep?: number;
-}
-
-/** Refuses the degrees no wrapper runs yet (the CLI calls it first, before the config is built). */
-export function assertExtraDegreesRun(extra: ExtraDegrees): void {
-  if ((extra.ep ?? 1) !== 1) throw new ConfigError(`--ep ${extra.ep}: expert parallelism is not implemented yet; use --ep 1`);
-}
 
 /**
  * Refuses, before anything is allocated, a layout that does not fit the job's `worldSize` ranks or
  * the model, or that is not executable yet — the one place a new composition is enabled.
  */
-export function assertLayoutRuns(c: TrainConfig, worldSize: number, extra: ExtraDegrees = {}): void {
-  assertExtraDegreesRun(extra);
-  if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, worldSize);
+export function assertLayoutRuns(c: TrainConfig, worldSize: number): void {
+  if (c.expertParallel) assertExpertParallelFits(c, c.expertParallel.ep, worldSize);
+  else if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, worldSize);
   else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, worldSize);
   else if (c.contextParallel) assertContextParallelFits(c, c.contextParallel, worldSize);
   else assertWorldFits(c, worldSize);
@@ -47,6 +37,8 @@ export interface ParallelRuntime {
   tensorPar: TensorParallel | null;
   /** context-parallel ranks read the same rows and keep their chunks; gradients reduce over dp·cp (src/dist/context-parallel.ts) */
   ctxPar: ContextParallel | null;
+  /** expert-parallel ranks keep their experts of every MoE layer (src/dist/expert-parallel.ts); one process on an asynchronous backend runs MoE through the same path with ep 1 */
+  expertPar: ExpertParallel | null;
   /** data parallel with ZeRO 0-3 (src/dist/data-parallel.ts) */
   dp: DataParallel | null;
   /** the optimizer the trainer restores and checkpoints (null under data parallelism, which owns its own) */
@@ -59,9 +51,10 @@ export async function openParallelRuntime(model: Transformer, comm: Communicator
   const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
   const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
   const ctxPar = comm && c.contextParallel ? await ContextParallel.open(model, comm, c.contextParallel, c.dp) : null;
-  const dp = comm && !pp && !tensorPar ? new DataParallel(model, ctxPar ? ctxPar.gradComm : comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw, ...(ctxPar ? { microBatch: ctxPar.microBatch } : {}) }) : null;
-  const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
-  return { pp, tensorPar, ctxPar, dp, opt };
+  const expertPar = await ExpertParallel.forRun(model, comm, c);
+  const dp = comm && !pp && !tensorPar && !expertPar ? new DataParallel(model, ctxPar ? ctxPar.gradComm : comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw, ...(ctxPar ? { microBatch: ctxPar.microBatch } : {}) }) : null;
+  const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : expertPar ? expertPar.optimizer(adamw) : new AdamW(model.params, adamw);
+  return { pp, tensorPar, ctxPar, expertPar, dp, opt };
 }
 
 /** One optimizer step of `accum` micro-batches through the runtime; null when `shouldStop` abandoned it (one process only). */
@@ -76,6 +69,7 @@ export async function runParallelStep(
 ): Promise<StepResult | null> {
   if (rt.pp) return rt.pp.runStep(loader, accum, lr);
   if (rt.tensorPar) return rt.tensorPar.runStep(rt.opt!, loader, accum, lr);
+  if (rt.expertPar) return rt.expertPar.runStep(rt.opt!, loader, accum, lr, stepOpts);
   if (rt.dp) return rt.dp.runStep(loader, accum, lr, stepOpts);
   return trainStep(model, rt.opt!, loader, accum, lr, shouldStop, stepOpts);
 }

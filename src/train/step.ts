@@ -10,6 +10,7 @@ import type { AdamW } from '../optim/adamw.js';
 import { backward } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import { tidy } from '../tensor/scope.js';
+import { addLoads } from '../nn/moe.js';
 
 export interface StepResult {
   /** mean cross-entropy over the step's micro-batches */
@@ -55,11 +56,7 @@ export async function microBatch(
   const out = { ce: await ce.item(), aux: aux ? await aux.item() : 0 };
   ce.dispose();
   aux?.dispose();
-  for (const [layer, l] of model.lastLoads) {
-    const acc = loads.get(layer);
-    if (acc) for (let e = 0; e < l.length; e++) acc[e]! += l[e]!;
-    else loads.set(layer, [...l]);
-  }
+  addLoads(loads, model.lastLoads);
   return out;
 }
 

@@ -69,6 +69,8 @@ export interface TrainConfig {
   tensorParallel?: TensorParallelConfig | null;
   /** context parallelism (--cp): ring attention over load-balanced sequence chunks; unset or cp 1: none (checked by src/dist/context-parallel.ts) */
   contextParallel?: ContextParallelConfig | null;
+  /** expert parallelism (--ep) inside the dp ranks; unset or ep 1: none (checked by src/dist/expert-parallel.ts) */
+  expertParallel?: { ep: number } | null;
 }
 
 /** Optimizer steps' micro-batches per rank: globalBatch / (microBatch · dp). */

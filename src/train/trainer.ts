@@ -208,20 +208,24 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
   // the same construction the dry run drives (src/train/parallel-runtime.ts)
   const runtime = await openParallelRuntime(model, comm, c, adamw);
-  const { pp, tensorPar, ctxPar, dp, opt } = runtime;
+  const { pp, tensorPar, ctxPar, expertPar, dp, opt } = runtime;
   let metrics: MetricsWriter | null = null;
   let removeHandler = () => {};
   const losses: number[] = [];
   let valLoss: number | null = null;
   let status: TrainStatus = 'completed';
   let shardedSaved: string | null = null; // the newest pipeline / tensor-parallel checkpoint
-  const ft = new FaultRuntime(c, { comm, dp, model, opt, log, rank0, startStep, resumedMetrics: ckpt?.manifest.metrics ?? null });
+  const ft = new FaultRuntime(c, {
+    comm, dp, model, opt, log, rank0, startStep, resumedMetrics: ckpt?.manifest.metrics ?? null,
+    ...(expertPar ? { restore: (ck: Checkpoint) => expertPar.restore(opt!, ck.tensors, ck.optimizer, ck.dir) } : {}),
+  });
   try {
     // Reserved for stochastic parts of training (dropout, sampling-based data mixing): saved and restored
     // with every checkpoint so that adding one keeps resume exact.
     let rng = new Rng(c.seed, 1);
     if (ckpt) {
       if (dp) dp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
+      else if (expertPar) expertPar.restore(opt!, ckpt.tensors, ckpt.optimizer, ckpt.dir);
       else {
         restoreModel(model, pp ? pp.restoreTensors(ckpt.tensors) : tensorPar ? tensorPar.cutTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
         restoreOptimizer(opt!, model, tensorPar ? tensorPar.cutOptimizerState(ckpt.optimizer) : ckpt.optimizer, ckpt.dir);
@@ -245,10 +249,11 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     ft.attach(metrics, hooks.onEvent, (l) => progress.log(l));
     const save = async (step: number, extra: Record<string, unknown>, data = loader.state()) => {
       const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
-      if (pp || tensorPar) {
-        // pipeline stages and tensor-parallel shards are written synchronously (not through the background writer yet)
-        shardedSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar!.shards(opt!), comm!, input, c.keepCheckpoints);
-        progress.log(`train: saved checkpoint ${shardedSaved} (${comm!.size} ${pp ? 'pipeline stages' : 'tensor-parallel ranks'}' parameters)`);
+      if (pp || tensorPar || expertPar) {
+        // pipeline stages, tensor-parallel and expert shards are written synchronously (not through the background writer yet)
+        const writers = expertPar ? expertPar.mesh.world : comm!;
+        shardedSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar ? tensorPar.shards(opt!) : expertPar!.shards(opt!), writers, input, c.keepCheckpoints);
+        progress.log(`train: saved checkpoint ${shardedSaved} (${writers.size} ${pp ? 'pipeline stages' : tensorPar ? 'tensor-parallel ranks' : 'expert-parallel ranks'}' parameters)`);
         return;
       }
       await ft.save(input);
@@ -292,7 +297,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
           ? await pp.validationLoss(openVal, c.evalBatches)
           : tensorPar
             ? await tensorPar.validationLoss(openVal, c.evalBatches)
-            : dp
+            : expertPar
+              ? await expertPar.validationLoss(openVal, c.evalBatches)
+              : dp
               ? await dp.withFullParams(async () => meanOverRanks(comm!, await validationLoss(model, openVal, c.evalBatches)))
               : await validationLoss(model, openVal, c.evalBatches);
         progress.log(`train: step ${step}: validation loss ${valLoss.toFixed(4)} (train ${loss.toFixed(4)})`);

@@ -48,6 +48,8 @@ export interface FaultDeps {
   startStep: number;
   /** the metrics JSON of the checkpoint the run resumed from (the spike window is there) */
   resumedMetrics: Record<string, unknown> | null;
+  /** loads a checkpoint's whole tensors into a layout that holds only part of the model (expert parallelism) */
+  restore?: (ck: Checkpoint) => void;
 }
 
 export class FaultRuntime {
@@ -180,6 +182,7 @@ export class FaultRuntime {
     this.ledger.rollbackTo(ck.step);
     const { dp, model, opt } = this.d;
     if (dp) dp.restore(ck.tensors, ck.optimizer, ck.dir);
+    else if (this.d.restore) this.d.restore(ck);
     else {
       restoreModel(model, ck.tensors, ck.dir);
       restoreOptimizer(opt!, model, ck.optimizer, ck.dir);
