@@ -44,7 +44,9 @@ export class AdamW {
         let acc: Tensor | null = null;
         for (const [name, p] of this.params.tensors) {
           if (!p.grad || skip?.(name)) continue;
-          const s = T.sum(T.square(p.grad));
+          // each square freed at once: a full model's worth of squares would be held until the end otherwise
+          const g = p.grad;
+          const s = tidy(() => T.sum(T.square(g)));
           acc = acc ? T.add(acc, s) : s;
         }
         return acc;

@@ -168,7 +168,27 @@ export function inFlightChunks(l: Layout, stage: number): number {
   return Math.min(m * l.vpp, l.vpp * l.pp + l.pp - 1 - 2 * stage);
 }
 
-function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): MemoryBreakdown {
+/** What one chip of a stage holds, before a program decides what lives at the same time (bytes). */
+export interface StageComponents {
+  stage: number;
+  /** weights, gradients and optimizer state this chip keeps (ZeRO-sharded as the layout says) */
+  weights: number;
+  grads: number;
+  optimizer: number;
+  /** the same three unsharded (the stage's whole parameters on this chip, ZeRO ignored) */
+  fullWeights: number;
+  fullGrads: number;
+  /** the data-parallel group the dense state is sharded over (cp * dp) */
+  shardGroup: number;
+  /** weights of the stage's largest gatherable unit: one layer, or the embedding / output layer */
+  unitWeights: number;
+  /** activations kept for backward by the micro-batches in flight (logits excluded) */
+  activations: number;
+  /** the fp32 logits of one micro-batch on the last stage (4 s_c b V / t), else 0 */
+  logits: number;
+}
+
+export function stageComponents(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): StageComponents {
   const c = m.config;
   const p = stageParams(m, l, stage);
   const dz = l.cp * l.dp;
@@ -193,17 +213,30 @@ function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes):
   let activations = perLayer * chunkLayers * inFlightChunks(l, stage);
   if (l.recompute === 'full') activations += Math.max(dA?.full ?? 0, mA?.full ?? 0);
   const sb = (c.seqLen / l.cp) * l.microBatch;
-  if (stage === l.pp - 1) activations += (4 * sb * c.vocab) / l.tp; // fp32 logits of one micro-batch
   if (stage === 0 && m.dropout) activations += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
   if (m.wordBytes === 4) activations *= 2; // the 16-bit accounting above, in 4-byte words
+  // fp32 logits of one micro-batch (4 bytes under either precision)
+  const logits = stage === l.pp - 1 ? (4 * sb * c.vocab) / l.tp : 0;
+  const layerP = held ? (p.dense + p.expert - (stage === 0 ? c.vocab * c.dModel / l.tp : 0) - (stage === l.pp - 1 ? stageEmbeddingParams(c, l) : 0)) / held : 0;
+  const unitWeights = Math.max(layerP, (c.vocab * c.dModel) / l.tp) * b.weight;
+  return {
+    stage, weights, grads, optimizer, fullWeights: (p.dense + p.expert) * b.weight, fullGrads: (p.dense + p.expert) * b.grad,
+    shardGroup: dz, unitWeights, activations, logits,
+  };
+}
 
+/** Output-layer parameters on the last stage (its own copy unless tied on one stage) plus the final norm. */
+function stageEmbeddingParams(c: ModelConfig, l: Layout): number {
+  return (!c.tiedEmbeddings || l.pp > 1 ? (c.vocab * c.dModel) / l.tp : 0) + c.dModel;
+}
+
+function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): MemoryBreakdown {
+  const s = stageComponents(m, l, stage, bytes);
+  const activations = s.activations + s.logits;
   let other = RUNTIME_RESERVE_GIB * GiB + FRAGMENTATION * activations;
-  if (l.zero >= 3) {
-    const layerP = held ? (p.dense + p.expert) / held : 0;
-    other += 2 * layerP * b.weight; // two gathered layers (current + prefetch)
-  }
-  const total = weights + grads + optimizer + activations + other;
-  return { weights, grads, optimizer, activations, other, total, stage };
+  if (l.zero >= 3) other += 2 * s.unitWeights; // two gathered layers (current + prefetch)
+  const total = s.weights + s.grads + s.optimizer + activations + other;
+  return { weights: s.weights, grads: s.grads, optimizer: s.optimizer, activations, other, total, stage };
 }
 
 /** Peak memory per chip over the pipeline stages (bytes); `bytes`: the training state's precision (default bf16 mixed precision). */
