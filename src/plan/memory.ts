@@ -184,6 +184,9 @@ export interface StageComponents {
   unitWeights: number;
   /** activations kept for backward by the micro-batches in flight (logits excluded) */
   activations: number;
+  /** the part of `activations` one in-flight chunk (micro-batch x chunk) keeps, and how many are in flight */
+  chunkActivations: number;
+  inFlight: number;
   /** the fp32 logits of one micro-batch on the last stage (4 s_c b V / t), else 0 */
   logits: number;
 }
@@ -210,18 +213,21 @@ export function stageComponents(m: PlanModel, l: Layout, stage: number, bytes: S
   const mA = sl.moe ? layerActivationBytes(c, true, o) : null;
   const perLayer = held ? ((dA?.stored ?? 0) * sl.dense + (mA?.stored ?? 0) * sl.moe) / held : 0;
   const chunkLayers = sl.chunks ? held / sl.chunks : 0;
-  let activations = perLayer * chunkLayers * inFlightChunks(l, stage);
+  const inFlight = inFlightChunks(l, stage);
+  const word = m.wordBytes === 4 ? 2 : 1; // the 16-bit accounting below, in 4-byte words under f32
+  const chunkActivations = word * perLayer * chunkLayers;
+  let activations = perLayer * chunkLayers * inFlight;
   if (l.recompute === 'full') activations += Math.max(dA?.full ?? 0, mA?.full ?? 0);
   const sb = (c.seqLen / l.cp) * l.microBatch;
   if (stage === 0 && m.dropout) activations += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
-  if (m.wordBytes === 4) activations *= 2; // the 16-bit accounting above, in 4-byte words
+  activations *= word;
   // fp32 logits of one micro-batch (4 bytes under either precision)
   const logits = stage === l.pp - 1 ? (4 * sb * c.vocab) / l.tp : 0;
   const layerP = held ? (p.dense + p.expert - (stage === 0 ? c.vocab * c.dModel / l.tp : 0) - (stage === l.pp - 1 ? stageEmbeddingParams(c, l) : 0)) / held : 0;
   const unitWeights = Math.max(layerP, (c.vocab * c.dModel) / l.tp) * b.weight;
   return {
     stage, weights, grads, optimizer, fullWeights: (p.dense + p.expert) * b.weight, fullGrads: (p.dense + p.expert) * b.grad,
-    shardGroup: dz, unitWeights, activations, logits,
+    shardGroup: dz, unitWeights, activations, chunkActivations, inFlight, logits,
   };
 }
 

@@ -298,7 +298,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       // every rank's step time (and peak memory): the slowest rank sets the pace
       const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
-      if (ranks && dp && step === startStep + 1) log(memoryReport(c, dp, ranks.peakBytes));
+      if (ranks && step === startStep + 1) log(memoryReport(c, ranks.peakBytes, dp?.stateBytes()));
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
