@@ -187,6 +187,10 @@ export interface StageComponents {
   /** the part of `activations` one in-flight chunk (micro-batch x chunk) keeps, and how many are in flight */
   chunkActivations: number;
   inFlight: number;
+  /** layers whose activations are in flight at the peak (layers per chunk x chunks in flight) */
+  layersInFlight: number;
+  /** tokens of one micro-batch on this chip (s / cp x b) */
+  tokens: number;
   /** the fp32 logits of one micro-batch on the last stage (4 s_c b V / t), else 0 */
   logits: number;
 }
@@ -227,7 +231,7 @@ export function stageComponents(m: PlanModel, l: Layout, stage: number, bytes: S
   const unitWeights = Math.max(layerP, (c.vocab * c.dModel) / l.tp) * b.weight;
   return {
     stage, weights, grads, optimizer, fullWeights: (p.dense + p.expert) * b.weight, fullGrads: (p.dense + p.expert) * b.grad,
-    shardGroup: dz, unitWeights, activations, chunkActivations, inFlight, logits,
+    shardGroup: dz, unitWeights, activations, chunkActivations, inFlight, layersInFlight: chunkLayers * inFlight, tokens: sb, logits,
   };
 }
 

@@ -8,6 +8,7 @@
 //   activation: the start of backward (every in-flight activation, the logits and their gradient);
 //   update:     the end of backward and the optimizer (gradients, reduction and all-gather staging);
 //   gather:     ZeRO-3's all-gather of the weights at the start of the step (gather 'all' only).
+import type { ModelConfig } from '../nn/config.js';
 import type { Layout } from './layout.js';
 import { microBatches } from './layout.js';
 import { BYTES, type StageComponents, type StateBytes, stageComponents } from './memory.js';
@@ -19,8 +20,23 @@ export interface ProgramModel {
   name: string;
   /** gradients in persistent buffers all step long (Megatron's main_grad), or created in backward and freed after the update */
   persistentGrads: boolean;
-  /** logits-sized buffers beside the saved logits at the start of backward (zili: the loss gradient and its scaled copy) */
+  /** logits-sized buffers beside the saved logits at the start of backward (zili's fused loss: its gradient and the scaled copy) */
   logitsGradBuffers: number;
+  /**
+   * under tensor parallelism, logits-sized buffers live at the start of backward in all (zili's
+   * vocab-parallel loss is composed of ops: logits, shifted logits, their exp, the one-hot mask and
+   * the masked product, then three gradients), replacing 1 + logitsGradBuffers
+   */
+  vocabParallelLogitsBuffers: number;
+  /**
+   * zili's tensor-parallel layer (src/dist/tensor-parallel.ts): with SP the projections keep their
+   * all-gathered inputs (Megatron keeps the shard and gathers again in backward), and the norms'
+   * outputs, the blocks' pre-reduction outputs and the reductions' outputs stay until the end of the
+   * micro-batch; per layer, in h-wide token rows
+   */
+  tpLayerExtra: boolean;
+  /** the backward of one layer: FFN input/gate gradients (2 F / t) and two hidden-size rows per token, beside what is stored */
+  layerBackwardWorkingSet: boolean;
   /**
    * data parallelism by gradient buckets (zili's DataParallel, used when tp = pp = 1): ZeRO 0-1 keep every
    * bucket at full size until its all-reduce completes, ZeRO-2 reduce-scatters each inside backward,
@@ -37,13 +53,13 @@ export interface ProgramModel {
 
 /** Megatron-LM: the plain sum of memory.ts (persistent gradient buffers, loss fused in place, layer-wise gathers). */
 export const MEGATRON_PROGRAM: ProgramModel = {
-  name: 'megatron', persistentGrads: true, logitsGradBuffers: 0, bucketedDataParallel: false, bucketBytes: 0, zero3Gather: 'layer', schedule: '1f1b',
+  name: 'megatron', persistentGrads: true, logitsGradBuffers: 0, vocabParallelLogitsBuffers: 1, tpLayerExtra: false, layerBackwardWorkingSet: false, bucketedDataParallel: false, bucketBytes: 0, zero3Gather: 'layer', schedule: '1f1b',
 };
 
 /** zili's own training program (src/train/step.ts, src/dist/*) for a layout; `zero3Gather` follows src/dist/data-parallel.ts. */
 export function ziliProgram(l: Layout, o: { bucketBytes: number; zero3Gather: 'all' | 'layer'; schedule?: PipelineScheduleKind }): ProgramModel {
   return {
-    name: 'zili', persistentGrads: false, logitsGradBuffers: 2, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.dp * l.cp > 1,
+    name: 'zili', persistentGrads: false, logitsGradBuffers: 2, vocabParallelLogitsBuffers: 8, tpLayerExtra: true, layerBackwardWorkingSet: true, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.dp * l.cp > 1,
     bucketBytes: o.bucketBytes, zero3Gather: o.zero3Gather, schedule: o.schedule ?? (l.vpp > 1 ? 'interleaved' : '1f1b'),
   };
 }
@@ -72,12 +88,32 @@ export interface ProgramMemory {
   peakPhase: keyof PhaseMemory;
 }
 
-function stagePhases(l: Layout, s: StageComponents, p: ProgramModel): Omit<ProgramMemory, 'stage'> {
+/** Bytes zili's tensor-parallel layer keeps beyond memory.ts's count, per layer and micro-batch (see ProgramModel.tpLayerExtra). */
+export function tpLayerExtraBytes(c: ModelConfig, l: Layout, tokens: number): number {
+  if (l.tp === 1) return 0;
+  const row = 4 * tokens * c.dModel; // one f32 row of h per token
+  // SP: the two gathered projection inputs whole (memory.ts splits them by t), the two pre-reduction
+  // block outputs whole, the two norm outputs and two reduce-scatter outputs split; without SP, the
+  // two norm outputs (copied into the group) and the two all-reduce outputs
+  return l.sequenceParallel ? 2 * row * (1 - 1 / l.tp) + 2 * row + (4 * row) / l.tp : 4 * row;
+}
+
+/** Bytes of one layer's backward working set beside what the layer stores: two F/t-wide and two h-wide f32 rows per token. */
+export function layerBackwardBytes(c: ModelConfig, l: Layout, tokens: number): number {
+  return 4 * tokens * ((2 * c.ffnHidden) / l.tp + 2 * c.dModel);
+}
+
+function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramModel): Omit<ProgramMemory, 'stage'> {
   const D = s.shardGroup;
   const m = microBatches(l);
   // gpipe runs every forward before the first backward: every micro-batch of every chunk in flight
   const inFlight = p.schedule === 'gpipe' ? m * l.vpp : s.inFlight;
-  const acts = s.activations + s.chunkActivations * (inFlight - s.inFlight) + s.logits * (1 + p.logitsGradBuffers);
+  const layers = s.inFlight > 0 ? (s.layersInFlight * inFlight) / s.inFlight : 0;
+  const logitsBuffers = l.tp > 1 ? p.vocabParallelLogitsBuffers : 1 + p.logitsGradBuffers;
+  const stored = s.activations + s.chunkActivations * (inFlight - s.inFlight) + (p.tpLayerExtra ? layers * tpLayerExtraBytes(c, l, s.tokens) : 0);
+  // the backward's extra working set: the logits' gradients on the last stage, else one layer's
+  const working = Math.max(s.logits * logitsBuffers, p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0);
+  const acts = stored + working;
   const gathered = l.zero >= 3 ? (p.zero3Gather === 'all' ? s.fullWeights : 2 * s.unitWeights) : 0;
   // gradients alive during the forward/backward peak: persistent buffers, or the full gradients that
   // earlier micro-batches of the step accumulated (zili accumulates locally before reducing)
@@ -112,7 +148,7 @@ export function programMemoryPerChip(m: PlanModel, l: Layout, p: ProgramModel, b
   const stages = l.pp > 1 ? [0, l.pp - 1] : [0];
   let best: ProgramMemory | null = null;
   for (const st of stages) {
-    const r = { stage: st, ...stagePhases(l, stageComponents(m, l, st, bytes), p) };
+    const r = { stage: st, ...stagePhases(m.config, l, stageComponents(m, l, st, bytes), p) };
     if (!best || r.peak > best.peak) best = r;
   }
   return best!;
@@ -120,5 +156,5 @@ export function programMemoryPerChip(m: PlanModel, l: Layout, p: ProgramModel, b
 
 /** Every stage's program peak (pipeline layouts: stage i of pp). */
 export function programMemoryPerStage(m: PlanModel, l: Layout, p: ProgramModel, bytes: StateBytes = BYTES): ProgramMemory[] {
-  return Array.from({ length: l.pp }, (_, st) => ({ stage: st, ...stagePhases(l, stageComponents(m, l, st, bytes), p) }));
+  return Array.from({ length: l.pp }, (_, st) => ({ stage: st, ...stagePhases(m.config, l, stageComponents(m, l, st, bytes), p) }));
 }
