@@ -215,16 +215,19 @@ export function stageComponents(m: PlanModel, l: Layout, stage: number, bytes: S
   const held = sl.dense + sl.moe;
   const dA = sl.dense ? layerActivationBytes(c, false, o) : null;
   const mA = sl.moe ? layerActivationBytes(c, true, o) : null;
-  const perLayer = held ? ((dA?.stored ?? 0) * sl.dense + (mA?.stored ?? 0) * sl.moe) / held : 0;
+  const word = m.wordBytes === 4 ? 2 : 1; // the 16-bit accounting, in 4-byte words under f32
+  // a layer's stored bytes at this precision: flash's log-sum-exp is fp32 under either (not doubled)
+  const lse = (a: LayerActivations | null) => (a && o.attention === 'flash' && l.recompute !== 'full' ? a.parts.attentionCore : 0);
+  const storedAt = (a: LayerActivations | null) => (a ? word * a.stored - (word - 1) * lse(a) : 0);
+  const perLayer = held ? (storedAt(dA) * sl.dense + storedAt(mA) * sl.moe) / held : 0;
   const chunkLayers = sl.chunks ? held / sl.chunks : 0;
   const inFlight = inFlightChunks(l, stage);
-  const word = m.wordBytes === 4 ? 2 : 1; // the 16-bit accounting below, in 4-byte words under f32
-  const chunkActivations = word * perLayer * chunkLayers;
-  let activations = perLayer * chunkLayers * inFlight;
-  if (l.recompute === 'full') activations += Math.max(dA?.full ?? 0, mA?.full ?? 0);
+  const chunkActivations = perLayer * chunkLayers;
+  let extra = 0;
+  if (l.recompute === 'full') extra += Math.max(dA?.full ?? 0, mA?.full ?? 0);
   const sb = (c.seqLen / l.cp) * l.microBatch;
-  if (stage === 0 && m.dropout) activations += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
-  activations *= word;
+  if (stage === 0 && m.dropout) extra += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
+  const activations = chunkActivations * inFlight + word * extra;
   // fp32 logits of one micro-batch (4 bytes under either precision)
   const logits = stage === l.pp - 1 ? (4 * sb * c.vocab) / l.tp : 0;
   const layerP = held ? (p.dense + p.expert - (stage === 0 ? c.vocab * c.dModel / l.tp : 0) - (stage === l.pp - 1 ? stageEmbeddingParams(c, l) : 0)) / held : 0;

@@ -45,6 +45,8 @@ export interface ProgramModel {
   bucketedDataParallel: boolean;
   /** one bucket's full-size staging buffer (bytes) */
   bucketBytes: number;
+  /** ZeRO-2 reduce-scatters each bucket inside backward with a blocking call (MPI); false: asynchronously, all buckets held until backward ends */
+  blockingReduceScatter: boolean;
   /** ZeRO-3: every weight gathered at the start of the step, or one layer at a time with the next one prefetched */
   zero3Gather: 'all' | 'layer';
   /** pipeline schedule: gpipe keeps every micro-batch in flight, 1F1B/interleaved what memory.ts counts */
@@ -53,14 +55,14 @@ export interface ProgramModel {
 
 /** Megatron-LM: the plain sum of memory.ts (persistent gradient buffers, loss fused in place, layer-wise gathers). */
 export const MEGATRON_PROGRAM: ProgramModel = {
-  name: 'megatron', persistentGrads: true, logitsGradBuffers: 0, vocabParallelLogitsBuffers: 1, tpLayerExtra: false, layerBackwardWorkingSet: false, bucketedDataParallel: false, bucketBytes: 0, zero3Gather: 'layer', schedule: '1f1b',
+  name: 'megatron', persistentGrads: true, logitsGradBuffers: 0, vocabParallelLogitsBuffers: 1, tpLayerExtra: false, layerBackwardWorkingSet: false, bucketedDataParallel: false, bucketBytes: 0, blockingReduceScatter: true, zero3Gather: 'layer', schedule: '1f1b',
 };
 
 /** zili's own training program (src/train/step.ts, src/dist/*) for a layout; `zero3Gather` follows src/dist/data-parallel.ts. */
-export function ziliProgram(l: Layout, o: { bucketBytes: number; zero3Gather: 'all' | 'layer'; schedule?: PipelineScheduleKind }): ProgramModel {
+export function ziliProgram(l: Layout, o: { bucketBytes: number; zero3Gather: 'all' | 'layer'; schedule?: PipelineScheduleKind; blockingReduceScatter?: boolean }): ProgramModel {
   return {
     name: 'zili', persistentGrads: false, logitsGradBuffers: 2, vocabParallelLogitsBuffers: 8, tpLayerExtra: true, layerBackwardWorkingSet: true, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.dp * l.cp > 1,
-    bucketBytes: o.bucketBytes, zero3Gather: o.zero3Gather, schedule: o.schedule ?? (l.vpp > 1 ? 'interleaved' : '1f1b'),
+    bucketBytes: o.bucketBytes, blockingReduceScatter: o.blockingReduceScatter ?? true, zero3Gather: o.zero3Gather, schedule: o.schedule ?? (l.vpp > 1 ? 'interleaved' : '1f1b'),
   };
 }
 
@@ -110,7 +112,9 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   const inFlight = p.schedule === 'gpipe' ? m * l.vpp : s.inFlight;
   const layers = s.inFlight > 0 ? (s.layersInFlight * inFlight) / s.inFlight : 0;
   const logitsBuffers = l.tp > 1 ? p.vocabParallelLogitsBuffers : 1 + p.logitsGradBuffers;
-  const stored = s.activations + s.chunkActivations * (inFlight - s.inFlight) + (p.tpLayerExtra ? layers * tpLayerExtraBytes(c, l, s.tokens) : 0);
+  // the last stage keeps the logits of every micro-batch in flight (gpipe: all of them) until its backward
+  const logitsKept = s.logits * Math.max(0, inFlight / l.vpp - 1);
+  const stored = s.activations + s.chunkActivations * (inFlight - s.inFlight) + logitsKept + (p.tpLayerExtra ? layers * tpLayerExtraBytes(c, l, s.tokens) : 0);
   // the backward's extra working set: the logits' gradients on the last stage, else one layer's
   const working = Math.max(s.logits * logitsBuffers, p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0);
   const acts = stored + working;
@@ -119,6 +123,7 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   // earlier micro-batches of the step accumulated (zili accumulates locally before reducing)
   const gradsLive = p.persistentGrads ? s.grads : m > 1 ? s.fullGrads : 0;
   const base = s.weights + s.optimizer;
+  const bucket = Math.min(p.bucketBytes, s.fullGrads); // a bucket holds whole parameters, at most all of them
   const activation = base + gathered + gradsLive + acts;
   let update: number;
   let gather = 0;
@@ -128,10 +133,10 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   else if (l.zero <= 2) {
     // end of backward: full-size buckets (ZeRO-1) or one bucket beside the reduced chunks (ZeRO-2);
     // update: each chunk copied out, packed, and all-gathered into full-size staging
-    const endOfBackward = l.zero === 1 ? s.fullGrads + s.fullGrads / D : s.grads + p.bucketBytes;
+    const endOfBackward = l.zero === 1 || !p.blockingReduceScatter ? s.fullGrads + (l.zero === 1 ? 1 : 2) * (s.fullGrads / D) : s.grads + bucket;
     update = base + Math.max(endOfBackward, s.fullWeights * (1 + 2 / D));
   } else {
-    update = base + s.grads + p.bucketBytes;
+    update = base + (p.blockingReduceScatter ? s.grads + bucket : s.fullGrads + 2 * s.grads);
     // gather 'all': full weights + full-size staging + this rank's packed chunks, all at once
     if (p.zero3Gather === 'all') gather = base + 2 * s.fullWeights + s.fullWeights / D;
   }
