@@ -16,6 +16,7 @@ import { F32_TRAINING_BYTES, memoryPerChip } from '../src/plan/memory.js';
 import { planModel } from '../src/plan/model.js';
 import { MEGATRON_PROGRAM, programMemoryPerChip, programMemoryPerStage, ziliProgram } from '../src/plan/program-memory.js';
 import { trainStep } from '../src/train/step.js';
+import * as T from '../src/tensor/ops.js';
 import { loopbackGroup } from './dist-loopback.js';
 
 const tiny = preset('tiny'); // 4 layers, h 128, 4 heads of 32 (2 KV), SwiGLU F 384, V 2048, tied
@@ -83,7 +84,8 @@ test('pipeline: gpipe holds every micro-batch on stage 0, 1F1B pp of them; the l
   const f1 = programMemoryPerStage(f32, pp, zili(pp, { schedule: '1f1b' }), F32_TRAINING_BYTES);
   const gp = programMemoryPerStage(f32, pp, zili(pp, { schedule: 'gpipe' }), F32_TRAINING_BYTES);
   assert.equal(gp[0]!.activations - f1[0]!.activations, (8 - 2) * 2 * layerBytes);
-  assert.equal(gp[1]!.activations - f1[1]!.activations, (8 - 1) * 2 * layerBytes);
+  // ... and the last stage also the logits of the 7 micro-batches waiting for their backward
+  assert.equal(gp[1]!.activations - f1[1]!.activations, (8 - 1) * (2 * layerBytes + logitsBytes));
   // 1F1B: stage 0 holds 2 micro-batches of its 2 layers plus one layer's backward working set (gate and
   // up gradients, two h-wide rows); the last stage 1 micro-batch plus the logits and their two gradients
   assert.equal(f1[0]!.activations, 2 * 2 * layerBytes + 4 * N * (2 * 384 + 2 * 128));
@@ -126,3 +128,16 @@ for (const zero of [0, 1, 2, 3] as ZeroStage[])
       r.model.dispose();
     }
   });
+
+test('AdamW.update holds one scaled gradient beyond weights, gradients and moments (the norm frees each square at once)', async () => {
+  const be = new MetaBackend();
+  const model = new Transformer(tiny, be, { seed: 0 });
+  const opt = new AdamW(model.params, { ...defaultAdamW(), clipNorm: 1e-9 }); // clipping on: every gradient scaled
+  for (const p of model.params.tensors.values()) p.grad = T.zerosLike(p);
+  be.resetPeak();
+  await opt.update(1e-3, 0.5);
+  const largest = Math.max(...[...model.params.tensors.values()].map((p) => 4 * p.numel));
+  assert.ok(be.memory().peakBytes <= 16 * P + largest + 4096, `update peak ${be.memory().peakBytes} vs ${16 * P + largest}`);
+  opt.dispose();
+  model.dispose();
+});
