@@ -5,9 +5,21 @@
 import { performance } from 'node:perf_hooks';
 import type { Communicator } from './communicator.js';
 
+/** Time sources (milliseconds): a monotonic clock and the event loop's idle time so far. */
+export interface WaitSources {
+  now(): number;
+  idleMs(): number;
+}
+
+const processSources: WaitSources = { now: () => performance.now(), idleMs: () => performance.eventLoopUtilization().idle };
+
 export class StepWaitClock {
-  private elu = performance.eventLoopUtilization();
+  private idleAtStart: number;
   private blockedMs = 0;
+
+  constructor(private readonly src: WaitSources = processSources) {
+    this.idleAtStart = src.idleMs();
+  }
 
   /** Times the blocking collectives of `comm` (wraps its own methods; other communicators are untouched). */
   watch(comm: Communicator): this {
@@ -15,11 +27,11 @@ export class StepWaitClock {
       const f = comm[k];
       if (!f) continue;
       comm[k] = (...args: Parameters<NonNullable<Communicator[typeof k]>>) => {
-        const t0 = performance.now();
+        const t0 = this.src.now();
         try {
           return f.apply(comm, args as never);
         } finally {
-          this.blockedMs += performance.now() - t0;
+          this.blockedMs += this.src.now() - t0;
         }
       };
     }
@@ -28,12 +40,12 @@ export class StepWaitClock {
 
   /** Starts a step. */
   start(): void {
-    this.elu = performance.eventLoopUtilization();
+    this.idleAtStart = this.src.idleMs();
     this.blockedMs = 0;
   }
 
   /** Seconds waited since start(): idle event loop plus blocking collectives. */
   waitedS(): number {
-    return (performance.eventLoopUtilization(this.elu).idle + this.blockedMs) / 1000;
+    return (this.src.idleMs() - this.idleAtStart + this.blockedMs) / 1000;
   }
 }
