@@ -11,7 +11,7 @@ OUT=$(mktemp -d); trap 'rm -rf "$OUT"' EXIT
 HALF=$((THREADS / 2)); [ "$HALF" -ge 1 ] || HALF=1
 ARGS="train --preset $PRESET --steps $STEPS --global-batch $GB --eval-every 0 --save-every 0 --seed 1${SEQ:+ --seq $SEQ}"
 median() { node -e '
-  const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).slice(1);
+  const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((r) => typeof r.tokensPerSec === "number").slice(1);
   const t = rows.map((r) => r.tokensPerSec).sort((a, b) => a - b);
   const l = rows[rows.length - 1];
   console.log(`${Math.round(t[t.length >> 1])} tok/s (last loss ${l.loss.toFixed(4)})`);' "$1/metrics.jsonl"; }

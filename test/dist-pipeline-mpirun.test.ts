@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { mpiBindingPath } from '../src/dist/mpi-native.js';
 import { repoRoot } from '../src/util/paths.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { assertPeakWithinPlanner } from './memory-check.js';
 
 const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun'], { encoding: 'utf8' }).status === 0;
 const skip = !hasMpirun ? 'mpirun is not installed (scripts/setup installs openmpi-bin)' : !fs.existsSync(mpiBindingPath()) ? `the MPI binding is not built (${mpiBindingPath()})` : false;
@@ -66,6 +67,8 @@ test('pp2 (1F1B) and pp2 x vpp2 (interleaved) = one process', { skip }, async ()
   assertClose(await lossesOf(2, 'pp2vpp2', ['--pp', '2', '--vpp', '2']), reference, 'pp2 x vpp2 interleaved');
   assert.equal(valLosses.get('one')!.length, 2);
   for (const run of ['pp2', 'pp2vpp2']) assertClose(valLosses.get(run)!, valLosses.get('one')!, `${run} validation`);
+  assertPeakWithinPlanner(path.join(tmp, 'pp2', 'metrics.jsonl'), { globalBatch: 8, microBatch: 2, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, 'pp2 1f1b');
+  assertPeakWithinPlanner(path.join(tmp, 'pp2vpp2', 'metrics.jsonl'), { globalBatch: 8, microBatch: 2, pipeline: { pp: 2, vpp: 2, schedule: 'interleaved' } }, 'pp2 x vpp2');
 });
 
 test('saved under pp2, resumed under dp2: the same losses', { skip }, async () => {

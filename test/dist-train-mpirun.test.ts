@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { mpiBindingPath } from '../src/dist/mpi-native.js';
 import { repoRoot } from '../src/util/paths.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { assertPeakWithinPlanner } from './memory-check.js';
 
 const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun'], { encoding: 'utf8' }).status === 0;
 const skip = !hasMpirun ? 'mpirun is not installed (scripts/setup installs openmpi-bin)' : !fs.existsSync(mpiBindingPath()) ? `the MPI binding is not built (${mpiBindingPath()})` : false;
@@ -97,6 +98,7 @@ for (const [np, zero] of [[2, 0], [2, 1], [2, 2], [4, 3]] as const)
     assertClose(losses(out), reference, `dp${np} ZeRO-${zero}`);
     const m = readMetrics(path.join(out, 'metrics.jsonl'));
     assert.ok(m.every((x) => Array.isArray(x['rankStepS']) && (x['rankStepS'] as number[]).length === np && x['stepS'] === Math.max(...(x['rankStepS'] as number[]))), 'rankStepS per rank, stepS the slowest');
+    assertPeakWithinPlanner(path.join(out, 'metrics.jsonl'), { dp: np, zero, globalBatch: 8, microBatch: 8 / np, bucketMb: 0.5 }, `dp${np} ZeRO-${zero}`);
   });
 
 test('dp2 ZeRO-3 saved at step 5, resumed under dp4 ZeRO-1 and under one process (consolidated): the same losses', { skip }, async () => {
@@ -179,6 +181,7 @@ test('tp2 + sp (micro-batch 2): the losses of one process; saved at step 5, resu
   const r = await launch(2, [...COMMON, '--out', out, '--tp', '2', '--sp', '--micro-batch', '2', '--save-every', '5']);
   assert.equal(r.code, 0, r.stderr);
   assertClose(losses(out), expect([mb2, mb2]), 'tp2 + sp');
+  assertPeakWithinPlanner(path.join(out, 'metrics.jsonl'), { globalBatch: 8, microBatch: 2, tensorParallel: { tp: 2, sp: true } }, 'tp2 + sp');
   const step5 = path.join(out, 'step-00000005');
   const manifest = JSON.parse(fs.readFileSync(path.join(step5, 'manifest.json'), 'utf8'));
   assert.deepEqual(manifest.shards.tensors['layers.0.attention.wo.weight'].pieces.map((p: { box: unknown }) => p.box), [

@@ -35,6 +35,8 @@ import { zeroCopy } from './buffers.js';
 import { type Bucket, type ShardLayout, ownedRange, planShards } from './shard-layout.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
+/** How ZeRO-3 gathers the weights (the planner's memory model follows it, src/dist/memory-report.ts): all at the start of the step. */
+export const ZERO3_GATHER: 'all' | 'layer' = 'all';
 
 /** A bucket's collective: the packed full-size buffer (all-reduced in place, or the reduce-scatter's input until it completes) and the reduce-scatter's output. */
 interface Reduced {

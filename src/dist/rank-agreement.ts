@@ -19,16 +19,17 @@ export function assertWorldFits(c: TrainConfig, worldSize: number): void {
     );
 }
 
-/** Every rank's step seconds and peak bytes, by rank (one all-gather). */
-export async function gatherRankStats(comm: Communicator, stepS: number, peakBytes: number): Promise<{ stepS: number[]; peakBytes: number[] }> {
-  const all = new Float32Array(2 * comm.size);
-  await comm.allGather(Float32Array.of(stepS, peakBytes / 2 ** 20), all);
-  const stepOut: number[] = [], peak: number[] = [];
+/** Every rank's step seconds, peak bytes and seconds waited in the step (src/dist/step-wait.ts), by rank (one all-gather). */
+export async function gatherRankStats(comm: Communicator, stepS: number, peakBytes: number, waitS = 0): Promise<{ stepS: number[]; peakBytes: number[]; waitS: number[] }> {
+  const all = new Float32Array(3 * comm.size);
+  await comm.allGather(Float32Array.of(stepS, peakBytes / 2 ** 20, waitS), all);
+  const stepOut: number[] = [], peak: number[] = [], wait: number[] = [];
   for (let r = 0; r < comm.size; r++) {
-    stepOut.push(all[2 * r]!);
-    peak.push(Math.round(all[2 * r + 1]! * 2 ** 20));
+    stepOut.push(all[3 * r]!);
+    peak.push(Math.round(all[3 * r + 1]! * 2 ** 20));
+    wait.push(all[3 * r + 2]!);
   }
-  return { stepS: stepOut, peakBytes: peak };
+  return { stepS: stepOut, peakBytes: peak, waitS: wait };
 }
 
 /** True on every rank when `flag` is true on any (e.g. Ctrl-C reached some ranks first: all stop and save at the same step). */

@@ -1,6 +1,7 @@
 // What a run's metrics.jsonl holds, as the observers (TensorBoard sink, dashboard) read it: step
 // lines (src/train/metrics.ts: step, loss, lr, tokensPerSec, and optional gradNorm, mfu, valLoss,
-// rssBytes, aux, elapsedS, tokens, rankStepS: per-rank step seconds indexed by rank) and event
+// rssBytes, aux, elapsedS, tokens, rankStepS: per-rank step seconds indexed by rank, rankWaitS: per-rank
+// seconds waited in the step, rankPeakBytes: per-rank peak bytes allocated) and event
 // lines `{"event": "restart" | "skip" | ..., "step": N, ...}` that mark what happened at a step.
 import type { StepMetrics } from '../train/metrics.js';
 
@@ -35,7 +36,7 @@ export const KNOWN_FIELDS: Record<string, readonly [string, number]> = {
 };
 
 /** Per-rank arrays in step lines: field -> TensorBoard tag prefix. */
-export const RANK_FIELDS: Record<string, string> = { rankStepS: 'time/rank_step_s' };
+export const RANK_FIELDS: Record<string, string> = { rankStepS: 'time/rank_step_s', rankWaitS: 'time/rank_wait_s', rankPeakBytes: 'memory/rank_peak_bytes' };
 
 export function isRunEvent(r: unknown): r is RunEvent {
   return typeof r === 'object' && r !== null && typeof (r as RunEvent).event === 'string' && typeof (r as RunEvent).step === 'number';

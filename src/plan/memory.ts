@@ -168,7 +168,34 @@ export function inFlightChunks(l: Layout, stage: number): number {
   return Math.min(m * l.vpp, l.vpp * l.pp + l.pp - 1 - 2 * stage);
 }
 
-export function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): MemoryBreakdown {
+/** What one chip of a stage holds, before a program decides what lives at the same time (bytes). */
+export interface StageComponents {
+  stage: number;
+  /** weights, gradients and optimizer state this chip keeps (ZeRO-sharded as the layout says) */
+  weights: number;
+  grads: number;
+  optimizer: number;
+  /** the same three unsharded (the stage's whole parameters on this chip, ZeRO ignored) */
+  fullWeights: number;
+  fullGrads: number;
+  /** the data-parallel group the dense state is sharded over (cp * dp) */
+  shardGroup: number;
+  /** weights of the stage's largest gatherable unit: one layer, or the embedding / output layer */
+  unitWeights: number;
+  /** activations kept for backward by the micro-batches in flight (logits excluded) */
+  activations: number;
+  /** the part of `activations` one in-flight chunk (micro-batch x chunk) keeps, and how many are in flight */
+  chunkActivations: number;
+  inFlight: number;
+  /** layers whose activations are in flight at the peak (layers per chunk x chunks in flight) */
+  layersInFlight: number;
+  /** tokens of one micro-batch on this chip (s / cp x b) */
+  tokens: number;
+  /** the fp32 logits of one micro-batch on the last stage (4 s_c b V / t), else 0 */
+  logits: number;
+}
+
+export function stageComponents(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): StageComponents {
   const c = m.config;
   const p = stageParams(m, l, stage);
   const dz = l.cp * l.dp;
@@ -188,22 +215,41 @@ export function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: State
   const held = sl.dense + sl.moe;
   const dA = sl.dense ? layerActivationBytes(c, false, o) : null;
   const mA = sl.moe ? layerActivationBytes(c, true, o) : null;
-  const perLayer = held ? ((dA?.stored ?? 0) * sl.dense + (mA?.stored ?? 0) * sl.moe) / held : 0;
+  const word = m.wordBytes === 4 ? 2 : 1; // the 16-bit accounting, in 4-byte words under f32
+  // a layer's stored bytes at this precision: flash's log-sum-exp is fp32 under either (not doubled)
+  const lse = (a: LayerActivations | null) => (a && o.attention === 'flash' && l.recompute !== 'full' ? a.parts.attentionCore : 0);
+  const storedAt = (a: LayerActivations | null) => (a ? word * a.stored - (word - 1) * lse(a) : 0);
+  const perLayer = held ? (storedAt(dA) * sl.dense + storedAt(mA) * sl.moe) / held : 0;
   const chunkLayers = sl.chunks ? held / sl.chunks : 0;
-  let activations = perLayer * chunkLayers * inFlightChunks(l, stage);
-  if (l.recompute === 'full') activations += Math.max(dA?.full ?? 0, mA?.full ?? 0);
+  const inFlight = inFlightChunks(l, stage);
+  const chunkActivations = perLayer * chunkLayers;
+  let extra = 0;
+  if (l.recompute === 'full') extra += Math.max(dA?.full ?? 0, mA?.full ?? 0);
   const sb = (c.seqLen / l.cp) * l.microBatch;
-  if (stage === l.pp - 1) activations += (4 * sb * c.vocab) / l.tp; // fp32 logits of one micro-batch
-  if (stage === 0 && m.dropout) activations += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
-  if (m.wordBytes === 4) activations *= 2; // the 16-bit accounting above, in 4-byte words
+  if (stage === 0 && m.dropout) extra += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
+  const activations = chunkActivations * inFlight + word * extra;
+  // fp32 logits of one micro-batch (4 bytes under either precision)
+  const logits = stage === l.pp - 1 ? (4 * sb * c.vocab) / l.tp : 0;
+  const layerP = held ? (p.dense + p.expert - (stage === 0 ? c.vocab * c.dModel / l.tp : 0) - (stage === l.pp - 1 ? stageEmbeddingParams(c, l) : 0)) / held : 0;
+  const unitWeights = Math.max(layerP, (c.vocab * c.dModel) / l.tp) * b.weight;
+  return {
+    stage, weights, grads, optimizer, fullWeights: (p.dense + p.expert) * b.weight, fullGrads: (p.dense + p.expert) * b.grad,
+    shardGroup: dz, unitWeights, activations, chunkActivations, inFlight, layersInFlight: chunkLayers * inFlight, tokens: sb, logits,
+  };
+}
 
+/** Output-layer parameters on the last stage (its own copy unless tied on one stage) plus the final norm. */
+function stageEmbeddingParams(c: ModelConfig, l: Layout): number {
+  return (!c.tiedEmbeddings || l.pp > 1 ? (c.vocab * c.dModel) / l.tp : 0) + c.dModel;
+}
+
+export function stageMemory(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): MemoryBreakdown {
+  const s = stageComponents(m, l, stage, bytes);
+  const activations = s.activations + s.logits;
   let other = RUNTIME_RESERVE_GIB * GiB + FRAGMENTATION * activations;
-  if (l.zero >= 3) {
-    const layerP = held ? (p.dense + p.expert) / held : 0;
-    other += 2 * layerP * b.weight; // two gathered layers (current + prefetch)
-  }
-  const total = weights + grads + optimizer + activations + other;
-  return { weights, grads, optimizer, activations, other, total, stage };
+  if (l.zero >= 3) other += 2 * s.unitWeights; // two gathered layers (current + prefetch)
+  const total = s.weights + s.grads + s.optimizer + activations + other;
+  return { weights: s.weights, grads: s.grads, optimizer: s.optimizer, activations, other, total, stage };
 }
 
 /** Peak memory per chip over the pipeline stages (bytes); `bytes`: the training state's precision (default bf16 mixed precision). */

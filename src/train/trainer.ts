@@ -35,6 +35,7 @@ import { ensureChatTemplate } from '../serve/chat-template.js';
 import { restoreModel, restoreOptimizer } from './train-state.js';
 import type { Communicator } from '../dist/communicator.js';
 import { memoryReport } from '../dist/memory-report.js';
+import { StepWaitClock } from '../dist/step-wait.js';
 import { anyRank, gatherRankStats, meanOverRanks } from '../dist/rank-agreement.js';
 import type { RunEvent } from '../observe/run-record.js';
 import { FaultRuntime } from './fault/runtime.js';
@@ -146,6 +147,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
 }
 
 async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string) => void, comm: Communicator | null, rank0: boolean): Promise<TrainResult> {
+  // seconds each rank waits per step (collectives, transfers, bubble): rankWaitS in the metrics
+  const waitClock = comm ? new StepWaitClock().watch(comm) : null;
   const startTime = performance.now();
   const quiet = { warn: () => {} };
 
@@ -270,6 +273,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       }
       const t0 = performance.now();
       const lr = lrAt(step, schedule);
+      waitClock?.start();
       comm?.setStep(step);
       const dataBefore = loader.state();
       // Ctrl-C is honoured between micro-batches on one process; a data-parallel step runs to its end
@@ -286,9 +290,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       const { aux, gradNorm } = done;
       const loss = ft.reportedLoss(step, done.loss);
       // every rank's step time (and peak memory): the slowest rank sets the pace
-      const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes) : null;
+      const ranks = comm ? await gatherRankStats(comm, (performance.now() - t0) / 1000, be.memory().peakBytes, waitClock!.waitedS()) : null;
       const stepS = ranks ? Math.max(...ranks.stepS) : (performance.now() - t0) / 1000;
-      if (ranks && dp && !ctxPar && step === startStep + 1) log(memoryReport(c, dp, ranks.peakBytes));
+      if (ranks && step === startStep + 1) log(memoryReport(c, ranks.peakBytes, dp?.stateBytes()));
       const tokensPerSec = tokensPerStep(c) / stepS;
       const util = mfu(tokensPerSec, c.model, c.seqLen, peak);
       losses.push(loss);
@@ -317,6 +321,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
         ...(c.model.moe ? { aux } : {}),
         stepS,
         rankStepS: ranks ? ranks.stepS : [stepS],
+        ...(ranks ? { rankWaitS: ranks.waitS, rankPeakBytes: ranks.peakBytes } : {}),
         ...(done.skipped ? { skipped: 'non-finite' } : {}),
         ...(c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps) ? { valLoss } : {}),
       };

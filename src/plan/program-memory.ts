@@ -1,0 +1,165 @@
+// Peak memory per chip of a real training program: what lives at the same time, phase by phase,
+// rather than the sum of everything. memory.ts gives the pieces (weights, gradients, optimizer state,
+// activations, logits of a stage); a ProgramModel says how a program allocates them — Megatron keeps
+// gradients in persistent buffers and fuses the loss in place, so its peak is the plain sum; zili
+// creates gradients during backward and frees them after the update, materialises the loss gradient
+// beside the logits, stages data-parallel buckets at full size and (ZeRO-3) gathers weights either
+// all at once or layer by layer. The peak is the largest of three phases:
+//   activation: the start of backward (every in-flight activation, the logits and their gradient);
+//   update:     the end of backward and the optimizer (gradients, reduction and all-gather staging);
+//   gather:     ZeRO-3's all-gather of the weights at the start of the step (gather 'all' only).
+import type { ModelConfig } from '../nn/config.js';
+import type { Layout } from './layout.js';
+import { microBatches } from './layout.js';
+import { BYTES, type StageComponents, type StateBytes, stageComponents } from './memory.js';
+import type { PlanModel } from './model.js';
+
+export type PipelineScheduleKind = 'gpipe' | '1f1b' | 'interleaved';
+
+export interface ProgramModel {
+  name: string;
+  /** gradients in persistent buffers all step long (Megatron's main_grad), or created in backward and freed after the update */
+  persistentGrads: boolean;
+  /** logits-sized buffers beside the saved logits at the start of backward (zili's fused loss: its gradient and the scaled copy) */
+  logitsGradBuffers: number;
+  /**
+   * under tensor parallelism, logits-sized buffers live at the start of backward in all (zili's
+   * vocab-parallel loss is composed of ops: logits, shifted logits, their exp, the one-hot mask and
+   * the masked product, then three gradients), replacing 1 + logitsGradBuffers
+   */
+  vocabParallelLogitsBuffers: number;
+  /**
+   * zili's tensor-parallel layer (src/dist/tensor-parallel.ts): with SP the projections keep their
+   * all-gathered inputs (Megatron keeps the shard and gathers again in backward), and the norms'
+   * outputs, the blocks' pre-reduction outputs and the reductions' outputs stay until the end of the
+   * micro-batch; per layer, in h-wide token rows
+   */
+  tpLayerExtra: boolean;
+  /** the backward of one layer: FFN input/gate gradients (2 F / t) and two hidden-size rows per token, beside what is stored */
+  layerBackwardWorkingSet: boolean;
+  /**
+   * data parallelism by gradient buckets (zili's DataParallel, used when tp = pp = 1): ZeRO 0-1 keep every
+   * bucket at full size until its all-reduce completes, ZeRO-2 reduce-scatters each inside backward,
+   * ZeRO 1-2 all-gather the updated chunks into full-size staging. False: gradients reduced in place.
+   */
+  bucketedDataParallel: boolean;
+  /** one bucket's full-size staging buffer (bytes) */
+  bucketBytes: number;
+  /** ZeRO-2 reduce-scatters each bucket inside backward with a blocking call (MPI); false: asynchronously, all buckets held until backward ends */
+  blockingReduceScatter: boolean;
+  /** ZeRO-3: every weight gathered at the start of the step, or one layer at a time with the next one prefetched */
+  zero3Gather: 'all' | 'layer';
+  /** pipeline schedule: gpipe keeps every micro-batch in flight, 1F1B/interleaved what memory.ts counts */
+  schedule: PipelineScheduleKind;
+}
+
+/** Megatron-LM: the plain sum of memory.ts (persistent gradient buffers, loss fused in place, layer-wise gathers). */
+export const MEGATRON_PROGRAM: ProgramModel = {
+  name: 'megatron', persistentGrads: true, logitsGradBuffers: 0, vocabParallelLogitsBuffers: 1, tpLayerExtra: false, layerBackwardWorkingSet: false, bucketedDataParallel: false, bucketBytes: 0, blockingReduceScatter: true, zero3Gather: 'layer', schedule: '1f1b',
+};
+
+/** zili's own training program (src/train/step.ts, src/dist/*) for a layout; `zero3Gather` follows src/dist/data-parallel.ts. */
+export function ziliProgram(l: Layout, o: { bucketBytes: number; zero3Gather: 'all' | 'layer'; schedule?: PipelineScheduleKind; blockingReduceScatter?: boolean }): ProgramModel {
+  return {
+    name: 'zili', persistentGrads: false, logitsGradBuffers: 2, vocabParallelLogitsBuffers: 8, tpLayerExtra: true, layerBackwardWorkingSet: true, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.dp * l.cp > 1,
+    bucketBytes: o.bucketBytes, blockingReduceScatter: o.blockingReduceScatter ?? true, zero3Gather: o.zero3Gather, schedule: o.schedule ?? (l.vpp > 1 ? 'interleaved' : '1f1b'),
+  };
+}
+
+export interface PhaseMemory {
+  /** bytes per chip in each phase (gather: 0 when the program has none) */
+  activation: number;
+  update: number;
+  gather: number;
+}
+
+export interface ProgramMemory {
+  /** the stage with the largest peak */
+  stage: number;
+  /** the training state this chip keeps between steps */
+  weights: number;
+  optimizer: number;
+  /** gradients at their largest (full before ZeRO-2 shards them) */
+  grads: number;
+  /** activations in flight at the start of backward, logits and their gradient buffers included */
+  activations: number;
+  /** ZeRO-3's gathered weights at the activation peak */
+  gathered: number;
+  phases: PhaseMemory;
+  peak: number;
+  peakPhase: keyof PhaseMemory;
+}
+
+/** Bytes zili's tensor-parallel layer keeps beyond memory.ts's count, per layer and micro-batch (see ProgramModel.tpLayerExtra). */
+export function tpLayerExtraBytes(c: ModelConfig, l: Layout, tokens: number): number {
+  if (l.tp === 1) return 0;
+  const row = 4 * tokens * c.dModel; // one f32 row of h per token
+  // SP: the two gathered projection inputs whole (memory.ts splits them by t), the two pre-reduction
+  // block outputs whole, the two norm outputs and two reduce-scatter outputs split; without SP, the
+  // two norm outputs (copied into the group) and the two all-reduce outputs
+  return l.sequenceParallel ? 2 * row * (1 - 1 / l.tp) + 2 * row + (4 * row) / l.tp : 4 * row;
+}
+
+/** Bytes of one layer's backward working set beside what the layer stores: two F/t-wide and two h-wide f32 rows per token. */
+export function layerBackwardBytes(c: ModelConfig, l: Layout, tokens: number): number {
+  return 4 * tokens * ((2 * c.ffnHidden) / l.tp + 2 * c.dModel);
+}
+
+function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramModel): Omit<ProgramMemory, 'stage'> {
+  const D = s.shardGroup;
+  const m = microBatches(l);
+  // gpipe runs every forward before the first backward: every micro-batch of every chunk in flight
+  const inFlight = p.schedule === 'gpipe' ? m * l.vpp : s.inFlight;
+  const layers = s.inFlight > 0 ? (s.layersInFlight * inFlight) / s.inFlight : 0;
+  const logitsBuffers = l.tp > 1 ? p.vocabParallelLogitsBuffers : 1 + p.logitsGradBuffers;
+  // the last stage keeps the logits of every micro-batch in flight (gpipe: all of them) until its backward
+  const logitsKept = s.logits * Math.max(0, inFlight / l.vpp - 1);
+  const stored = s.activations + s.chunkActivations * (inFlight - s.inFlight) + logitsKept + (p.tpLayerExtra ? layers * tpLayerExtraBytes(c, l, s.tokens) : 0);
+  // the backward's extra working set: the logits' gradients on the last stage, else one layer's
+  const working = Math.max(s.logits * logitsBuffers, p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0);
+  const acts = stored + working;
+  const gathered = l.zero >= 3 ? (p.zero3Gather === 'all' ? s.fullWeights : 2 * s.unitWeights) : 0;
+  // gradients alive during the forward/backward peak: persistent buffers, or the full gradients that
+  // earlier micro-batches of the step accumulated (zili accumulates locally before reducing)
+  const gradsLive = p.persistentGrads ? s.grads : m > 1 ? s.fullGrads : 0;
+  const base = s.weights + s.optimizer;
+  const bucket = Math.min(p.bucketBytes, s.fullGrads); // a bucket holds whole parameters, at most all of them
+  const activation = base + gathered + gradsLive + acts;
+  let update: number;
+  let gather = 0;
+  if (p.persistentGrads) update = base + s.grads;
+  else if (!p.bucketedDataParallel) update = base + s.fullGrads + s.unitWeights; // + one scaled gradient (the largest) in the update
+  else if (l.zero === 0) update = base + 2 * s.fullGrads; // gradients + their full-size buckets until the all-reduce completes
+  else if (l.zero <= 2) {
+    // end of backward: full-size buckets (ZeRO-1) or one bucket beside the reduced chunks (ZeRO-2);
+    // update: each chunk copied out, packed, and all-gathered into full-size staging
+    const endOfBackward = l.zero === 1 || !p.blockingReduceScatter ? s.fullGrads + (l.zero === 1 ? 1 : 2) * (s.fullGrads / D) : s.grads + bucket;
+    update = base + Math.max(endOfBackward, s.fullWeights * (1 + 2 / D));
+  } else {
+    update = base + (p.blockingReduceScatter ? s.grads + bucket : s.fullGrads + 2 * s.grads);
+    // gather 'all': full weights + full-size staging + this rank's packed chunks, all at once
+    if (p.zero3Gather === 'all') gather = base + 2 * s.fullWeights + s.fullWeights / D;
+  }
+  const phases = { activation, update, gather };
+  const peakPhase = (Object.keys(phases) as (keyof PhaseMemory)[]).reduce((a, b) => (phases[b] > phases[a] ? b : a));
+  return {
+    weights: s.weights, optimizer: s.optimizer, grads: Math.max(gradsLive, p.persistentGrads ? s.grads : s.fullGrads),
+    activations: acts, gathered, phases, peak: phases[peakPhase], peakPhase,
+  };
+}
+
+/** Peak memory per chip of a program over the pipeline stages (first and last; bytes, no runtime reserve). */
+export function programMemoryPerChip(m: PlanModel, l: Layout, p: ProgramModel, bytes: StateBytes = BYTES): ProgramMemory {
+  const stages = l.pp > 1 ? [0, l.pp - 1] : [0];
+  let best: ProgramMemory | null = null;
+  for (const st of stages) {
+    const r = { stage: st, ...stagePhases(m.config, l, stageComponents(m, l, st, bytes), p) };
+    if (!best || r.peak > best.peak) best = r;
+  }
+  return best!;
+}
+
+/** Every stage's program peak (pipeline layouts: stage i of pp). */
+export function programMemoryPerStage(m: PlanModel, l: Layout, p: ProgramModel, bytes: StateBytes = BYTES): ProgramMemory[] {
+  return Array.from({ length: l.pp }, (_, st) => ({ stage: st, ...stagePhases(m.config, l, stageComponents(m, l, st, bytes), p) }));
+}
