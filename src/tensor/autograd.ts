@@ -262,6 +262,21 @@ export async function backwardAsync(loss: Tensor, grad?: Tensor, opts: BackwardO
   while (!r.done) r = it.next(await r.value);
 }
 
+/**
+ * A pre-backward hook: a new handle on x whose gradient passes through unchanged, calling `fn` the
+ * moment backward reaches it, i.e. before anything recorded before it (the ops that produced x) runs
+ * its backward. ZeRO-3 gathers a block's weights there. Without recording, just a new handle.
+ */
+export function beforeBackward(x: Tensor, fn: () => void): Tensor {
+  const y = x.share(x.shape);
+  if (!needsGrad([x])) return y;
+  record(y, 'beforeBackward', [x], [], (g) => {
+    fn();
+    return [g.share(g.shape)];
+  });
+  return y;
+}
+
 /** Runs fn with gradient recording on (activation recomputation re-records inside backward). */
 export function withGrad<T>(fn: () => T): T {
   const prev = enabled;
