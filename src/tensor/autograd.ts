@@ -7,7 +7,8 @@
 // the gradient of its input from a leaf (`stageInput`). A node's backward may return a Promise (a
 // collective in backward, see src/dist/differentiable.ts): such graphs run with `backwardAsync`.
 // A grad-ready hook (data-parallel gradient bucketing) is told the moment each leaf's gradient for
-// this backward is final.
+// this backward is final; a pre-backward hook (`beforeBackward`, ZeRO-3 gathering a block's weights)
+// runs the moment backward reaches a marked tensor, before the ops that produced it.
 import type { Tensor } from './tensor.js';
 import { keep } from './scope.js';
 
