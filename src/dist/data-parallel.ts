@@ -301,10 +301,10 @@ export class DataParallel {
     }
   }
 
-  /** waitSync on the data-parallel communicator, counted as exposed communication. */
-  private waitSync(p: Promise<void>): void {
+  /** Runs a blocking communication call, counting its time as exposed communication. */
+  private blocked(fn: () => void): void {
     const t0 = performance.now();
-    this.comm.waitSync!(p);
+    fn();
     this.commWaitS += (performance.now() - t0) / 1000;
   }
 
@@ -338,7 +338,7 @@ export class DataParallel {
       const busy = reduced.filter((r) => r.flat && r.done);
       busy.forEach((r, k) => {
         // oldest first; collectives of one communicator complete in issue order
-        if (busy.length - k > BUCKETS_IN_FLIGHT) this.waitSync(r.done!);
+        if (busy.length - k > BUCKETS_IN_FLIGHT) this.blocked(() => this.comm.waitSync!(r.done!));
         else if (!this.comm.completed!(r.done!)) return;
         r.flat!.dispose();
         r.flat = null;
@@ -372,7 +372,7 @@ export class DataParallel {
           reduced.push({ bucket: b, flat, out, done });
           reap();
         } else if (this.comm.reduceScatterSync && zeroCopy(flat, out)) {
-          this.comm.reduceScatterSync(flat, out);
+          this.blocked(() => this.comm.reduceScatterSync!(flat, out));
           flat.dispose();
           reduced.push({ bucket: b, flat: null, out, done: null });
         } else {
