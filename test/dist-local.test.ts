@@ -142,9 +142,16 @@ test('blocking calls: a copy on one rank; refused on staged buffers and behind a
   const dev = asyncDevice();
   const t = T.tensor(dev, Float32Array.of(1, 2), [2]);
   assert.throws(() => w.allGatherSync(t, new Float32Array(2)), /allGatherSync on communicator 'world' \(rank 0 of 1\): blocking calls need host buffers/);
-  const pending = w.barrier();
+  // a staged (device) buffer waits for its read before it starts: a blocking call must not overtake it
+  const pending = w.allReduce(t);
   assert.throws(() => w.reduceScatterSync(out, new Float32Array(3)), /1 earlier call\(s\) on this communicator have not started yet/);
+  assert.throws(() => w.waitSync(pending), /not a collective of this communicator started at its call/);
   await pending;
+  // a host call starts at the call: complete at once on one rank
+  const started = w.barrier();
+  assert.equal(w.completed(started), true);
+  w.waitSync(started);
+  await started;
   w.reduceScatterSync(Float32Array.of(4, 5, 6), out);
   assert.deepEqual([...out], [4, 5, 6]);
 });

@@ -53,6 +53,12 @@ test('every communicator call on 2 ranks', { skip }, async () => {
   assert.deepEqual(okLines(r.stdout, 'ok '), ['ok 0 2', 'ok 1 2']);
 });
 
+test('a nonblocking collective progresses while JavaScript is busy: it completes inside a synchronous loop; waitSync', { skip }, async () => {
+  const r = await mpirun(2, 'dist-overlap-check.js', { ZILI_OVERLAP_CHECK: '1' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(okLines(r.stdout, 'overlap '), ['overlap 0 2', 'overlap 1 2']);
+});
+
 test('every communicator call on 3 ranks with 256-byte chunks', { skip }, async () => {
   const r = await mpirun(3, 'dist-comm-check.js', { ZILI_COMM_CHECK: '1', ZILI_TEST_CHUNK_BYTES: '256' });
   assert.equal(r.code, 0, r.stderr);

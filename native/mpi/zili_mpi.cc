@@ -10,7 +10,11 @@
 // stream, like NCCL's), so all ranks see the same order; point-to-point calls go to a second thread
 // per communicator that posts MPI_Isend/MPI_Irecv at once and polls them, so a send and a recv issued
 // in either order on two ranks never deadlock. Completions resolve their Promise through a
-// threadsafe function. Large messages move in chunks of at most `chunkBytes` (16 MiB) per MPI call.
+// threadsafe function. A collective is handed to its worker synchronously, at the JavaScript call,
+// so it runs while JavaScript keeps computing (e.g. the rest of a synchronous backward); each gets a
+// sequence number per communicator, and since a worker completes its jobs in issue order, "done up
+// to n" is one counter: JavaScript reads it (doneSeq) or blocks on it (waitSeq) without the event
+// loop, which is how synchronous code waits for a prefetch it issued earlier. Large messages move in chunks of at most `chunkBytes` (16 MiB) per MPI call.
 // bf16 travels as MPI_UINT16_T; its sum/max/min are user-defined ops that widen each pair to f32 and
 // round the result back to bf16 (round to nearest even), i.e. pairwise bf16 arithmetic as NCCL does.
 // A watchdog thread aborts the whole job (MPI_Abort) when a call has run longer than the timeout,
@@ -103,6 +107,7 @@ struct Job {
   napi_deferred deferred = nullptr;
   napi_ref refIn = nullptr, refOut = nullptr;
   SyncWait* sync = nullptr;  // set for a blocking call: completion wakes the waiting JS thread instead of a Promise
+  uint64_t seq = 0;          // collectives: issue number on the communicator (1, 2, ...)
   std::string error;
 };
 
@@ -139,6 +144,10 @@ struct Comm {
   std::thread p2p;
   std::mutex inflightMu;
   std::set<Job*> inflight;
+  uint64_t issuedSeq = 0;  // under mu
+  std::mutex doneMu;
+  std::condition_variable doneCv;
+  std::atomic<uint64_t> doneSeq{0};
 };
 
 MPI_Datatype mpiType(int d) { return d == F32 ? MPI_FLOAT : d == BF16 ? MPI_UINT16_T : MPI_INT32_T; }
@@ -291,6 +300,11 @@ void workerLoop(Comm* c) {
       case BARRIER: MPI_Barrier(c->comm); break;
       case SPLIT: runSplit(j); break;
       default: j->error = "internal: point-to-point job on the collective queue";
+    }
+    {
+      std::lock_guard<std::mutex> g(c->doneMu);
+      c->doneSeq = j->seq;
+      c->doneCv.notify_all();
     }
     complete(j);
   }
@@ -490,6 +504,7 @@ napi_value enqueue(Args& a, Job* j) {
     c->pcv.notify_one();
   } else {
     std::lock_guard<std::mutex> g(c->mu);
+    j->seq = ++c->issuedSeq;
     c->q.push_back(j);
     c->cv.notify_one();
   }
@@ -601,6 +616,7 @@ napi_value TwoBufSync(napi_env env, napi_callback_info info, Kind k) {
   Comm* c = j->comm;
   {
     std::lock_guard<std::mutex> g(c->mu);
+    j->seq = ++c->issuedSeq;
     c->q.push_back(j);
     c->cv.notify_one();
   }
@@ -660,6 +676,43 @@ napi_value Split(napi_env env, napi_callback_info info) {
   napi_get_value_string_utf8(env, a.argv[3], buf, sizeof buf, &n);
   j->newName.assign(buf, n);
   return enqueue(a, j);
+}
+
+napi_value uint64Value(napi_env env, uint64_t v) {
+  napi_value r;
+  napi_create_double(env, double(v), &r);
+  return r;
+}
+
+// lastSeq(comm): the sequence number of the last collective issued on comm (0: none yet)
+napi_value LastSeq(napi_env env, napi_callback_info info) {
+  Args a = args(env, info);
+  Comm* c = getComm(a, 0);
+  std::lock_guard<std::mutex> g(c->mu);
+  return uint64Value(env, c->issuedSeq);
+}
+
+// doneSeq(comm): every collective of comm up to this sequence number has completed (buffers released by MPI)
+napi_value DoneSeq(napi_env env, napi_callback_info info) {
+  Args a = args(env, info);
+  return uint64Value(env, getComm(a, 0)->doneSeq.load());
+}
+
+// waitSeq(comm, seq): blocks the JavaScript thread until collective `seq` of comm has completed (the
+// watchdog still aborts the job if it never does). Its Promise still resolves later, on the event loop.
+napi_value WaitSeq(napi_env env, napi_callback_info info) {
+  Args a = args(env, info);
+  Comm* c = getComm(a, 0);
+  double s = 0;
+  napi_get_value_double(env, a.argv[1], &s);
+  uint64_t seq = uint64_t(s);
+  {
+    std::lock_guard<std::mutex> g(c->mu);
+    if (seq > c->issuedSeq) return throwErr(env, "zili_mpi: waitSeq(" + std::to_string(seq) + ") on communicator '" + c->name + "' of which only " + std::to_string(c->issuedSeq) + " collectives were issued");
+  }
+  std::unique_lock<std::mutex> g(c->doneMu);
+  c->doneCv.wait(g, [&] { return c->doneSeq.load() >= seq; });
+  return nullptr;
 }
 
 napi_value SetStep(napi_env env, napi_callback_info info) {
@@ -741,7 +794,8 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
              {"broadcast", Broadcast}, {"send", Send},      {"recv", Recv},                   {"allToAllV", AllToAllV},
              {"barrier", Barrier}, {"split", Split},         {"setStep", SetStep},             {"setTimeout", SetTimeout},
              {"pending", Pending}, {"abort", Abort},         {"finalize", Finalize},
-             {"reduceScatterSync", ReduceScatterSync}, {"allGatherSync", AllGatherSync}};
+             {"reduceScatterSync", ReduceScatterSync}, {"allGatherSync", AllGatherSync},
+             {"lastSeq", LastSeq},   {"doneSeq", DoneSeq},     {"waitSeq", WaitSeq}};
   for (auto& f : fns) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);

@@ -2,13 +2,24 @@
 // host views of the buffers (zero copy or staged, see buffers.ts), and issue order — a call is
 // handed to the transport only after the previous call on the same communicator was, even when its
 // buffers must first be staged from an asynchronous device, so every rank's transport sees the same
-// order. Implementations only move host typed arrays.
+// order. A call on host buffers with nothing ahead of it waiting to start is handed to the transport
+// synchronously, at the call (not in a later microtask): its transfer then progresses while the
+// caller keeps computing synchronously (a backward issuing gradient buckets, a forward prefetching
+// ZeRO-3 weights), and waitSync/completed see it without the event loop. Implementations only move
+// host typed arrays.
 import type { CommBuffer, CommDType, CommReduceOp, Communicator } from './communicator.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { HostBuffer } from '../backend/host-allocator.js';
 import { type HostCommArray, type HostView, commDType, elementCount, hostView, zeroCopy } from './buffers.js';
 
 export type { HostCommArray };
+
+/** A collective handed to the transport: whether its transfer is complete, and a blocking wait for it. */
+export interface CallTicket {
+  done(): boolean;
+  wait(): void;
+}
+const COMPLETED: CallTicket = { done: () => true, wait: () => {} };
 
 export abstract class BaseCommunicator implements Communicator {
   abstract readonly kind: 'local' | 'mpi';
@@ -19,6 +30,8 @@ export abstract class BaseCommunicator implements Communicator {
   private issued: Promise<unknown> = Promise.resolve();
   /** calls issued but not yet handed to the transport (a blocking call must not overtake them) */
   private waitingToStart = 0;
+  /** collectives started at their call, by the Promise they returned */
+  private readonly tickets = new WeakMap<Promise<unknown>, CallTicket>();
 
   protected abstract hostAllReduce(buf: HostCommArray, dtype: CommDType, op: CommReduceOp): Promise<void>;
   protected abstract hostReduceScatter(input: HostCommArray, output: HostCommArray, dtype: CommDType, op: CommReduceOp): Promise<void>;
@@ -30,6 +43,10 @@ export abstract class BaseCommunicator implements Communicator {
   protected abstract transportBarrier(): Promise<void>;
   protected abstract transportSplit(color: number, key: number, name: string): Promise<Communicator | null>;
   abstract setStep(step: number): void;
+  /** The ticket of the collective the transport was just handed; the default: the transport completed it when it started it (a world of one process). */
+  protected startedTicket(): CallTicket {
+    return COMPLETED;
+  }
   abstract abort(message: string, exitCode?: number): never;
 
   allReduce(buf: CommBuffer, op: CommReduceOp = 'sum'): Promise<void> {
@@ -67,7 +84,7 @@ export abstract class BaseCommunicator implements Communicator {
     this.checkPeer(dst, 'destination', what);
     this.checkTag(tag, what);
     const dtype = commDType(buf, what);
-    return this.ordered([[buf, 'in']], ([v]) => this.hostSend(v!.data, dtype, dst, tag));
+    return this.ordered([[buf, 'in']], ([v]) => this.hostSend(v!.data, dtype, dst, tag), false);
   }
 
   recv(buf: CommBuffer, src: number, tag = 0): Promise<void> {
@@ -75,7 +92,7 @@ export abstract class BaseCommunicator implements Communicator {
     this.checkPeer(src, 'source', what);
     this.checkTag(tag, what);
     const dtype = commDType(buf, what);
-    return this.ordered([[buf, 'out']], ([v]) => this.hostRecv(v!.data, dtype, src, tag));
+    return this.ordered([[buf, 'out']], ([v]) => this.hostRecv(v!.data, dtype, src, tag), false);
   }
 
   allToAllV(input: CommBuffer, sendCounts: readonly number[], output: CommBuffer, recvCounts: readonly number[]): Promise<void> {
@@ -113,6 +130,21 @@ export abstract class BaseCommunicator implements Communicator {
       throw new Error(`${what}: ${this.waitingToStart} earlier call(s) on this communicator have not started yet; await them (or use the Promise form) so every rank keeps the same order`);
   }
 
+  waitSync(pending: Promise<void>): void {
+    this.ticket(pending, 'waitSync').wait();
+  }
+
+  completed(pending: Promise<void>): boolean {
+    return this.ticket(pending, 'completed').done();
+  }
+
+  private ticket(pending: Promise<void>, what: string): CallTicket {
+    const t = this.tickets.get(pending);
+    if (!t)
+      throw new Error(`${this.what(what)}: that call is not a collective of this communicator started at its call (it was staged from a device buffer, or queued behind a call waiting to start); await its Promise instead`);
+    return t;
+  }
+
   barrier(): Promise<void> {
     return this.ordered([], () => this.transportBarrier());
   }
@@ -122,8 +154,21 @@ export abstract class BaseCommunicator implements Communicator {
     return this.ordered([], () => this.transportSplit(color, key, name));
   }
 
-  /** Runs `start` (which hands the call to the transport) after the previous call's start, then commits staged outputs. */
-  private ordered<T>(bufs: [CommBuffer, 'in' | 'out' | 'inout'][], start: (views: HostView[]) => Promise<T>): Promise<T> {
+  /**
+   * Runs `start` (which hands the call to the transport) after the previous call's start, then
+   * commits staged outputs; at once when nothing is waiting to start and no buffer needs staging.
+   */
+  private ordered<T>(bufs: [CommBuffer, 'in' | 'out' | 'inout'][], start: (views: HostView[]) => Promise<T>, collective = true): Promise<T> {
+    if (this.waitingToStart === 0 && zeroCopy(...bufs.map(([b]) => b))) {
+      let done: Promise<T>;
+      try {
+        done = start(bufs.map(([b]) => ({ data: syncView(b), dtype: commDType(b, this.name), commit: () => {} })));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      if (collective) this.tickets.set(done, this.startedTicket());
+      return done;
+    }
     this.waitingToStart++;
     const started = this.issued.then(async () => {
       try {

@@ -60,6 +60,17 @@ export interface Communicator {
    */
   reduceScatterSync?(input: CommBuffer, output: CommBuffer, op?: CommReduceOp): void;
   allGatherSync?(input: CommBuffer, output: CommBuffer): void;
+  /**
+   * Blocks until the collective that returned `pending` has completed, without the event loop (its
+   * Promise still resolves later). For synchronous code that issued a call earlier and now needs its
+   * result, e.g. a ZeRO-3 weight prefetch inside forward. A call on host buffers, issued with no
+   * earlier call of this communicator waiting to start, is handed to the transport at the call and
+   * progresses while JavaScript computes; any other call throws here (await its Promise). Absent
+   * where a transport cannot block (the loopback of the tests).
+   */
+  waitSync?(pending: Promise<void>): void;
+  /** Whether that collective has completed (same conditions as waitSync; never blocks). */
+  completed?(pending: Promise<void>): boolean;
   /** Resolves when every rank has entered the barrier. */
   barrier(): Promise<void>;
   /**

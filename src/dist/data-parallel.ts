@@ -9,12 +9,19 @@
 //   ZeRO 0: gradients all-reduced, every rank runs the same full AdamW.
 //   ZeRO 1: gradients all-reduced, each rank updates only its chunk of every parameter with its
 //           chunk of the AdamW moments, then the chunks are all-gathered into the full parameters.
-//   ZeRO 2: as 1, but gradients are reduce-scattered: a rank only ever receives its own chunks. On a
-//           communicator with blocking calls (MPI) each bucket is reduce-scattered inside backward,
-//           as soon as it is packed, and its full-size buffer freed at once (reduceScatterSync).
-//   ZeRO 3: as 2, and between steps a rank keeps only its chunk of each parameter; the full
-//           parameters are all-gathered (bucket by bucket) at the start of the step, and in the
-//           last micro-batch's backward each is freed as soon as its gradient is final.
+//   ZeRO 2: as 1, but gradients are reduce-scattered: a rank only ever receives its own chunks. A
+//           collective on host buffers starts at its call (base.ts), so each bucket's reduce-scatter
+//           runs while backward goes on; at most two buckets' full-size buffers are in flight (a
+//           third waits for the oldest, which is then freed).
+//   ZeRO 3: as 2, and between steps a rank keeps only its chunk of each parameter. On a
+//           communicator that can wait synchronously (MPI, local), parameters are all-gathered layer
+//           by layer just before use and freed after, the next layer's gather prefetched
+//           (zero3-gather.ts); otherwise (the in-process loopback of the tests) every parameter is
+//           gathered at the start of the step. Each gathered weight is freed as soon as its
+//           gradient is final; gradients accumulate over micro-batches in full-size tensors of
+//           their own, since a parameter's leaf tensor is re-created at every gather.
+// Exposed communication: the time JavaScript spends blocked on collectives (waiting for a gather,
+// for a bucket, for the step's last collectives, for the optimizer's) is reported per step.
 // Clipping uses the global norm (chunks' squares summed over ranks), MoE routing biases move by the
 // expert loads summed over all ranks, and the reported loss is the mean over ranks, so every rank
 // computes what one process with the whole global batch would.
@@ -33,17 +40,29 @@ import { restoreModel, restoreOptimizer, restoreRouterBias, savedOptimizerStep }
 import type { Communicator } from './communicator.js';
 import { zeroCopy } from './buffers.js';
 import { type Bucket, type ShardLayout, ownedRange, planShards } from './shard-layout.js';
+import { type GatherEvent, LayerwiseGather, gatherUnit, gatheredLeaf, isBlockParam, issueGather, unpackGather } from './zero3-gather.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
-/** How ZeRO-3 gathers the weights (the planner's memory model follows it, src/dist/memory-report.ts): all at the start of the step. */
-export const ZERO3_GATHER: 'all' | 'layer' = 'all';
+/**
+ * How ZeRO-3's gathered weights live (the planner's memory model follows it, src/dist/memory-report.ts):
+ * layer by layer they are freed after each block, but without recomputation the autograd graph holds
+ * every block's weights until its backward, so only `--recompute full` keeps one or two blocks' worth.
+ */
+export function zero3GatherMode(recompute: 'none' | 'full'): 'all' | 'layer' {
+  return recompute === 'full' ? 'layer' : 'all';
+}
 
 /** A bucket's collective: the packed full-size buffer (all-reduced in place, or the reduce-scatter's input until it completes) and the reduce-scatter's output. */
 interface Reduced {
   bucket: Bucket;
   flat: Tensor | null;
   out: Tensor | null;
+  /** the collective's Promise (null when it ran blocking) */
+  done: Promise<void> | null;
 }
+
+/** Reduce-scatter buckets whose full-size buffers may be in flight at once (ZeRO 2-3); one more waits for the oldest. */
+const BUCKETS_IN_FLIGHT = 2;
 
 export interface DataParallelOptions {
   zero: ZeroStage;
@@ -52,6 +71,15 @@ export interface DataParallelOptions {
   adamw: AdamWConfig;
   /** forward + backward of one micro-batch (default train/step.ts microBatch; context parallelism passes its own) */
   microBatch?: typeof microBatch;
+  /** ZeRO 3: told of every layer-by-layer gather event (tests, tracing) */
+  onGather?: (e: GatherEvent) => void;
+  /** ZeRO 3: gather every parameter at the start of the step even where layer by layer is possible */
+  gatherAllAtStart?: boolean;
+}
+
+/** A step's result plus the seconds this rank spent blocked on communication. */
+export interface DataParallelStepResult extends StepResult {
+  commWaitS: number;
 }
 
 /** Optimizer state of this rank: full tensors (ZeRO 0) or this rank's chunks (ZeRO >= 1), by parameter name. */
@@ -85,6 +113,12 @@ export class DataParallel {
   private readonly gradChunks = new Map<string, Tensor>();
   /** position of each parameter in creation order (the index of its has-a-gradient flag) */
   private readonly order = new Map<string, number>();
+  /** ZeRO 3: gradients accumulated over the step's micro-batches, taken from each leaf as it becomes final */
+  private readonly accGrads = new Map<string, Tensor>();
+  /** ZeRO 3 layer by layer: the gathers' own communicator (made at the first step), null before or when not layer by layer */
+  private gatherComm: Communicator | null = null;
+  /** seconds blocked on communication in the step in progress */
+  private commWaitS = 0;
 
   constructor(
     readonly model: Transformer,
@@ -188,10 +222,21 @@ export class DataParallel {
     }
   }
 
+  /** Whether ZeRO 3 gathers layer by layer here (the communicator can wait synchronously, and the model's own forward runs the blocks: a custom micro-batch routine such as context parallelism's gathers all at the start). */
+  get layerwise(): boolean {
+    return this.zero === 3 && this.opts.gatherAllAtStart !== true && !this.opts.microBatch && !!this.comm.waitSync && !!this.comm.completed;
+  }
+
   /** One optimizer step over `accum` micro-batches of this rank's rows; the result is global. */
-  async runStep(loader: TokenLoader, accum: number, lr: number, opts: StepOptions = {}): Promise<StepResult> {
+  async runStep(loader: TokenLoader, accum: number, lr: number, opts: StepOptions = {}): Promise<DataParallelStepResult> {
     const model = this.model, comm = this.comm;
-    if (this.zero === 3) await this.gatherParams();
+    this.commWaitS = 0;
+    let layers: LayerwiseGather | null = null;
+    if (this.layerwise) {
+      this.gatherComm ??= await comm.split(0, comm.rank, `${comm.name}-zero3`);
+      await this.timed(this.gatherRoot());
+      layers = new LayerwiseGather(model, this.gatherComm!, this.paramChunks, model.recomputeMode === 'full', (name) => this.accGrads.get(name), this.opts.onGather);
+    } else if (this.zero === 3) await this.timed(this.gatherParams());
     let ceSum = 0, auxSum = 0;
     const loads = new Map<number, number[]>();
     const inflight: Promise<void>[] = [];
@@ -199,21 +244,37 @@ export class DataParallel {
     // which parameters got a gradient on this rank; after a max-reduction, on any rank. One process
     // leaves a parameter without gradient (an expert no token chose) untouched by AdamW, so do we.
     const present = new Int32Array(this.order.size);
-    for (let micro = 0; micro < accum; micro++) {
-      const last = micro === accum - 1;
-      const launcher = last ? this.bucketLauncher(inflight, reduced, present) : null;
-      const r = await (this.opts.microBatch ?? microBatch)(model, loader, loads, launcher ? { onGradReady: launcher.ready } : {}, launcher ? () => launcher.flush() : undefined);
-      ceSum += r.ce;
-      auxSum += r.aux;
+    model.blockHook = layers?.hook ?? null;
+    try {
+      for (let micro = 0; micro < accum; micro++) {
+        const last = micro === accum - 1;
+        const launcher = last ? this.bucketLauncher(inflight, reduced, present) : null;
+        // layer by layer, a block's weights are re-gathered per micro-batch: their gradients move to accGrads as they become
+        // final (the root unit's stay on its leaves, held for the whole step, until the last micro-batch)
+        const ready = launcher ? launcher.ready : layers ? (leaf: Tensor) => void (isBlockParam(leaf.name) && this.takeGrad(leaf, true)) : null;
+        layers?.startForward();
+        const r = await (this.opts.microBatch ?? microBatch)(model, loader, loads, ready ? { onGradReady: ready } : {}, () => {
+          layers?.endBackward();
+          launcher?.flush();
+        });
+        ceSum += r.ce;
+        auxSum += r.aux;
+      }
+    } finally {
+      model.blockHook = null;
     }
     // the step's scalars and the MoE loads travel behind the gradient buckets
     const scalars = Float32Array.from([opts.poisonLoss ? NaN : ceSum / accum, auxSum / accum]);
     inflight.push(comm.allReduce(scalars));
-    const layers = [...loads.keys()].sort((a, b) => a - b);
-    const loadBuf = Int32Array.from(layers.flatMap((l) => loads.get(l)!));
+    const layerIds = [...loads.keys()].sort((a, b) => a - b);
+    const loadBuf = Int32Array.from(layerIds.flatMap((l) => loads.get(l)!));
     if (loadBuf.length) inflight.push(comm.allReduce(loadBuf));
     inflight.push(comm.allReduce(present, 'max'));
-    await Promise.all(inflight);
+    if (layers) {
+      inflight.push(...layers.issued);
+      this.commWaitS += layers.waitS;
+    }
+    await this.timed(Promise.all(inflight));
     this.unpack(reduced, present);
     if (this.zero === 3) this.releaseParams();
 
@@ -223,34 +284,82 @@ export class DataParallel {
     const skip = opts.skipNonFinite === true && !Number.isFinite(loss);
     const gradNorm = skip ? NaN : this.full ? await this.full.update(lr, gradScale, opts.skipNonFinite) : await this.shardedUpdate(lr, gradScale, opts.skipNonFinite);
     if (opts.skipNonFinite && !Number.isFinite(gradNorm)) {
-      for (const g of this.gradChunks.values()) g.dispose();
+      for (const g of [...this.gradChunks.values(), ...this.accGrads.values()]) g.dispose();
       this.gradChunks.clear();
+      this.accGrads.clear();
       model.params.zeroGrad();
-      return { loss, aux: scalars[1]! / comm.size, gradNorm, skipped: true };
+      return { loss, aux: scalars[1]! / comm.size, gradNorm, skipped: true, commWaitS: this.commWaitS };
     }
     let at = 0;
-    for (const l of layers) {
+    for (const l of layerIds) {
       const n = loads.get(l)!.length;
       model.lastLoads.set(l, Array.from(loadBuf.subarray(at, at + n)));
       at += n;
     }
     model.updateRouterBias();
     model.params.zeroGrad();
-    return { loss, aux: scalars[1]! / comm.size, gradNorm };
+    return { loss, aux: scalars[1]! / comm.size, gradNorm, commWaitS: this.commWaitS };
+  }
+
+  /** Awaits p, counting the time as exposed communication. */
+  private async timed<R>(p: Promise<R>): Promise<R> {
+    const t0 = performance.now();
+    try {
+      return await p;
+    } finally {
+      this.commWaitS += (performance.now() - t0) / 1000;
+    }
+  }
+
+  /** Runs a blocking communication call, counting its time as exposed communication. */
+  private blocked(fn: () => void): void {
+    const t0 = performance.now();
+    fn();
+    this.commWaitS += (performance.now() - t0) / 1000;
+  }
+
+  /**
+   * ZeRO 3: moves a leaf's gradient (final for this backward) to accGrads and frees the leaf when
+   * asked; returns the parameter's name (undefined for a leaf that is no parameter).
+   */
+  private takeGrad(leaf: Tensor, free: boolean): string | undefined {
+    const name = leaf.name;
+    if (!this.shapes.has(name)) return undefined;
+    // a re-gathered leaf starts with the accumulated gradient (see LayerwiseGather), so this is the same tensor or the first one
+    if (leaf.grad) this.accGrads.set(name, leaf.grad);
+    leaf.grad = null;
+    if (free) leaf.dispose();
+    return name;
+  }
+
+  /** The gradient a bucket packs: the leaf's (ZeRO 0-2), or the accumulated one (ZeRO 3). */
+  private gradOf(name: string): Tensor | null {
+    return (this.zero === 3 ? this.accGrads.get(name) : undefined) ?? this.model.params.get(name).grad;
   }
 
   /** The grad-ready hook of the last micro-batch: issues each bucket's collective once all its gradients are final, in bucket order. */
   private bucketLauncher(inflight: Promise<void>[], reduced: Reduced[], present: Int32Array) {
     const layout = this.layout;
     const pending = layout.buckets.map((b) => b.slots.length);
-    const params = new Map([...this.model.params.tensors].map(([n, t]) => [t, n]));
+    const canWait = !!this.comm.waitSync && !!this.comm.completed;
     let next = 0;
+    /** frees the full-size buffers of finished reduce-scatters; waits for the oldest while more than BUCKETS_IN_FLIGHT are in flight */
+    const reap = () => {
+      const busy = reduced.filter((r) => r.flat && r.done);
+      busy.forEach((r, k) => {
+        // oldest first; collectives of one communicator complete in issue order
+        if (busy.length - k > BUCKETS_IN_FLIGHT) this.blocked(() => this.comm.waitSync!(r.done!));
+        else if (!this.comm.completed!(r.done!)) return;
+        r.flat!.dispose();
+        r.flat = null;
+      });
+    };
     const launch = (b: Bucket) => {
       const world = layout.world;
       const flat = keep(T.zeros(this.be, [world * b.regionNumel]));
       for (const s of b.slots) {
         const p = this.model.params.get(s.name);
-        const g = p.grad;
+        const g = this.gradOf(s.name);
         if (g) present[this.order.get(s.name)!] = 1;
         if (g)
           for (let r = 0; r < world; r++) {
@@ -261,22 +370,30 @@ export class DataParallel {
         if (this.zero >= 1 && g) {
           g.dispose();
           p.grad = null;
+          this.accGrads.delete(s.name);
         }
       }
       if (this.zero >= 2) {
         const out = keep(T.zeros(this.be, [b.regionNumel]));
-        if (this.comm.reduceScatterSync && zeroCopy(flat, out)) {
-          // reduced now, inside backward: the bucket's full-size buffer is freed before the next is packed
-          this.comm.reduceScatterSync(flat, out);
+        if (canWait && zeroCopy(flat, out)) {
+          // started now (base.ts): reduced while backward goes on, its full-size buffer freed once done
+          const done = this.comm.reduceScatter(flat, out);
+          inflight.push(done);
+          reduced.push({ bucket: b, flat, out, done });
+          reap();
+        } else if (this.comm.reduceScatterSync && zeroCopy(flat, out)) {
+          this.blocked(() => this.comm.reduceScatterSync!(flat, out));
           flat.dispose();
-          reduced.push({ bucket: b, flat: null, out });
+          reduced.push({ bucket: b, flat: null, out, done: null });
         } else {
-          inflight.push(this.comm.reduceScatter(flat, out));
-          reduced.push({ bucket: b, flat, out });
+          const done = this.comm.reduceScatter(flat, out);
+          inflight.push(done);
+          reduced.push({ bucket: b, flat, out, done });
         }
       } else {
-        inflight.push(this.comm.allReduce(flat));
-        reduced.push({ bucket: b, flat, out: null });
+        const done = this.comm.allReduce(flat);
+        inflight.push(done);
+        reduced.push({ bucket: b, flat, out: null, done });
       }
     };
     const advance = () => {
@@ -284,12 +401,10 @@ export class DataParallel {
     };
     return {
       ready: (leaf: Tensor) => {
-        const name = params.get(leaf);
-        if (name === undefined) return;
-        const s = layout.slots.get(name)!;
         // ZeRO 3: every tape node that read this weight has run and dropped its handles; free it now
-        if (this.zero === 3) leaf.dispose();
-        pending[s.bucket]!--;
+        const name = this.zero === 3 ? this.takeGrad(leaf, true) : this.shapes.has(leaf.name) && this.model.params.get(leaf.name) === leaf ? leaf.name : undefined;
+        if (name === undefined) return;
+        pending[layout.slots.get(name)!.bucket]!--;
         advance();
       },
       /** after backward: buckets whose parameters got no gradient in this backward (e.g. an expert no local token chose) */
@@ -378,40 +493,28 @@ export class DataParallel {
   }
 
   /** All-gathers every parameter's chunks, bucket by bucket (all issued at once), into `target(name)`. */
-  private async allGatherInto(chunks: ReadonlyMap<string, Tensor>, target: (name: string) => Tensor): Promise<void> {
-    const { world } = this.layout;
-    const work = this.layout.buckets.map((b) => {
-      const mine = keep(T.zeros(this.be, [b.regionNumel]));
-      for (const s of b.slots) copy1d(chunks.get(s.name)!, 0, mine, s.offset, s.chunk);
-      const flat = keep(T.empty(this.be, [world * b.regionNumel]));
-      return { b, mine, flat, done: this.comm.allGather(mine, flat) };
-    });
+  private async allGatherInto(chunks: ReadonlyMap<string, Tensor>, target: (name: string) => Tensor, units: readonly Bucket[] = this.layout.buckets, comm = this.comm): Promise<void> {
+    const work = units.map((b) => issueGather(this.be, comm, b, chunks));
     await Promise.all(work.map((w) => w.done));
-    for (const { b, mine, flat } of work) {
-      for (const s of b.slots) {
-        const dst = target(s.name);
-        for (let r = 0; r < world; r++) {
-          const { start, end } = ownedRange(s.numel, world, r);
-          copy1d(flat, r * b.regionNumel + s.offset, dst, start, end - start);
-        }
-      }
-      mine.dispose();
-      flat.dispose();
-    }
+    for (const w of work) unpackGather(w, comm.size, target);
   }
 
   /** ZeRO 3: full parameters from every rank's chunks. */
   private async gatherParams(): Promise<void> {
     if (this.gathered) return;
     const ps = this.model.params;
-    for (const [name, shape] of this.shapes) {
-      const t = keep(T.empty(this.be, shape));
-      t.requiresGrad = true;
-      t.name = name;
-      ps.tensors.set(name, t);
-    }
+    for (const [name, shape] of this.shapes) ps.tensors.set(name, gatheredLeaf(this.be, name, shape));
     await this.allGatherInto(this.paramChunks, (name) => ps.get(name));
     this.gathered = true;
+  }
+
+  /** ZeRO 3 layer by layer: the root unit (the parameters outside every block), held for the step; the blocks come through LayerwiseGather. */
+  private async gatherRoot(): Promise<void> {
+    const ps = this.model.params;
+    const names = [...this.shapes.keys()].filter((n) => !isBlockParam(n));
+    for (const name of names) ps.tensors.set(name, gatheredLeaf(this.be, name, this.shapes.get(name)!));
+    const unit = gatherUnit(names.map((name) => ({ name, numel: ps.get(name).numel })), this.comm.size, this.comm.rank);
+    await this.allGatherInto(this.paramChunks, (name) => ps.get(name), [unit], this.gatherComm!);
   }
 
   /** ZeRO 3: frees the full parameters (the chunks stay). */

@@ -7,7 +7,7 @@ import { planModel } from '../plan/model.js';
 import { type ProgramMemory, programMemoryPerChip, programMemoryPerStage, ziliProgram } from '../plan/program-memory.js';
 import { formatBytes } from '../train/format.js';
 import type { TrainConfig } from '../train/train-config.js';
-import { ZERO3_GATHER } from './data-parallel.js';
+import { zero3GatherMode } from './data-parallel.js';
 
 type LayoutFields = Pick<TrainConfig, 'model' | 'seqLen' | 'dp' | 'zero' | 'microBatch' | 'globalBatch' | 'recompute'> & Partial<Pick<TrainConfig, 'pipeline' | 'tensorParallel' | 'contextParallel' | 'expertParallel' | 'bucketMb'>>;
 
@@ -34,7 +34,7 @@ export function plannedProgramMemory(c: LayoutFields, perStage: true): ProgramMe
 export function plannedProgramMemory(c: LayoutFields, perStage = false): ProgramMemory | ProgramMemory[] {
   const l = runLayout(c);
   const m = planModel({ ...c.model, seqLen: c.seqLen }, false, 4);
-  const p = ziliProgram(l, { bucketBytes: (c.bucketMb ?? 25) * 2 ** 20, zero3Gather: ZERO3_GATHER, ...(c.pipeline ? { schedule: c.pipeline.schedule } : {}) });
+  const p = ziliProgram(l, { bucketBytes: (c.bucketMb ?? 25) * 2 ** 20, zero3Gather: zero3GatherMode(c.recompute), ...(c.pipeline ? { schedule: c.pipeline.schedule } : {}) });
   return perStage ? programMemoryPerStage(m, l, p, F32_TRAINING_BYTES) : programMemoryPerChip(m, l, p, F32_TRAINING_BYTES);
 }
 

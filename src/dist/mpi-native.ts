@@ -27,6 +27,12 @@ export interface MpiBinding {
   /** blocking forms: return once the communicator's worker has run the collective */
   reduceScatterSync(comm: unknown, dtype: number, op: number, input: Typed, output: Typed): void;
   allGatherSync(comm: unknown, dtype: number, unused: number, input: Typed, output: Typed): void;
+  /** sequence number of the last collective issued on comm (each starts on its worker at the call) */
+  lastSeq(comm: unknown): number;
+  /** every collective of comm up to this sequence number has completed */
+  doneSeq(comm: unknown): number;
+  /** blocks until collective `seq` of comm has completed (its Promise resolves later, on the event loop) */
+  waitSeq(comm: unknown, seq: number): void;
   allToAllV(comm: unknown, dtype: number, input: Typed, sendCounts: Int32Array, output: Typed, recvCounts: Int32Array): Promise<void>;
   barrier(comm: unknown): Promise<void>;
   split(comm: unknown, color: number, key: number, name: string): Promise<NativeComm | null>;

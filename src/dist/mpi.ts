@@ -1,7 +1,7 @@
 // The Open MPI communicator: each call hands typed arrays to the native binding (native/mpi/), which
 // runs it on the communicator's own thread and resolves the Promise when MPI is done with the buffers.
 import type { CommBuffer, CommDType, CommReduceOp, Communicator, World } from './communicator.js';
-import { BaseCommunicator, type HostCommArray } from './base.js';
+import { BaseCommunicator, type CallTicket, type HostCommArray } from './base.js';
 import type { MpiBinding, NativeComm } from './mpi-native.js';
 
 const DTYPE_CODE: Readonly<Record<CommDType, number>> = { f32: 0, bf16: 1, i32: 2 };
@@ -39,6 +39,11 @@ export class MpiCommunicator extends BaseCommunicator {
   }
   allGatherSync(input: CommBuffer, output: CommBuffer): void {
     this.allGatherBlocking(input, output, (i, o, dtype) => this.mpi.allGatherSync(this.handle, DTYPE_CODE[dtype], 0, i, o));
+  }
+  /** The collective just handed to the binding: its worker runs it now; done/wait read its completion counter. */
+  protected override startedTicket(): CallTicket {
+    const seq = this.mpi.lastSeq(this.handle);
+    return { done: () => this.mpi.doneSeq(this.handle) >= seq, wait: () => this.mpi.waitSeq(this.handle, seq) };
   }
   protected hostBroadcast(buf: HostCommArray, dtype: CommDType, root: number): Promise<void> {
     return this.mpi.broadcast(this.handle, DTYPE_CODE[dtype], root, buf);

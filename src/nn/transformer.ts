@@ -30,6 +30,13 @@ export interface ForwardResult {
   aux: Tensor | null;
 }
 
+/**
+ * Called around each decoder block of a forward: 'before' with the block's input, 'after' with its
+ * output; returns the tensor the forward goes on with (x itself, or a new handle on it, e.g. one
+ * carrying a pre-backward hook). ZeRO-3 gathers a block's weights here just before it runs.
+ */
+export type BlockHook = (layer: number, phase: 'before' | 'after', x: Tensor) => Tensor;
+
 export class Transformer {
   readonly params: ParameterStore;
   readonly dtype: ComputeDtype;
@@ -38,6 +45,8 @@ export class Transformer {
   readonly routerBias = new Map<number, Float64Array>();
   /** tokens per expert of each MoE layer in the last forward */
   readonly lastLoads = new Map<number, number[]>();
+  /** see BlockHook; null: none */
+  blockHook: BlockHook | null = null;
 
   constructor(
     readonly config: ModelConfig,
@@ -90,7 +99,13 @@ export class Transformer {
     const c = this.config, ps = this.params;
     let aux: Tensor | null = null;
     const norm = (h: Tensor, w: string) => T.rmsnorm(h, ps.get(w), c.normEps);
+    const hooked = (i: number, phase: 'before' | 'after', t: Tensor) => {
+      const y = this.blockHook!(i, phase, t);
+      if (y !== t) t.dispose();
+      return y;
+    };
     for (let i = lo; i < hi; i++) {
+      if (this.blockHook) x = hooked(i, 'before', x);
       const p = `layers.${i}`;
       const cache = opts.cache ? { kv: opts.cache, layer: i } : undefined;
       const attnPart = (h: Tensor) => this.attentionResidual(h, i, B, S, cache);
@@ -117,6 +132,7 @@ export class Transformer {
       }
       x.dispose();
       x = next;
+      if (this.blockHook) x = hooked(i, 'after', x);
     }
     return { x, aux };
   }

@@ -7,7 +7,8 @@
 // the gradient of its input from a leaf (`stageInput`). A node's backward may return a Promise (a
 // collective in backward, see src/dist/differentiable.ts): such graphs run with `backwardAsync`.
 // A grad-ready hook (data-parallel gradient bucketing) is told the moment each leaf's gradient for
-// this backward is final.
+// this backward is final; a pre-backward hook (`beforeBackward`, ZeRO-3 gathering a block's weights)
+// runs the moment backward reaches a marked tensor, before the ops that produced it.
 import type { Tensor } from './tensor.js';
 import { keep } from './scope.js';
 
@@ -260,6 +261,21 @@ export async function backwardAsync(loss: Tensor, grad?: Tensor, opts: BackwardO
   const it = walk(loss, grad, opts);
   let r = it.next();
   while (!r.done) r = it.next(await r.value);
+}
+
+/**
+ * A pre-backward hook: a new handle on x whose gradient passes through unchanged, calling `fn` the
+ * moment backward reaches it, i.e. before anything recorded before it (the ops that produced x) runs
+ * its backward. ZeRO-3 gathers a block's weights there. Without recording, just a new handle.
+ */
+export function beforeBackward(x: Tensor, fn: () => void): Tensor {
+  const y = x.share(x.shape);
+  if (!needsGrad([x])) return y;
+  record(y, 'beforeBackward', [x], [], (g) => {
+    fn();
+    return [g.share(g.shape)];
+  });
+  return y;
 }
 
 /** Runs fn with gradient recording on (activation recomputation re-records inside backward). */

@@ -417,10 +417,11 @@ export function linearPacked(x: Tensor, weights: readonly Tensor[], dtype: 'f32'
   }
   const C = weights.reduce((s, w) => s + w.shape[0]!, 0);
   const cdt: DType = dtype === 'bf16' ? 'bf16' : x.dtype;
-  const stacked = (): Tensor => {
+  // backward stacks the handles the node saved: the caller may have dropped its own (ZeRO-3 frees a block's weights after its forward)
+  const stacked = (ws: readonly Tensor[]): Tensor => {
     const w = empty(backend, [C, d], cdt);
     let at = 0;
-    for (const wi of weights) {
+    for (const wi of ws) {
       const src = wi.dtype === cdt ? wi : castRaw(wi, cdt);
       backend.copyStrided(src.buf, 0, [d, 1], w.buf, at * d, [d, 1], wi.shape);
       if (src !== wi) src.dispose();
@@ -432,17 +433,17 @@ export function linearPacked(x: Tensor, weights: readonly Tensor[], dtype: 'f32'
     backend.matmul(a.buf, b.buf, out.buf, { batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0, alpha: 1, beta: 0 });
   const outDtype: DType = cdt === 'bf16' ? 'f32' : cdt;
   const xc = x.dtype === cdt ? x : castRaw(x, cdt);
-  const w = stacked();
+  const w = stacked(weights);
   const out = empty(backend, [N, C], outDtype);
   gemm(xc, w, out, N, C, d, false, true);
   w.dispose();
   if (needsGrad([x, ...weights]))
     record(out, 'linearPacked', [x, ...weights], [xc, ...weights], (g) => {
-      const [sx] = node(out).saved as Tensor[];
+      const [sx, ...sw] = node(out).saved as Tensor[];
       const gl = cdt === 'bf16' ? castRaw(g, 'bf16') : g.share();
       let gx: Tensor | null = null;
       if (x.requiresGrad) {
-        const ws = stacked();
+        const ws = stacked(sw);
         gx = empty(backend, [N, d], outDtype);
         gemm(gl, ws, gx, N, d, C, false, false);
         ws.dispose();

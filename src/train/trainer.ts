@@ -322,6 +322,8 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
         stepS,
         rankStepS: ranks ? ranks.stepS : [stepS],
         ...(ranks ? { rankWaitS: ranks.waitS, rankPeakBytes: ranks.peakBytes } : {}),
+        // data parallel: seconds rank 0 spent blocked on collectives in the step (exposed communication)
+        ...('commWaitS' in done ? { commWaitS: done.commWaitS } : {}),
         ...(done.skipped ? { skipped: 'non-finite' } : {}),
         ...(c.evalEvery > 0 && (step % c.evalEvery === 0 || step === c.steps) ? { valLoss } : {}),
       };
