@@ -41,9 +41,9 @@ import { anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dis
 import type { RunEvent } from '../observe/run-record.js';
 import { FaultRuntime } from './fault/runtime.js';
 import { saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
-import { assertPipelineFits } from '../dist/pipeline-config.js';
+import { assertPipelineFits, meshDataRank } from '../dist/pipeline-config.js';
 import { PipelineParallel } from '../dist/pipeline-parallel.js';
-import { assertTensorParallelFits, tensorParallelDataRank } from '../dist/tensor-parallel-plan.js';
+import { assertTensorParallelFits } from '../dist/tensor-parallel-plan.js';
 import { TensorParallel } from '../dist/tensor-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
@@ -133,8 +133,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   if (c.backend === 'meta')
     throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan`);
   const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
-  if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, hooks.comm?.size ?? 1);
-  else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
+  if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
+  else if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, hooks.comm?.size ?? 1);
   else assertWorldFits(c, hooks.comm?.size ?? 1);
   const rank0 = !comm || comm.rank === 0;
   const log = !rank0 ? () => {} : hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
@@ -201,7 +201,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   // the data-parallel replica this rank reads for: pipeline stages all read the same batches, the
   // ranks of one tensor-parallel group too
   const pipelined = !!c.pipeline && c.pipeline.pp > 1;
-  const dataRank = pipelined ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : comm?.rank ?? 0;
+  const dataRank = pipelined || c.tensorParallel ? meshDataRank(c, comm?.rank ?? 0) : comm?.rank ?? 0;
   const openTrain = (state: LoaderState | undefined) =>
     TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state, rank: dataRank, worldSize: c.dp });
   let loader = openTrain(ckpt?.data as LoaderState | undefined);
@@ -213,9 +213,10 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const model = new Transformer(c.model, be, { seed: c.seed, dtype: c.dtype, recompute: c.recompute });
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
   // pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts)
-  const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
+  // (composed with --tp and --dp on the process mesh: each stage's parameters cut to its tp shards)
+  const pp = comm && pipelined ? await PipelineParallel.open(model, comm, { ...c.pipeline!, adamw, tensorParallel: c.tensorParallel ?? null, dp: c.dp, microBatchTokens: c.microBatch * c.seqLen }) : null;
   // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
-  const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
+  const tensorPar = comm && c.tensorParallel && !pp ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
   const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
   const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : new AdamW(model.params, adamw);
   let metrics: MetricsWriter | null = null;
@@ -231,8 +232,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     let rng = new Rng(c.seed, 1);
     if (ckpt) {
       if (dp) dp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
+      else if (pp) pp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
       else {
-        restoreModel(model, pp ? pp.restoreTensors(ckpt.tensors) : tensorPar ? tensorPar.cutTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
+        restoreModel(model, tensorPar ? tensorPar.cutTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
         restoreOptimizer(opt!, model, tensorPar ? tensorPar.cutOptimizerState(ckpt.optimizer) : ckpt.optimizer, ckpt.dir);
       }
       if (ckpt.rng) rng = Rng.fromState(ckpt.rng as RngState);
@@ -257,7 +259,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
       if (pp || tensorPar) {
         // pipeline stages and tensor-parallel shards are written synchronously (not through the background writer yet)
         shardedSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar!.shards(opt!), comm!, input, c.keepCheckpoints);
-        progress.log(`train: saved checkpoint ${shardedSaved} (${comm!.size} ${pp ? 'pipeline stages' : 'tensor-parallel ranks'}' parameters)`);
+        progress.log(`train: saved checkpoint ${shardedSaved} (${comm!.size} ranks' shards)`);
         return;
       }
       await ft.save(input);
