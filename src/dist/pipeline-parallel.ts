@@ -41,6 +41,7 @@ import { reduceGradsOverReplicas } from './replica-grads.js';
 import { TensorParallel } from './tensor-parallel.js';
 import { shardDimOf, shardKindOf, type TensorParallelConfig } from './tensor-parallel-plan.js';
 import { boxPiece } from '../train/checkpoint-shards.js';
+import { ZeroOneAdamW } from './zero-one.js';
 
 export interface PipelineOptions {
   vpp: number;
@@ -138,7 +139,7 @@ export interface PipelineGroups {
   /** tp × pp: where the gradient norm's squares are summed (default: the pipeline group) */
   mp?: Communicator;
   /** optimizer over the stage's parameters (default: AdamW; ZeRO-1 passes its sharded one) */
-  optimizer?: (model: Transformer, config: AdamWConfig) => AdamW;
+  optimizer?: ((model: Transformer, config: AdamWConfig) => AdamW) | null;
 }
 
 /** The run's layout for PipelineParallel.open. */
@@ -147,7 +148,8 @@ export interface PipelineLayout extends PipelineOptions {
   dp: number;
   /** tokens of a micro-batch (checked against --sp) */
   microBatchTokens: number;
-  optimizer?: PipelineGroups['optimizer'];
+  /** 1: AdamW moments sharded over the dp replicas (zero-one.ts); 0: whole on every replica */
+  zero: number;
 }
 
 interface InFlight {
@@ -191,7 +193,7 @@ export class PipelineParallel {
       tensorParallel: t && t.tp > 1 ? (m) => new TensorParallel(m, mesh.tp, t.sp, l.microBatchTokens) : null,
       dp: l.dp > 1 ? mesh.dp : null,
       mp: mesh.mp,
-      optimizer: l.optimizer,
+      optimizer: l.zero === 1 && l.dp > 1 ? (m, config) => new ZeroOneAdamW(m.params, config, mesh.dp) : null,
     });
   }
 
@@ -255,7 +257,8 @@ export class PipelineParallel {
     return {
       pieces: async () => {
         const out: NamedTensors = {};
-        const moments = await momentsOf(this.opt);
+        // ZeRO-1: the replicas' chunks of the moments gathered whole (collective over dp)
+        const moments = this.opt instanceof ZeroOneAdamW ? await this.opt.wholeMoments() : this.opt;
         if (!writer) return out;
         for (const [name, o] of this.owners) {
           if (o.rank !== this.comm.rank || (dimOf(name) === null && this.tpRank !== 0)) continue;
@@ -264,6 +267,7 @@ export class PipelineParallel {
           out[`${name}.v`] = await host(moments.v.get(name)!);
         }
         if (this.tpRank === 0) for (const [key, t] of Object.entries(biases)) if (this.layerStage[biasLayer(key)] === this.comm.rank) out[key] = t;
+        if (moments !== this.opt) for (const t of [...moments.m.values(), ...moments.v.values()]) t.dispose();
         return out;
       },
       index: () => {
@@ -480,7 +484,8 @@ export class PipelineParallel {
   restore(tensors: NamedTensors, s: OptimizerState | null, where: string): void {
     const cut = (all: NamedTensors) => (this.tp ? this.tp.cutTensors(this.restoreTensors(all)) : this.restoreTensors(all));
     restoreModel(this.model, cut(tensors), where);
-    restoreOptimizer(this.opt, this.model, s && { ...s, m: cut(s.m), v: cut(s.v) }, where);
+    if (this.opt instanceof ZeroOneAdamW) this.opt.restore(this.model, s, { m: cut(s?.m ?? {}), v: cut(s?.v ?? {}) }, where);
+    else restoreOptimizer(this.opt, this.model, s && { ...s, m: cut(s.m), v: cut(s.v) }, where);
   }
 
   /** The entries of a whole checkpoint's tensors that are this stage's parameters. */
@@ -493,12 +498,6 @@ export class PipelineParallel {
   dispose(): void {
     this.opt.dispose();
   }
-}
-
-/** The optimizer's whole moments of this rank's parameters (a sharded optimizer gathers them: collective). */
-async function momentsOf(opt: AdamW): Promise<{ m: ReadonlyMap<string, Tensor>; v: ReadonlyMap<string, Tensor> }> {
-  const gather = (opt as Partial<{ wholeMoments(): Promise<{ m: Map<string, Tensor>; v: Map<string, Tensor> }> }>).wholeMoments;
-  return gather ? gather.call(opt) : { m: opt.m, v: opt.v };
 }
 
 function biasLayer(key: string): number {

@@ -55,7 +55,7 @@ export function validateTensorParallel(c: ModelConfig, tp: number, sp: boolean, 
   for (const [what, n, flag] of parts)
     if (n % tp !== 0) throw new ConfigError(`--tp ${tp} does not divide model '${c.name}': ${n} ${what} (${flag}) must be a multiple of ${tp}; --tp ${fits.join('|')} would fit`);
   if (c.moe)
-    throw new ConfigError(`--tp ${tp}: the tensor-parallel plan has no rule for '${c.name}''s experts (MoE under tp is not implemented yet); train it with --tp 1 (--pp and --dp compose with MoE)`);
+    throw new ConfigError(`--tp ${tp}: the tensor-parallel plan has no rule for the experts of MoE model '${c.name}' (not implemented yet); train it with --tp 1 (--pp and --dp compose with MoE)`);
   if (sp && microBatchTokens % tp !== 0)
     throw new ConfigError(`--sp splits each micro-batch's ${microBatchTokens} tokens over --tp ${tp} ranks; use a --micro-batch x --seq that is a multiple of ${tp}`);
 }

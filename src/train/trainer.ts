@@ -214,7 +214,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
   // pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts)
   // (composed with --tp and --dp on the process mesh: each stage's parameters cut to its tp shards)
-  const pp = comm && pipelined ? await PipelineParallel.open(model, comm, { ...c.pipeline!, adamw, tensorParallel: c.tensorParallel ?? null, dp: c.dp, microBatchTokens: c.microBatch * c.seqLen }) : null;
+  const pp = comm && pipelined ? await PipelineParallel.open(model, comm, { ...c.pipeline!, adamw, tensorParallel: c.tensorParallel ?? null, dp: c.dp, zero: c.zero, microBatchTokens: c.microBatch * c.seqLen }) : null;
   // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
   const tensorPar = comm && c.tensorParallel && !pp ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
   const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
