@@ -40,7 +40,18 @@ export function assertPipelineFits(c: TrainConfig, p: PipelineConfig, worldSize:
   } catch (e) {
     throw new ConfigError((e as Error).message.replace(/^pipeline: /, `--pp ${p.pp} --vpp ${p.vpp}: `));
   }
-  assertRanksFit(t && t.tp > 1 ? { tp: t.tp, pp: p.pp } : { pp: p.pp }, c.dp, worldSize);
+  assertRanksFit({ ...(t && t.tp > 1 ? { tp: t.tp } : {}), ...(p.pp > 1 ? { pp: p.pp } : {}) }, c.dp, worldSize);
+}
+
+/**
+ * The pipeline a run executes: its --pp > 1 layout, or one stage for tensor parallelism with ZeRO-1
+ * (the pipeline executor is where AdamW moments are sharded over the replicas of tp shards); null
+ * when the run has none.
+ */
+export function pipelineOf(c: Pick<TrainConfig, 'pipeline' | 'tensorParallel' | 'zero'>): PipelineConfig | null {
+  if (c.pipeline && c.pipeline.pp > 1) return c.pipeline;
+  if (c.tensorParallel && c.tensorParallel.tp > 1 && c.zero === 1) return { pp: 1, vpp: 1, schedule: '1f1b' };
+  return null;
 }
 
 /**

@@ -71,5 +71,5 @@ export interface TensorParallelConfig {
 export function assertTensorParallelFits(c: { model: ModelConfig; dp: number; zero: number; microBatch: number; seqLen: number; }, t: TensorParallelConfig, worldSize: number): void {
   validateTensorParallel(c.model, t.tp, t.sp, c.microBatch * c.seqLen);
   assertRanksFit({ tp: t.tp }, c.dp, worldSize);
-  if (c.zero > 0) throw new ConfigError(`--tp ${t.tp} with --zero ${c.zero}: ZeRO over the replicas of tensor-parallel shards is not implemented yet; use --zero 0`);
+  if (c.zero > 1) throw new ConfigError(`--tp ${t.tp} with --zero ${c.zero}: ZeRO-2/3 over the replicas of tensor-parallel shards are not implemented yet; use --zero 1 or 0`);
 }

@@ -41,7 +41,7 @@ import { anyRank, assertWorldFits, gatherRankStats, meanOverRanks } from '../dis
 import type { RunEvent } from '../observe/run-record.js';
 import { FaultRuntime } from './fault/runtime.js';
 import { saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
-import { assertPipelineFits, meshDataRank } from '../dist/pipeline-config.js';
+import { assertPipelineFits, meshDataRank, pipelineOf } from '../dist/pipeline-config.js';
 import { PipelineParallel } from '../dist/pipeline-parallel.js';
 import { assertTensorParallelFits } from '../dist/tensor-parallel-plan.js';
 import { TensorParallel } from '../dist/tensor-parallel.js';
@@ -133,7 +133,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   if (c.backend === 'meta')
     throw new UserError(`--backend meta computes shapes and bytes, not values: it cannot train. Train on cpu, webgpu or reference; trace a large model with zili bench train --backend meta or zili plan`);
   const comm = hooks.comm && hooks.comm.size > 1 ? hooks.comm : null;
-  if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, hooks.comm?.size ?? 1);
+  const pipeline = pipelineOf(c);
+  if (pipeline) assertPipelineFits(c, pipeline, hooks.comm?.size ?? 1);
   else if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, hooks.comm?.size ?? 1);
   else assertWorldFits(c, hooks.comm?.size ?? 1);
   const rank0 = !comm || comm.rank === 0;
@@ -200,7 +201,8 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const accum = gradAccumSteps(c);
   // the data-parallel replica this rank reads for: pipeline stages all read the same batches, the
   // ranks of one tensor-parallel group too
-  const pipelined = !!c.pipeline && c.pipeline.pp > 1;
+  const pipeline = pipelineOf(c);
+  const pipelined = !!pipeline;
   const dataRank = pipelined || c.tensorParallel ? meshDataRank(c, comm?.rank ?? 0) : comm?.rank ?? 0;
   const openTrain = (state: LoaderState | undefined) =>
     TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state, rank: dataRank, worldSize: c.dp });
@@ -214,7 +216,7 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const adamw = { beta1: c.beta1, beta2: c.beta2, eps: 1e-8, weightDecay: c.weightDecay, clipNorm: c.clipNorm };
   // pipeline stages keep only their chunks' parameters (src/dist/pipeline-parallel.ts)
   // (composed with --tp and --dp on the process mesh: each stage's parameters cut to its tp shards)
-  const pp = comm && pipelined ? await PipelineParallel.open(model, comm, { ...c.pipeline!, adamw, tensorParallel: c.tensorParallel ?? null, dp: c.dp, zero: c.zero, microBatchTokens: c.microBatch * c.seqLen }) : null;
+  const pp = comm && pipelined ? await PipelineParallel.open(model, comm, { ...pipeline!, adamw, tensorParallel: c.tensorParallel ?? null, dp: c.dp, zero: c.zero, microBatchTokens: c.microBatch * c.seqLen }) : null;
   // tensor-parallel ranks keep their shards of every parameter (src/dist/tensor-parallel.ts)
   const tensorPar = comm && c.tensorParallel && !pp ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
   const dp = comm && !pp && !tensorPar ? new DataParallel(model, comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw }) : null;
