@@ -50,7 +50,7 @@ const FLAGS = {
   vpp: { kind: 'int', help: 'model chunks per pipeline stage (interleaved schedule)', default: 1, min: 1 },
   schedule: { kind: 'string', help: 'pipeline schedule: gpipe, 1f1b or interleaved (default: 1f1b, interleaved with --vpp > 1)' },
   ep: { kind: 'int', help: 'expert-parallel ranks (1 until expert parallelism lands)', default: 1 },
-  zero: { kind: 'int', help: 'ZeRO stage over the dp ranks: 1 shards AdamW state, 2 also gradients, 3 also weights', default: 0 },
+  zero: { kind: 'int', help: 'ZeRO stage over the dp ranks: 1 shards AdamW state, 2 also gradients, 3 also weights (with --tp or --pp: 0 or 1)', default: 0 },
   'bucket-mb': { kind: 'number', help: 'data-parallel gradient bucket size in MiB', default: 25 },
   ...FAULT_FLAGS,
   help: { kind: 'bool', help: 'show this help' },
