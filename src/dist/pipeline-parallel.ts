@@ -19,28 +19,29 @@
 // the squares over tp × pp (the mesh's mp group), replicated norms and the tied weight counted once;
 // each rank runs AdamW on its own parameters (with ZeRO-1 on its dp chunk of them, zero-one.ts).
 // The step's loss is the last chunk's, summed over the pipeline and averaged over the replicas.
+// What a chunk computes (whole layers or tp shards) is pipeline-compute.ts.
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
 import { type AdamWConfig, AdamW, clippedGradScale } from '../optim/adamw.js';
-import { backward, backwardAsync, detach, noGrad, noGradAsync, stageInput } from '../tensor/autograd.js';
+import { detach, noGrad, noGradAsync, stageInput } from '../tensor/autograd.js';
 import type { ValLoaderFactory } from '../train/evaluate.js';
 import * as T from '../tensor/ops.js';
-import { keep, tidy, tidyAsync } from '../tensor/scope.js';
+import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { StepResult } from '../train/step.js';
 import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
-import { rankFileName, type ShardedTensor } from '../train/checkpoint-shards.js';
+import { boxPiece, rankFileName, type ShardedTensor } from '../train/checkpoint-shards.js';
 import type { ShardSource } from './dist-checkpoint.js';
 import type { OptimizerState } from '../train/checkpoint.js';
 import { restoreModel, restoreOptimizer, routerBiasTensors } from '../train/train-state.js';
 import type { Communicator } from './communicator.js';
 import { type ChunkPart, partitionChunks } from './pipeline-partition.js';
+import { type ChunkCompute, get, runFlow, shardedLayers, wholeLayers } from './pipeline-compute.js';
 import { type PipelineSchedule, type ScheduleKind, buildSchedule, chunkRank, isCompute, transferTag } from './pipeline-schedule.js';
 import { ProcessMesh } from './mesh.js';
 import { reduceGradsOverReplicas } from './replica-grads.js';
 import { TensorParallel } from './tensor-parallel.js';
 import { shardDimOf, shardKindOf, type TensorParallelConfig } from './tensor-parallel-plan.js';
-import { boxPiece } from '../train/checkpoint-shards.js';
 import { ZeroOneAdamW } from './zero-one.js';
 
 export interface PipelineOptions {
@@ -62,72 +63,6 @@ export function chunkParamNames(model: Transformer, parts: readonly ChunkPart[])
     }
   }
   return names;
-}
-
-type Maybe<T> = T | Promise<T>;
-
-/**
- * What a chunk computes: on the stage's whole layers (synchronous), or on its tensor-parallel shards
- * (awaiting the tp collectives). `sync` says which; the step's code is written once as a flow.
- */
-interface ChunkCompute {
-  sync: boolean;
-  /** rows of the hidden states this rank passes between stages for a micro-batch of `tokens` */
-  hiddenRows(tokens: number): number;
-  embed(ids: Int32Array, B: number, S: number): Maybe<Tensor>;
-  layers(x: Tensor, lo: number, hi: number, B: number, S: number): Maybe<{ x: Tensor; aux: Tensor | null }>;
-  headLoss(x: Tensor, targets: Int32Array): Maybe<Tensor>;
-  backward(root: Tensor, grad?: Tensor): Maybe<void>;
-}
-
-function wholeLayers(model: Transformer): ChunkCompute {
-  const be = model.backend;
-  return {
-    sync: true,
-    hiddenRows: (tokens) => tokens,
-    embed: (ids, B, S) => model.embed(T.tensor(be, ids, [B, S], 'i32')),
-    // the layers consume (dispose) their input; a stage's input leaf still collects its gradient
-    layers: (x, lo, hi, B, S) => model.forwardLayers(x, lo, hi, B, S),
-    headLoss: (x, targets) => T.crossEntropy(model.head(x), T.tensor(be, targets, [targets.length], 'i32')),
-    backward: (root, grad) => backward(root, grad),
-  };
-}
-
-function shardedLayers(tp: TensorParallel): ChunkCompute {
-  return {
-    sync: false,
-    hiddenRows: (tokens) => tp.hiddenRows(tokens),
-    embed: (ids) => tp.embed(ids),
-    layers: async (x, lo, hi, B, S) => ({ x: await tp.layers(x, lo, hi, B, S), aux: null }),
-    headLoss: (x, targets) => tp.headLoss(x, targets),
-    backward: (root, grad) => backwardAsync(root, grad),
-  };
-}
-
-/** A step written once over maybe-asynchronous values: `yield* get(x)` gives x's value. */
-type Flow<R> = Generator<unknown, R, unknown>;
-function* get<T>(x: Maybe<T>): Generator<Maybe<T>, T, unknown> {
-  return (yield x) as T;
-}
-
-/**
- * Runs a flow in a memory scope: synchronously (every value ready, inside tidy — in-process test
- * ranks interleave only between computes) or awaiting each value (inside tidyAsync).
- */
-function runFlow<R>(sync: boolean, flow: () => Flow<R>): Maybe<R> {
-  if (sync)
-    return tidy(() => {
-      const it = flow();
-      let r = it.next();
-      while (!r.done) r = it.next(r.value);
-      return r.value;
-    });
-  return tidyAsync(async () => {
-    const it = flow();
-    let r = it.next();
-    while (!r.done) r = it.next(await r.value);
-    return r.value;
-  });
 }
 
 /** The groups a pipeline stage composes with (all optional: a pipeline alone over `comm`). */
