@@ -5,38 +5,18 @@
 // printed reason when mpirun or the MPI binding is missing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { mpiBindingPath } from '../src/dist/mpi-native.js';
-import { repoRoot } from '../src/util/paths.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { assertPeakWithinPlanner } from './memory-check.js';
+import { mpirunSkip, ZILI, zili } from './mpirun-zili.js';
 
-const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun'], { encoding: 'utf8' }).status === 0;
-const skip = !hasMpirun ? 'mpirun is not installed (scripts/setup installs openmpi-bin)' : !fs.existsSync(mpiBindingPath()) ? `the MPI binding is not built (${mpiBindingPath()})` : false;
-if (skip) console.log(`# skipping the mpirun pipeline tests: ${skip}`);
+const skip = mpirunSkip('pipeline tests');
 
-const ZILI = path.join(repoRoot(), 'bin', 'zili');
 const COMMON = ['train', '--preset', 'tiny', '--steps', '10', '--global-batch', '8', '--micro-batch', '2', '--seed', '7', '--eval-every', '5', '--eval-batches', '2', '--threads', '1'];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zili-pp-'));
-
-/** np 0: one process without mpirun */
-function zili(np: number, args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const argv = np > 0 ? ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '-np', String(np), process.execPath, ZILI, ...args] : [ZILI, ...args];
-    const p = spawn(np > 0 ? 'mpirun' : process.execPath, argv);
-    let stderr = '';
-    p.stdout.on('data', () => {});
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 240_000);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
 
 async function lossesOf(np: number, name: string, extra: string[]): Promise<number[]> {
   const out = path.join(tmp, name);

@@ -82,8 +82,9 @@ test('dry run of tiny pp2, rank 1 (last stage): held state, bytes sent and GEMM 
   assert.equal(r.heldBytes, 12 * params, 'f32 weights + two AdamW moments of the last stage only');
   assert.ok(r.peakBytes >= r.heldBytes + 4 * params, 'the peak holds the gradients at the update');
   assert.equal(r.afterStepBytes, r.heldBytes, 'the step frees all it allocated');
-  // a gradient [N, d] back to stage 0 per micro-batch, the tied embedding's gradient, the loss/norm all-reduce of 2 floats over 2 ranks
-  assert.deepEqual(r.bytesSent, { tp: 0, dp: 0, pp: accum * N * d * 4 + V * d * 4 + 8, ep: 0, cp: 0 });
+  // a gradient [N, d] back to stage 0 per micro-batch and the tied embedding's gradient over pp; the
+  // norm/loss/aux all-reduce of 3 floats over the model-parallel group (tp x pp = 2 ranks: 2·(1/2)·12 B)
+  assert.deepEqual(r.bytesSent, { tp: 0, dp: 0, pp: accum * N * d * 4 + V * d * 4, ep: 0, cp: 0, mp: 12 });
   // forward 2·N·(layer GEMMs + head), backward twice that (input and weight gradients)
   assert.equal(r.flops.matmul, accum * 3 * 2 * N * (2 * layer.matmul + V * d));
   assert.equal(r.flops.attention, accum * 2 * 3 * 4 * 2 * model.heads * S * S * (d / model.heads));
@@ -100,7 +101,8 @@ test('dry run: the peak is what the stage holds, not the whole model it was cut 
   assert.equal(r.heldBytes, 12 * 2 * tinyLayerParams(model).all, 'a middle stage holds its two layers');
   assert.ok(r.peakBytes < whole, `peak ${r.peakBytes} B is below the whole model's weights (${whole} B)`);
   // 8 micro-batches: an activation forward and a gradient backward each, [32, 128] f32
-  assert.equal(r.bytesSent['pp'], 8 * 2 * 32 * 128 * 4 + 2 * (7 / 8) * 8); // + the 2-float all-reduce over 8 ranks
+  assert.equal(r.bytesSent['pp'], 8 * 2 * 32 * 128 * 4);
+  assert.equal(r.bytesSent['mp'], 2 * (7 / 8) * 12); // the 3-float norm/loss all-reduce over the 8 ranks
 });
 
 test('dry run of tiny tp2 x dp2, rank 3: tensor-parallel shards and their data-parallel gradient all-reduce', async () => {
@@ -112,8 +114,11 @@ test('dry run of tiny tp2 x dp2, rank 3: tensor-parallel shards and their data-p
   // every GEMM weight and the vocabulary split in two, norms whole
   const shard = model.layers * (layer.matmul / 2 + 2 * model.dModel) + model.dModel + (model.vocab * model.dModel) / 2;
   assert.equal(r.heldBytes, 12 * shard);
-  // dp: each gradient all-reduced over 2 replicas (2·(1/2)·bytes) plus the loss
-  assert.equal(r.bytesSent['dp'], 4 * shard + 4);
+  // dp: each gradient all-reduced over 2 replicas (2·(1/2)·bytes), the has-a-gradient flags (an i32 per parameter) and the loss
+  const whole = new Transformer(model, new MetaBackend());
+  const paramCount = whole.params.tensors.size;
+  whole.dispose();
+  assert.equal(r.bytesSent['dp'], 4 * shard + 4 * paramCount + 4);
   assert.ok(r.bytesSent['tp']! > 0);
 });
 

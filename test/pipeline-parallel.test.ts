@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { ReferenceBackend } from '../src/backend/reference/reference-backend.js';
 import type { Batch, TokenLoader } from '../src/data/loader.js';
 import { preset } from '../src/nn/presets.js';
+import type { ModelConfig } from '../src/nn/config.js';
 import { Transformer } from '../src/nn/transformer.js';
 import { AdamW, defaultAdamW } from '../src/optim/adamw.js';
 import { trainStep } from '../src/train/step.js';
@@ -33,15 +34,16 @@ function fakeLoader(): TokenLoader {
 
 const adamw = { ...defaultAdamW(), clipNorm: 0.5 };
 
-async function reference(tied: boolean) {
-  const m = new Transformer({ ...cfg, tiedEmbeddings: tied }, be, { seed: 5 });
+async function reference(tied: boolean, config: ModelConfig = cfg) {
+  const m = new Transformer({ ...config, tiedEmbeddings: tied }, be, { seed: 5 });
   const opt = new AdamW(m.params, adamw);
   const loader = fakeLoader();
   const out = [];
   for (let s = 0; s < STEPS; s++) out.push((await trainStep(m, opt, loader, ACCUM, 1e-2))!);
   const weights = new Map([...m.params.tensors].map(([n, p]) => [n, Array.from(p.dataSync() as Float32Array)]));
+  const biases = [...m.routerBias.values()].map((b) => Array.from(b));
   m.dispose();
-  return { out, weights };
+  return { out, weights, biases };
 }
 
 for (const [kind, pp, vpp, tied] of [['1f1b', 2, 1, true], ['gpipe', 2, 1, false], ['interleaved', 2, 2, true], ['1f1b', 4, 1, false]] as [ScheduleKind, number, number, boolean][])
@@ -67,6 +69,34 @@ for (const [kind, pp, vpp, tied] of [['1f1b', 2, 1, true], ['gpipe', 2, 1, false
       }
     assert.deepEqual([...seen].sort(), [...want.weights.keys()].sort(), 'the stages together hold every parameter');
     if (pp * vpp === cfg.layers + 2) assert.deepEqual([ranks[0]!.parts[0], ranks[0]!.parts[3]].map((p) => p!.hi - p!.lo), [0, 0], 'embedding-only and loss-only chunks');
+    for (const r of ranks) r.model.dispose(), r.dispose();
+  });
+
+for (const balance of ['aux-loss', 'bias'] as const)
+  test(`MoE (${balance} balancing) under pp2: losses, balancing losses, weights and routing biases of one process`, async () => {
+    // three layers over two stages: the first stage's MoE layers add their balancing loss to its backward
+    const moe = { ...cfg, layers: 3, tiedEmbeddings: false, moe: { experts: 4, topK: 2, expertFfnHidden: 8, sharedExperts: 1, denseLayers: 0, balance, auxLossCoef: 0.01, biasUpdateRate: 1e-2 } };
+    const want = await reference(false, moe);
+    const ranks = loopbackGroup(2).map((comm) => new PipelineParallel(new Transformer(moe, be, { seed: 5 }), comm, { vpp: 1, schedule: '1f1b', adamw }));
+    const loaders = ranks.map(() => fakeLoader());
+    for (let s = 0; s < STEPS; s++) {
+      const got = await Promise.all(ranks.map((r, i) => r.runStep(loaders[i]!, ACCUM, 1e-2)));
+      const w = want.out[s]!;
+      for (const g of got)
+        for (const k of ['loss', 'aux', 'gradNorm'] as const) assert.ok(Math.abs(g[k] - w[k]) <= 1e-5 * Math.abs(w[k]) + 1e-9, `step ${s}: ${k} ${g[k]} vs one process ${w[k]}`);
+      if (balance === 'aux-loss') assert.ok(w.aux > 0, 'the balancing loss takes part');
+    }
+    for (const r of ranks)
+      for (const [name, p] of r.model.params.tensors) {
+        const w = want.weights.get(name)!;
+        (p.dataSync() as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - w[i]!) <= 1e-5 * (1 + Math.abs(w[i]!)), `${name}[${i}]: ${v} vs ${w[i]}`));
+      }
+    // each stage moves the routing biases of its own layers (layers 0, 1 on the first, 2 on the second)
+    const biases = [0, 1, 2].map((i) => Array.from(ranks[i < 2 ? 0 : 1]!.model.routerBias.get(i) ?? []));
+    if (balance === 'bias') {
+      assert.ok(want.biases.some((b) => b.some((x) => x !== 0)), 'the biases moved');
+      biases.forEach((b, i) => b.forEach((x, e) => assert.ok(Math.abs(x - want.biases[i]![e]!) <= 1e-9, `layer ${i} expert ${e}: bias ${x} vs ${want.biases[i]![e]}`)));
+    }
     for (const r of ranks) r.model.dispose(), r.dispose();
   });
 

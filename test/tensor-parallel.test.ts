@@ -10,7 +10,8 @@ import { Transformer } from '../src/nn/transformer.js';
 import { backward, backwardAsync } from '../src/tensor/autograd.js';
 import * as T from '../src/tensor/ops.js';
 import { TensorParallel } from '../src/dist/tensor-parallel.js';
-import { assertTensorParallelFits, localShape, shardKindOf, tensorParallelDataRank, validateTensorParallel } from '../src/dist/tensor-parallel-plan.js';
+import { assertTensorParallelFits, localShape, shardKindOf, validateTensorParallel } from '../src/dist/tensor-parallel-plan.js';
+import { meshDataRank } from '../src/dist/pipeline-config.js';
 import { loopbackGroup } from './dist-loopback.js';
 
 const config = (over: Partial<ModelConfig> = {}): ModelConfig =>
@@ -89,10 +90,11 @@ test('layouts that do not divide the model are refused, naming the flag', () => 
 });
 
 test('a tensor-parallel run that does not fit the job is refused, naming the fix', () => {
-  const run = (over: { dp?: number; zero?: number; pp?: number }) => ({ model: config(), dp: over.dp ?? 1, zero: over.zero ?? 0, microBatch: 2, seqLen: 8, pipeline: over.pp ? { pp: over.pp } : null });
+  const run = (over: { dp?: number; zero?: number }) => ({ model: config(), dp: over.dp ?? 1, zero: over.zero ?? 0, microBatch: 2, seqLen: 8 });
   assert.throws(() => assertTensorParallelFits(run({ dp: 2 }), { tp: 2, sp: false }, 2), /--tp 2 x --dp 2 = 4 ranks, but the job has 2; use --dp 1 or launch 4 ranks/);
-  assert.throws(() => assertTensorParallelFits(run({ dp: 2, zero: 1 }), { tp: 2, sp: false }, 4), /--zero 1: ZeRO over the replicas .* use --zero 0/);
-  assert.throws(() => assertTensorParallelFits(run({ pp: 2 }), { tp: 2, sp: true }, 2), /--tp 2 with --pp 2: .* not implemented yet/);
+  assert.throws(() => assertTensorParallelFits(run({ dp: 2, zero: 2 }), { tp: 2, sp: false }, 4), /--zero 2: ZeRO-2\/3 over the replicas .* use --zero 1 or 0/);
+  assertTensorParallelFits(run({ dp: 2, zero: 1 }), { tp: 2, sp: false }, 4);
   assertTensorParallelFits(run({ dp: 2 }), { tp: 2, sp: true }, 4);
-  assert.equal(tensorParallelDataRank({ tp: 2, sp: false }, 3), 1);
+  assert.equal(meshDataRank({ dp: 2, tensorParallel: { tp: 2, sp: false } }, 3), 1);
+  assert.equal(meshDataRank({ dp: 2, tensorParallel: { tp: 2, sp: false } }, 6), 1, 'tp2 x dp2 x pp2: rank 6 is tp 0, dp 1, pp 1');
 });

@@ -43,7 +43,7 @@ export function assertContextParallelFits(
   if (c.recompute !== 'none') throw new ConfigError(`--cp ${cp}: activation recomputation under context parallelism is not implemented yet; use --recompute none`);
   if ((c.tensorParallel?.tp ?? 1) > 1 || (c.pipeline?.pp ?? 1) > 1)
     throw new ConfigError(`--cp ${cp} with --tp/--pp: context parallelism composes with data parallelism only so far; use --cp with --dp`);
-  assertRanksFit('cp', cp, c.dp, worldSize);
+  assertRanksFit({ cp }, c.dp, worldSize);
 }
 
 /** The data-parallel replica a world rank reads for under cp × dp (cp fastest): the loader's rank. */

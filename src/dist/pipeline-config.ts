@@ -3,6 +3,7 @@
 import { ConfigError } from '../nn/config.js';
 import { gradAccumSteps, type TrainConfig } from '../train/train-config.js';
 import { assertRanksFit } from './layout-ranks.js';
+import { validateTensorParallel } from './tensor-parallel-plan.js';
 import { partitionChunks } from './pipeline-partition.js';
 import { checkScheduleShape, SCHEDULE_KINDS, type ScheduleKind } from './pipeline-schedule.js';
 
@@ -24,15 +25,39 @@ export function parseSchedule(s: string): ScheduleKind {
   return s as ScheduleKind;
 }
 
-/** Refuses a pipeline layout that does not fit the job, the model or the batch. */
+/**
+ * Refuses a pipeline layout (composed with --tp and --dp on the mesh) that does not fit the job, the
+ * model or the batch.
+ */
 export function assertPipelineFits(c: TrainConfig, p: PipelineConfig, worldSize: number): void {
-  if (c.dp > 1) throw new ConfigError(`--pp ${p.pp} with --dp ${c.dp}: pipeline and data parallelism together are not implemented yet; use --dp 1 (mpirun -np ${p.pp})`);
-  if (c.model.moe) throw new ConfigError(`--pp ${p.pp}: pipeline parallelism does not run Mixture-of-Experts models yet; use --pp 1`);
+  const t = c.tensorParallel;
+  if (t) validateTensorParallel(c.model, t.tp, t.sp, c.microBatch * c.seqLen);
+  if (c.zero > 1) throw new ConfigError(`--pp ${p.pp} with --zero ${c.zero}: ZeRO-2/3 under pipeline parallelism are not implemented (gradients are reduced after the whole schedule); use --zero 1 or 0`);
+  if (c.recompute !== 'none' && t && t.tp > 1) throw new ConfigError(`--tp ${t.tp}: activation recomputation under tensor parallelism is not implemented yet; use --recompute none`);
   try {
     partitionChunks(c.model.layers, p.pp * p.vpp);
     checkScheduleShape(p.schedule, { pp: p.pp, vpp: p.vpp, microBatches: gradAccumSteps(c) });
   } catch (e) {
     throw new ConfigError((e as Error).message.replace(/^pipeline: /, `--pp ${p.pp} --vpp ${p.vpp}: `));
   }
-  assertRanksFit('pp', p.pp, c.dp, worldSize);
+  assertRanksFit({ ...(t && t.tp > 1 ? { tp: t.tp } : {}), ...(p.pp > 1 ? { pp: p.pp } : {}) }, c.dp, worldSize);
+}
+
+/**
+ * The pipeline a run executes: its --pp > 1 layout, or one stage for tensor parallelism with ZeRO-1
+ * (the pipeline executor is where AdamW moments are sharded over the replicas of tp shards); null
+ * when the run has none.
+ */
+export function pipelineOf(c: Pick<TrainConfig, 'pipeline' | 'tensorParallel' | 'zero'>): PipelineConfig | null {
+  if (c.pipeline && c.pipeline.pp > 1) return c.pipeline;
+  if (c.tensorParallel && c.tensorParallel.tp > 1 && c.zero === 1) return { pp: 1, vpp: 1, schedule: '1f1b' };
+  return null;
+}
+
+/**
+ * The data-parallel replica a world rank reads for (the loader's rank) under tp × dp × pp in the
+ * mesh's order (tp fastest, then dp): every tp rank and pipeline stage of one replica reads the same rows.
+ */
+export function meshDataRank(c: Pick<TrainConfig, 'dp' | 'tensorParallel'>, worldRank: number): number {
+  return Math.floor(worldRank / (c.tensorParallel?.tp ?? 1)) % c.dp;
 }

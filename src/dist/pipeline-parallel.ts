@@ -1,32 +1,48 @@
-// Pipeline-parallel training step over the pipeline group (mesh.pp): this rank holds the model chunks
-// of its pipeline position (pipeline-partition.ts) — the same Transformer, with the parameters of the
-// other ranks' chunks dropped — and runs its list of the step's schedule (pipeline-schedule.ts):
+// Pipeline-parallel training step over the pipeline group (mesh.pp), composed with tensor and data
+// parallelism on the process mesh (mesh.ts, tp-cp-dp-pp). This rank holds the model chunks of its
+// pipeline position (pipeline-partition.ts) — the same Transformer, with the parameters of the other
+// ranks' chunks dropped, and with --tp the remaining ones cut to its tensor-parallel shards by the tp
+// plan (tensor-parallel.ts, whose block forward the chunks then run) — and runs its list of the
+// step's schedule (pipeline-schedule.ts):
 //   recv      posts a nonblocking receive of an activation or gradient (one compute ahead)
 //   forward   chunk 0 embeds the micro-batch's ids, others run their layers on the received
 //             activation (a leaf collecting its gradient, `stageInput`); the last chunk adds the head
 //             and the cross-entropy. Every micro-batch's graph stays live until its backward.
 //   send      issues a nonblocking send of the output (activation) or of the input's gradient
 //   backward  `backward(loss)` on the last chunk, `backward(output, receivedGradient)` elsewhere:
-//             only that micro-batch's graph is walked and freed.
-// After the schedule: tied embeddings (held by the first and last chunk) exchange and add their
-// gradients, the global gradient norm sums every stage's squares over the group (the tied weight
-// counted once), and each rank runs AdamW on its own parameters. The step's loss is the last chunk's,
-// summed over the group so every rank reports it.
+//             only that micro-batch's graph is walked and freed. A chunk's MoE balancing loss is
+//             added to its backward root (its gradient does not travel between stages).
+// Each tp rank exchanges activations with the same tp rank of the neighbouring stages (with --sp its
+// own block of tokens). After the schedule: tied embeddings (held by the first and last chunk)
+// exchange and add their gradients; with --sp the replicated norms' gradients are summed over tp;
+// every gradient is summed over the data-parallel replicas (dp group); the global gradient norm sums
+// the squares over tp × pp (the mesh's mp group), replicated norms and the tied weight counted once;
+// each rank runs AdamW on its own parameters (with ZeRO-1 on its dp chunk of them, zero-one.ts).
+// The step's loss is the last chunk's, summed over the pipeline and averaged over the replicas.
+// What a chunk computes (whole layers or tp shards) is pipeline-compute.ts.
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
 import { type AdamWConfig, AdamW, clippedGradScale } from '../optim/adamw.js';
-import { backward, detach, noGrad, stageInput } from '../tensor/autograd.js';
+import { detach, noGrad, noGradAsync, stageInput } from '../tensor/autograd.js';
 import type { ValLoaderFactory } from '../train/evaluate.js';
 import * as T from '../tensor/ops.js';
-import { keep, tidy } from '../tensor/scope.js';
+import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { StepResult } from '../train/step.js';
 import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
-import { rankFileName, type ShardedTensor } from '../train/checkpoint-shards.js';
+import { boxPiece, rankFileName, type ShardedTensor } from '../train/checkpoint-shards.js';
 import type { ShardSource } from './dist-checkpoint.js';
+import type { OptimizerState } from '../train/checkpoint.js';
+import { restoreModel, restoreOptimizer, routerBiasTensors } from '../train/train-state.js';
 import type { Communicator } from './communicator.js';
 import { type ChunkPart, partitionChunks } from './pipeline-partition.js';
+import { type ChunkCompute, get, runFlow, shardedLayers, wholeLayers } from './pipeline-compute.js';
 import { type PipelineSchedule, type ScheduleKind, buildSchedule, chunkRank, isCompute, transferTag } from './pipeline-schedule.js';
+import { ProcessMesh } from './mesh.js';
+import { reduceGradsOverReplicas } from './replica-grads.js';
+import { TensorParallel } from './tensor-parallel.js';
+import { shardDimOf, shardKindOf, type TensorParallelConfig } from './tensor-parallel-plan.js';
+import { ZeroOneAdamW } from './zero-one.js';
 
 export interface PipelineOptions {
   vpp: number;
@@ -49,11 +65,35 @@ export function chunkParamNames(model: Transformer, parts: readonly ChunkPart[])
   return names;
 }
 
+/** The groups a pipeline stage composes with (all optional: a pipeline alone over `comm`). */
+export interface PipelineGroups {
+  /** cuts the stage's parameters to this rank's tensor-parallel shards (called once the other stages' are dropped) */
+  tensorParallel?: ((model: Transformer) => TensorParallel) | null;
+  /** the data-parallel replicas of this stage and shard (gradients summed, loss averaged) */
+  dp?: Communicator | null;
+  /** tp × pp: where the gradient norm's squares are summed (default: the pipeline group) */
+  mp?: Communicator;
+  /** optimizer over the stage's parameters (default: AdamW; ZeRO-1 passes its sharded one) */
+  optimizer?: ((model: Transformer, config: AdamWConfig) => AdamW) | null;
+}
+
+/** The run's layout for PipelineParallel.open. */
+export interface PipelineLayout extends PipelineOptions {
+  tensorParallel: TensorParallelConfig | null;
+  dp: number;
+  /** tokens of a micro-batch (checked against --sp) */
+  microBatchTokens: number;
+  /** 1: AdamW moments sharded over the dp replicas (zero-one.ts); 0: whole on every replica */
+  zero: number;
+}
+
 interface InFlight {
   /** the chunk's input leaf (null on chunk 0) */
   input: Tensor | null;
   /** the chunk's output (an activation) or, on the last chunk, the loss */
   output: Tensor;
+  /** the chunk's MoE balancing loss (null: none, or already in the last chunk's output) */
+  aux: Tensor | null;
 }
 
 export class PipelineParallel {
@@ -61,6 +101,11 @@ export class PipelineParallel {
   /** this rank's chunks */
   readonly local: number[];
   readonly opt: AdamW;
+  /** this stage's tensor-parallel shards (null: whole layers) */
+  readonly tp: TensorParallel | null;
+  private readonly compute: ChunkCompute;
+  private readonly dp: Communicator | null;
+  private readonly mp: Communicator;
   /** the parameter this rank holds only as a duplicate for the norm (tied embedding on the last stage) */
   private readonly duplicate: string | null;
   private readonly tiedPeer: number | null;
@@ -71,18 +116,34 @@ export class PipelineParallel {
   lastPipelineS = 0;
   /** every parameter of the whole model: its shape and the pipeline rank that saves it (the first chunk using it) */
   readonly owners = new Map<string, { rank: number; shape: number[] }>();
+  /** the pipeline rank running each decoder layer (saves its routing bias) */
+  private readonly layerStage: number[] = [];
+
+  /** Splits the mesh (tp-cp-dp-pp, collective over `world`) and builds this rank's stage of the layout. */
+  static async open(model: Transformer, world: Communicator, l: PipelineLayout): Promise<PipelineParallel> {
+    const tp = l.tensorParallel?.tp ?? 1, pp = world.size / (tp * l.dp);
+    const mesh = await ProcessMesh.create(world, { tp, cp: 1, dp: l.dp, pp, ep: 1 });
+    const t = l.tensorParallel;
+    return new PipelineParallel(model, mesh.pp, l, {
+      tensorParallel: t && t.tp > 1 ? (m) => new TensorParallel(m, mesh.tp, t.sp, l.microBatchTokens) : null,
+      dp: l.dp > 1 ? mesh.dp : null,
+      mp: mesh.mp,
+      optimizer: l.zero === 1 && l.dp > 1 ? (m, config) => new ZeroOneAdamW(m.params, config, mesh.dp) : null,
+    });
+  }
 
   constructor(
     readonly model: Transformer,
     readonly comm: Communicator,
     readonly opts: PipelineOptions,
+    groups: PipelineGroups = {},
   ) {
     const c = model.config;
     const pp = comm.size;
-    if (c.moe) throw new Error('pipeline parallelism does not run Mixture-of-Experts models yet (their balancing loss and routing loads span stages); use --pp 1');
     this.parts = partitionChunks(c.layers, pp * opts.vpp);
     this.local = this.parts.map((_, j) => j).filter((j) => chunkRank(j, pp) === comm.rank);
     this.parts.forEach((part, j) => {
+      for (let i = part.lo; i < part.hi; i++) this.layerStage[i] = chunkRank(j, pp);
       for (const name of chunkParamNames(model, [part]))
         if (!this.owners.has(name)) this.owners.set(name, { rank: chunkRank(j, pp), shape: [...model.params.get(name).shape] });
     });
@@ -92,39 +153,73 @@ export class PipelineParallel {
       t.dispose();
       model.params.tensors.delete(name);
     }
+    this.tp = groups.tensorParallel?.(model) ?? null;
+    this.compute = this.tp ? shardedLayers(this.tp) : wholeLayers(model);
+    this.dp = groups.dp && groups.dp.size > 1 ? groups.dp : null;
+    this.mp = groups.mp ?? comm;
     const last = chunkRank(this.parts.length - 1, pp);
     const tiedShared = c.tiedEmbeddings && last !== 0;
     this.tiedPeer = !tiedShared ? null : comm.rank === 0 ? last : comm.rank === last ? 0 : null;
     this.duplicate = tiedShared && comm.rank === last ? 'tok_embeddings.weight' : null;
     this.dModel = c.dModel;
-    this.opt = new AdamW(model.params, { ...opts.adamw, clipNorm: 0 });
+    const adamw = { ...opts.adamw, clipNorm: 0 };
+    this.opt = groups.optimizer ? groups.optimizer(model, adamw) : new AdamW(model.params, adamw);
   }
 
-  /** The layout as a checkpoint shard source: each parameter (and its moments) whole, in its owner's file. */
+  private get tpRank(): number {
+    return this.tp?.comm.rank ?? 0;
+  }
+
+  /** The world rank (file) of mesh coordinates tp, dp, pp (Megatron order, cp = 1). */
+  private worldRank(tp: number, dp: number, pp: number): number {
+    const tps = this.tp?.comm.size ?? 1;
+    return tp + tps * (dp + (this.dp?.size ?? 1) * pp);
+  }
+
+  /**
+   * The layout as a checkpoint shard source (collective: with ZeRO-1 the moments are gathered over
+   * the replicas first): data-parallel replica 0 writes, each parameter and its moments in the files
+   * of its owner stage's tp ranks — whole, or each tp rank's shard as a box of the global tensor
+   * (replicated norms from tp rank 0) — and each layer's routing bias from the stage running it.
+   */
   shards(): ShardSource {
     const names = [...this.owners.keys()].sort();
-    const flat = async (t: Tensor): Promise<NamedTensor> => ({ dtype: 'f32', shape: [t.numel], data: Float32Array.from((await t.data()) as Float32Array) });
+    const tps = this.tp?.comm.size ?? 1;
+    const writer = (this.dp?.rank ?? 0) === 0;
+    const dimOf = (name: string) => (this.tp ? shardDimOf(shardKindOf(name)) : null);
+    const host = async (t: Tensor): Promise<NamedTensor> => ({ dtype: 'f32', shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
+    const biases = routerBiasTensors(this.model);
     return {
       pieces: async () => {
         const out: NamedTensors = {};
+        // ZeRO-1: the replicas' chunks of the moments gathered whole (collective over dp)
+        const moments = this.opt instanceof ZeroOneAdamW ? await this.opt.wholeMoments() : this.opt;
+        if (!writer) return out;
         for (const [name, o] of this.owners) {
-          if (o.rank !== this.comm.rank) continue;
-          out[name] = await flat(this.model.params.get(name));
-          out[`${name}.m`] = await flat(this.opt.m.get(name)!);
-          out[`${name}.v`] = await flat(this.opt.v.get(name)!);
+          if (o.rank !== this.comm.rank || (dimOf(name) === null && this.tpRank !== 0)) continue;
+          out[name] = await host(this.model.params.get(name));
+          out[`${name}.m`] = await host(moments.m.get(name)!);
+          out[`${name}.v`] = await host(moments.v.get(name)!);
         }
+        if (this.tpRank === 0) for (const [key, t] of Object.entries(biases)) if (this.layerStage[biasLayer(key)] === this.comm.rank) out[key] = t;
+        if (moments !== this.opt) for (const t of [...moments.m.values(), ...moments.v.values()]) t.dispose();
         return out;
       },
       index: () => {
         const tensors: Record<string, ShardedTensor> = {};
         for (const [name, o] of this.owners) {
-          const numel = o.shape.reduce((a, b) => a * b, 1);
-          for (const key of [name, `${name}.m`, `${name}.v`]) tensors[key] = { shape: o.shape, dtype: 'f32', pieces: [{ file: rankFileName(o.rank), key, start: 0, numel }] };
+          const d = dimOf(name);
+          const block = o.shape.map((n, i) => (i === d ? n / tps : n));
+          const tpRanks = d === null ? [0] : Array.from({ length: tps }, (_, r) => r);
+          for (const key of [name, `${name}.m`, `${name}.v`])
+            tensors[key] = { shape: o.shape, dtype: 'f32', pieces: tpRanks.map((r) => boxPiece(rankFileName(this.worldRank(r, 0, o.rank)), key, o.shape, block, o.shape.map((n, i) => (i === d ? r * block[i]! : 0)))) };
         }
-        return { world: this.comm.size, zero: 0, tensors };
+        for (const [key, t] of Object.entries(biases))
+          tensors[key] = { shape: t.shape, dtype: 'f64', pieces: [{ file: rankFileName(this.worldRank(0, 0, this.layerStage[biasLayer(key)]!)), key, start: 0, numel: t.data.length }] };
+        return { world: this.worldRank(tps - 1, (this.dp?.size ?? 1) - 1, this.comm.size - 1) + 1, zero: 0, tensors };
       },
       params: names,
-      extra: [],
+      extra: Object.keys(biases).sort(),
       state: { step: this.opt.step, config: this.opts.adamw },
     };
   }
@@ -138,12 +233,15 @@ export class PipelineParallel {
     // every stage reads the same rows (the first needs the ids, the last the targets) so the loader advances alike
     const batches = Array.from({ length: accum }, () => loader.next());
     const B = loader.batch, S = loader.seqLen;
+    const rows = this.compute.hiddenRows(B * S);
     const inflight = new Map<string, InFlight>();
     const pending = new Map<string, { buf: Tensor; done: Promise<void> }>();
     const sends: Promise<void>[] = [];
     /** the send of each activation still travelling (its output is freed once both it and the chunk's backward are done) */
     const sending = new Map<Tensor, Promise<void>>();
     const ces: Tensor[] = [];
+    const auxes: Tensor[] = [];
+    const loads = new Map<number, number[]>();
     const id = (chunk: number, micro: number) => `${chunk}:${micro}`;
     let waitS = 0;
     const t0 = performance.now();
@@ -166,7 +264,7 @@ export class PipelineParallel {
         unposted = true;
         const tag = transferTag(a.payload, a.to, a.micro, C);
         if (a.kind === 'recv') {
-          const buf = keep(T.empty(be, [B * S, this.dModel]));
+          const buf = keep(T.empty(be, [rows, this.dModel]));
           pending.set(`${a.payload}:${id(a.to, a.micro)}`, { buf, done: this.comm.recv(buf, a.peer, tag) });
         } else {
           const f = inflight.get(id(a.from, a.micro))!;
@@ -189,28 +287,32 @@ export class PipelineParallel {
           input = stageInput(r.buf);
         }
         const b = batches[a.micro]!;
-        const output = tidy(() => {
-          // the layers consume (dispose) their input; the leaf object still collects its gradient
-          let x = input ?? this.model.embed(T.tensor(be, b.input, [B, S], 'i32'));
-          x = this.model.forwardLayers(x, part.lo, part.hi, B, S).x;
-          if (!part.head) return x;
-          const ce = T.crossEntropy(this.model.head(x), T.tensor(be, b.target, [b.target.length], 'i32'));
+        const cc = this.compute;
+        const { output, aux } = await runFlow(cc.sync, function* () {
+          const layers = yield* get(cc.layers(input ?? (yield* get(cc.embed(b.input, B, S))), part.lo, part.hi, B, S));
+          if (layers.aux) auxes.push(keep(detach(layers.aux)));
+          if (!part.head) return { output: layers.x, aux: layers.aux };
+          const ce = yield* get(cc.headLoss(layers.x, b.target));
           ces.push(keep(detach(ce)));
-          return ce;
+          return { output: layers.aux ? T.add(ce, layers.aux) : ce, aux: null };
         });
-        inflight.set(id(a.chunk, a.micro), { input, output: keep(output) });
+        for (let i = part.lo; i < part.hi; i++) addLoads(loads, i, this.model.lastLoads.get(i));
+        inflight.set(id(a.chunk, a.micro), { input, output: keep(output), aux: aux && keep(aux) });
       } else {
         const f = inflight.get(id(a.chunk, a.micro))!;
-        if (part.head) tidy(() => backward(f.output));
+        const cc = this.compute;
+        if (part.head) await runFlow(cc.sync, () => get(cc.backward(f.output)));
         else {
           const r = pending.get(`gradient:${id(a.chunk, a.micro)}`)!;
           pending.delete(`gradient:${id(a.chunk, a.micro)}`);
           await wait(r.done);
           if (f.output.node) {
-            tidy(() => backward(f.output, r.buf));
+            // with a balancing loss the root is Σ(output · received gradient) + aux: the output's gradient is exactly the received one
+            await runFlow(cc.sync, () => get(f.aux ? cc.backward(T.add(T.sum(T.mul(f.output, r.buf)), f.aux)) : cc.backward(f.output, r.buf)));
             r.buf.dispose();
           } else f.input!.grad = r.buf; // a chunk without layers passes its gradient through
         }
+        f.aux?.dispose();
         // freed as soon as they can be, not at the end of the step (which would hold every micro-batch's
         // boundary tensors at once): the output once its send is done, the input now, its gradient once sent
         const out = f.output;
@@ -224,16 +326,45 @@ export class PipelineParallel {
     this.lastPipelineS = (performance.now() - t0) / 1000;
 
     if (this.tiedPeer !== null) await this.addTiedGradient(this.tiedPeer);
-    // global gradient norm over the group (the tied weight counted once), one all-reduce
-    const stats = Float32Array.of((await this.opt.gradNorm((name) => name === this.duplicate)) ** 2, 0);
-    for (const ce of ces) stats[1]! += await ce.item();
-    for (const ce of ces) ce.dispose();
-    await this.comm.allReduce(stats);
-    const gradScale = 1 / accum;
+    if (this.tp?.sequenceParallel) await this.tp.reduceReplicatedGrads();
+    if (this.dp) await reduceGradsOverReplicas(this.model.params.tensors, this.dp);
+    // global gradient norm over tp × pp (replicated norms and the tied weight counted once), with the
+    // step's loss sums (from tp rank 0 only: every tp rank holds the same), one all-reduce
+    const once = (name: string) => name === this.duplicate || (this.tp !== null && this.tpRank !== 0 && shardKindOf(name) === 'replicate');
+    const stats = Float32Array.of((await this.opt.gradNorm(once)) ** 2, 0, 0);
+    if (this.tpRank === 0) {
+      for (const ce of ces) stats[1]! += await ce.item();
+      for (const aux of auxes) stats[2]! += await aux.item();
+    }
+    for (const t of [...ces, ...auxes]) t.dispose();
+    await this.mp.allReduce(stats);
+    const replicas = this.dp?.size ?? 1;
+    if (this.dp) {
+      const sums = stats.subarray(1);
+      await this.dp.allReduce(sums);
+    }
+    const gradScale = 1 / (accum * replicas);
     const rawNorm = Math.sqrt(stats[0]!) * gradScale;
     await this.opt.update(lr, clippedGradScale(rawNorm, gradScale, this.opts.adamw.clipNorm));
+    await this.moveRouterBias(loads);
     this.model.params.zeroGrad();
-    return { loss: stats[1]! / accum, aux: 0, gradNorm: rawNorm };
+    return { loss: stats[1]! / (accum * replicas), aux: stats[2]! / (accum * replicas), gradNorm: rawNorm };
+  }
+
+  /** Bias balancing: this stage's layers move their routing biases by the step's loads (summed over the replicas). */
+  private async moveRouterBias(loads: Map<number, number[]>): Promise<void> {
+    if (this.model.config.moe?.balance !== 'bias') return;
+    const layers = [...loads.keys()].sort((a, b) => a - b);
+    const flat = Float32Array.from(layers.flatMap((i) => loads.get(i)!));
+    if (this.dp && flat.length) await this.dp.allReduce(flat);
+    let at = 0;
+    for (const i of layers) {
+      const n = loads.get(i)!.length;
+      this.model.lastLoads.set(i, Array.from(flat.subarray(at, at + n)));
+      at += n;
+    }
+    for (const i of [...this.model.lastLoads.keys()]) if (!loads.has(i)) this.model.lastLoads.delete(i);
+    this.model.updateRouterBias();
   }
 
   /** First and last stage both hold the tied embedding: each adds the other's gradient. */
@@ -264,15 +395,16 @@ export class PipelineParallel {
           const part = this.parts[j]!;
           let input: Tensor | null = null;
           if (j > 0) {
-            input = keep(T.empty(be, [B * S, this.dModel]));
+            input = keep(T.empty(be, [this.compute.hiddenRows(B * S), this.dModel]));
             await this.comm.recv(input, chunkRank(j - 1, pp), transferTag('activation', j, 0, C));
           }
-          const out = noGrad(() =>
-            tidy(() => {
-              const x = this.model.forwardLayers(input ?? this.model.embed(T.tensor(be, b.input, [B, S], 'i32')), part.lo, part.hi, B, S).x;
-              return part.head ? T.crossEntropy(this.model.head(x), T.tensor(be, b.target, [b.target.length], 'i32')) : x;
-            }),
-          );
+          const cc = this.compute;
+          const forward = () =>
+            runFlow(cc.sync, function* () {
+              const { x } = yield* get(cc.layers(input ?? (yield* get(cc.embed(b.input, B, S))), part.lo, part.hi, B, S));
+              return part.head ? yield* get(cc.headLoss(x, b.target)) : x;
+            });
+          const out = await (cc.sync ? noGrad(forward) : noGradAsync(async () => forward()));
           if (part.head) sum += await out.item();
           else await this.comm.send(out, chunkRank(j + 1, pp), transferTag('activation', j + 1, 0, C));
           out.dispose();
@@ -286,7 +418,18 @@ export class PipelineParallel {
     }
   }
 
-  /** Loads this rank's parameters and moments from a whole checkpoint (any layout it was saved under). */
+  /**
+   * Loads this rank's parameters, moments and step from a whole checkpoint (any layout it was saved
+   * under): the stage's parameters, cut to this rank's tensor-parallel shards; all routing biases.
+   */
+  restore(tensors: NamedTensors, s: OptimizerState | null, where: string): void {
+    const cut = (all: NamedTensors) => (this.tp ? this.tp.cutTensors(this.restoreTensors(all)) : this.restoreTensors(all));
+    restoreModel(this.model, cut(tensors), where);
+    if (this.opt instanceof ZeroOneAdamW) this.opt.restore(this.model, s, { m: cut(s?.m ?? {}), v: cut(s?.v ?? {}) }, where);
+    else restoreOptimizer(this.opt, this.model, s && { ...s, m: cut(s.m), v: cut(s.v) }, where);
+  }
+
+  /** The entries of a whole checkpoint's tensors that are this stage's parameters. */
   restoreTensors(tensors: NamedTensors): NamedTensors {
     const out: NamedTensors = {};
     for (const name of this.model.params.tensors.keys()) if (tensors[name]) out[name] = tensors[name]!;
@@ -296,4 +439,15 @@ export class PipelineParallel {
   dispose(): void {
     this.opt.dispose();
   }
+}
+
+function biasLayer(key: string): number {
+  return Number(key.slice(key.lastIndexOf('.') + 1));
+}
+
+function addLoads(acc: Map<number, number[]>, layer: number, l: readonly number[] | undefined): void {
+  if (!l) return;
+  const a = acc.get(layer);
+  if (a) for (let e = 0; e < l.length; e++) a[e]! += l[e]!;
+  else acc.set(layer, [...l]);
 }

@@ -51,9 +51,11 @@ export function validateTensorParallel(c: ModelConfig, tp: number, sp: boolean, 
     ['FFN hidden size', c.ffnHidden, '--ffn-hidden'],
     ['vocabulary', c.vocab, '--vocab'],
   ];
+  const fits = [...Array(c.kvHeads).keys()].map((i) => i + 1).filter((d) => parts.every(([, n]) => n % d === 0));
   for (const [what, n, flag] of parts)
-    if (n % tp !== 0) throw new ConfigError(`--tp ${tp} does not divide model '${c.name}': ${n} ${what} (${flag}) must be a multiple of ${tp}; choose a --tp dividing it`);
-  if (c.moe) throw new ConfigError(`--tp ${tp}: tensor parallelism of MoE models is not implemented yet; train '${c.name}' with --tp 1`);
+    if (n % tp !== 0) throw new ConfigError(`--tp ${tp} does not divide model '${c.name}': ${n} ${what} (${flag}) must be a multiple of ${tp}; --tp ${fits.join('|')} would fit`);
+  if (c.moe)
+    throw new ConfigError(`--tp ${tp}: the tensor-parallel plan has no rule for the experts of MoE model '${c.name}' (not implemented yet); train it with --tp 1 (--pp and --dp compose with MoE)`);
   if (sp && microBatchTokens % tp !== 0)
     throw new ConfigError(`--sp splits each micro-batch's ${microBatchTokens} tokens over --tp ${tp} ranks; use a --micro-batch x --seq that is a multiple of ${tp}`);
 }
@@ -66,14 +68,8 @@ export interface TensorParallelConfig {
 }
 
 /** Refuses a tensor-parallel run that does not fit the job's ranks, the model or the micro-batch. */
-export function assertTensorParallelFits(c: { model: ModelConfig; dp: number; zero: number; microBatch: number; seqLen: number; pipeline?: { pp: number } | null }, t: TensorParallelConfig, worldSize: number): void {
+export function assertTensorParallelFits(c: { model: ModelConfig; dp: number; zero: number; microBatch: number; seqLen: number; }, t: TensorParallelConfig, worldSize: number): void {
   validateTensorParallel(c.model, t.tp, t.sp, c.microBatch * c.seqLen);
-  if (c.zero > 0) throw new ConfigError(`--tp ${t.tp} with --zero ${c.zero}: ZeRO over the replicas of tensor-parallel shards is not implemented yet; use --zero 0`);
-  if (c.pipeline && c.pipeline.pp > 1) throw new ConfigError(`--tp ${t.tp} with --pp ${c.pipeline.pp}: tensor and pipeline parallelism together are not implemented yet; use one of them`);
-  assertRanksFit('tp', t.tp, c.dp, worldSize);
-}
-
-/** The data-parallel replica a world rank belongs to under tp × dp (tp fastest): the loader's rank. */
-export function tensorParallelDataRank(t: TensorParallelConfig, worldRank: number): number {
-  return Math.floor(worldRank / t.tp);
+  assertRanksFit({ tp: t.tp }, c.dp, worldSize);
+  if (c.zero > 1) throw new ConfigError(`--tp ${t.tp} with --zero ${c.zero}: ZeRO-2/3 over the replicas of tensor-parallel shards are not implemented yet; use --zero 1 or 0`);
 }

@@ -31,6 +31,7 @@ import type { Communicator } from './communicator.js';
 import { copyToGroup, gatherFromGroup, reduceFromGroup, scatterToGroup } from './differentiable.js';
 import { type ShardKind, shardDimOf, shardKindOf, type TensorParallelConfig, validateTensorParallel } from './tensor-parallel-plan.js';
 import { ProcessMesh } from './mesh.js';
+import { reduceGradsOverReplicas } from './replica-grads.js';
 import { vocabParallelCrossEntropy, vocabParallelEmbedding } from './vocab-parallel.js';
 
 /** Rank `rank`'s block of `t` along `dim` (a new contiguous tensor, no gradient). */
@@ -216,18 +217,38 @@ export class TensorParallel {
 
   /** Mean next-token cross-entropy of ids/targets (host, [batch·seq]), the same scalar on every tp rank. */
   async loss(ids: Int32Array, targets: Int32Array, batch: number, seq: number): Promise<Tensor> {
+    return this.headLoss(await this.layers(await this.embed(ids), 0, this.model.config.layers, batch, seq), targets);
+  }
+
+  /** Rows of the hidden states one rank holds between blocks (a pipeline's activation): its N/tp tokens with --sp, all N without. */
+  hiddenRows(tokens: number): number {
+    return this.sequenceParallel ? tokens / this.comm.size : tokens;
+  }
+
+  /** Vocabulary-parallel token embedding of ids (host, [batch·seq]) → hidden [hiddenRows, dModel]. */
+  embed(ids: Int32Array): Promise<Tensor> {
+    return vocabParallelEmbedding(this.model.params.get('tok_embeddings.weight'), ids, this.comm, this.sequenceParallel);
+  }
+
+  /** Decoder layers [lo, hi) on this rank's shards (a pipeline chunk's layers, or all of them). */
+  async layers(x: Tensor, lo: number, hi: number, batch: number, seq: number): Promise<Tensor> {
     const c = this.model.config, ps = this.model.params, dtype = this.model.dtype;
     const norm = (h: Tensor, w: string) => T.rmsnorm(h, ps.get(w), c.normEps);
-    let x = await vocabParallelEmbedding(ps.get('tok_embeddings.weight'), ids, this.comm, this.sequenceParallel);
-    for (let i = 0; i < c.layers; i++) {
+    for (let i = lo; i < hi; i++) {
       const p = `layers.${i}`;
       const a = attentionBlock(ps, this.local, `${p}.attention`, await this.enter(norm(x, `${p}.attention_norm.weight`)), batch, seq, dtype);
       const h = T.add(x, await this.exit(a));
       const f = mlp(ps, this.local, `${p}.feed_forward`, await this.enter(norm(h, `${p}.ffn_norm.weight`)), dtype);
       x = T.add(h, await this.exit(f));
     }
+    return x;
+  }
+
+  /** Final norm, vocabulary-parallel output layer and cross-entropy against targets (host, [batch·seq]). */
+  async headLoss(x: Tensor, targets: Int32Array): Promise<Tensor> {
+    const c = this.model.config, ps = this.model.params;
     const out = ps.get(c.tiedEmbeddings ? 'tok_embeddings.weight' : 'output.weight');
-    const logits = linear(await this.enter(norm(x, 'norm.weight')), out, dtype);
+    const logits = linear(await this.enter(T.rmsnorm(x, ps.get('norm.weight'), c.normEps)), out, this.model.dtype);
     return vocabParallelCrossEntropy(logits, targets, this.comm);
   }
 
@@ -251,7 +272,7 @@ export class TensorParallel {
     const replicas = this.dpComm?.size ?? 1;
     const mean = Float32Array.of(sum / accum);
     if (this.dpComm) {
-      await Promise.all([...this.model.params.tensors.values()].map((p) => (p.grad ? this.dpComm!.allReduce(p.grad, 'sum') : null)));
+      await reduceGradsOverReplicas(this.model.params.tensors, this.dpComm);
       await this.dpComm.allReduce(mean, 'sum');
     }
     const gradNorm = await opt.update(lr, 1 / (accum * replicas));
@@ -260,7 +281,7 @@ export class TensorParallel {
   }
 
   /** With --sp each rank's norms saw only its tokens: their gradients are summed over the tp ranks. */
-  private async reduceReplicatedGrads(): Promise<void> {
+  async reduceReplicatedGrads(): Promise<void> {
     for (const [name, p] of this.model.params.tensors)
       if (p.grad && shardKindOf(name) === 'replicate') await this.comm.allReduce(p.grad, 'sum');
   }

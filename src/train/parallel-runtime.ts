@@ -8,7 +8,7 @@ import type { Transformer } from '../nn/transformer.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
 import type { Communicator } from '../dist/communicator.js';
 import { DataParallel } from '../dist/data-parallel.js';
-import { assertPipelineFits } from '../dist/pipeline-config.js';
+import { assertPipelineFits, pipelineOf } from '../dist/pipeline-config.js';
 import { PipelineParallel } from '../dist/pipeline-parallel.js';
 import { assertWorldFits } from '../dist/rank-agreement.js';
 import { assertTensorParallelFits } from '../dist/tensor-parallel-plan.js';
@@ -23,10 +23,11 @@ import type { TrainConfig } from './train-config.js';
  * the model, or that is not executable yet — the one place a new composition is enabled.
  */
 export function assertLayoutRuns(c: TrainConfig, worldSize: number): void {
-  if (c.expertParallel) assertExpertParallelFits(c, c.expertParallel.ep, worldSize);
+  // each check refuses the compositions its layout does not run yet, naming what does
+  if (c.contextParallel) assertContextParallelFits(c, c.contextParallel, worldSize);
+  else if (c.expertParallel) assertExpertParallelFits(c, c.expertParallel.ep, worldSize);
+  else if (pipelineOf(c)) assertPipelineFits(c, pipelineOf(c)!, worldSize);
   else if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, worldSize);
-  else if (c.pipeline && c.pipeline.pp > 1) assertPipelineFits(c, c.pipeline, worldSize);
-  else if (c.contextParallel) assertContextParallelFits(c, c.contextParallel, worldSize);
   else assertWorldFits(c, worldSize);
 }
 
@@ -47,9 +48,11 @@ export interface ParallelRuntime {
 
 /** Wraps `model` for this rank of `comm` (null: one process) as the layout of `c` says. */
 export async function openParallelRuntime(model: Transformer, comm: Communicator | null, c: TrainConfig, adamw: AdamWConfig): Promise<ParallelRuntime> {
-  const pipelined = !!c.pipeline && c.pipeline.pp > 1;
-  const pp = comm && pipelined ? new PipelineParallel(model, comm, { vpp: c.pipeline!.vpp, schedule: c.pipeline!.schedule, adamw }) : null;
-  const tensorPar = comm && c.tensorParallel ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
+  // pipeline stages keep only their chunks' parameters, composed with --tp and --dp on the process
+  // mesh (each stage's parameters cut to its tp shards); tp × dp with ZeRO-1 runs as one stage
+  const pipeline = pipelineOf(c);
+  const pp = comm && pipeline ? await PipelineParallel.open(model, comm, { ...pipeline, adamw, tensorParallel: c.tensorParallel ?? null, dp: c.dp, zero: c.zero, microBatchTokens: c.microBatch * c.seqLen }) : null;
+  const tensorPar = comm && c.tensorParallel && !pp ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
   const ctxPar = comm && c.contextParallel ? await ContextParallel.open(model, comm, c.contextParallel, c.dp) : null;
   const expertPar = await ExpertParallel.forRun(model, comm, c);
   const dp = comm && !pp && !tensorPar && !expertPar ? new DataParallel(model, ctxPar ? ctxPar.gradComm : comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw, ...(ctxPar ? { microBatch: ctxPar.microBatch } : {}) }) : null;

@@ -40,7 +40,7 @@ import { anyRank, gatherRankStats, meanOverRanks } from '../dist/rank-agreement.
 import type { RunEvent } from '../observe/run-record.js';
 import { FaultRuntime } from './fault/runtime.js';
 import { saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
-import { tensorParallelDataRank } from '../dist/tensor-parallel-plan.js';
+import { meshDataRank, pipelineOf } from '../dist/pipeline-config.js';
 import { contextParallelDataRank } from '../dist/context-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
@@ -197,8 +197,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const accum = gradAccumSteps(c);
   // the data-parallel replica this rank reads for: pipeline stages all read the same batches, the
   // ranks of one tensor-parallel group too
-  const pipelined = !!c.pipeline && c.pipeline.pp > 1;
-  const dataRank = pipelined ? 0 : c.tensorParallel ? tensorParallelDataRank(c.tensorParallel, comm?.rank ?? 0) : c.contextParallel ? contextParallelDataRank(c.contextParallel, comm?.rank ?? 0) : comm?.rank ?? 0;
+  const pipeline = pipelineOf(c);
+  const pipelined = !!pipeline;
+  const dataRank = c.contextParallel ? contextParallelDataRank(c.contextParallel, comm?.rank ?? 0) : pipelined || c.tensorParallel ? meshDataRank(c, comm?.rank ?? 0) : comm?.rank ?? 0;
   const openTrain = (state: LoaderState | undefined) =>
     TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state, rank: dataRank, worldSize: c.dp });
   let loader = openTrain(ckpt?.data as LoaderState | undefined);
@@ -229,8 +230,9 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     if (ckpt) {
       if (dp) dp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
       else if (expertPar) expertPar.restore(opt!, ckpt.tensors, ckpt.optimizer, ckpt.dir);
+      else if (pp) pp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
       else {
-        restoreModel(model, pp ? pp.restoreTensors(ckpt.tensors) : tensorPar ? tensorPar.cutTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
+        restoreModel(model, tensorPar ? tensorPar.cutTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
         restoreOptimizer(opt!, model, tensorPar ? tensorPar.cutOptimizerState(ckpt.optimizer) : ckpt.optimizer, ckpt.dir);
       }
       if (ckpt.rng) rng = Rng.fromState(ckpt.rng as RngState);
@@ -253,10 +255,10 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
     const save = async (step: number, extra: Record<string, unknown>, data = loader.state()) => {
       const input = { modelConfig: c.model, step, trainConfig: trainConfigJson(c), data, rng: rng.state(), metrics: extra };
       if (pp || tensorPar || expertPar) {
-        // pipeline stages, tensor-parallel and expert shards are written synchronously (not through the background writer yet)
+        // pipeline stages (under tp × dp too), tensor-parallel and expert shards are written synchronously (not through the background writer yet)
         const writers = expertPar ? expertPar.mesh.world : comm!;
         shardedSaved = await saveShardedCheckpoint(c.out, pp ? pp.shards() : tensorPar ? tensorPar.shards(opt!) : expertPar!.shards(opt!), writers, input, c.keepCheckpoints);
-        progress.log(`train: saved checkpoint ${shardedSaved} (${writers.size} ${pp ? 'pipeline stages' : tensorPar ? 'tensor-parallel ranks' : 'expert-parallel ranks'}' parameters)`);
+        progress.log(`train: saved checkpoint ${shardedSaved} (${writers.size} ranks' shards)`);
         return;
       }
       await ft.save(input);
