@@ -97,12 +97,14 @@ static inline void micro(int64_t K, const float *A, int64_t ars, int64_t aks, co
   for (int64_t k = 0; k < K; k++) {
     vf b[NV];
     for (int v = 0; v < NV; v++) {
-      b[v] = ld(B + k * ldb + ATTN_W * v);
+      vf bv = ld(B + k * ldb + ATTN_W * v);
 #if defined(__GNUC__) && defined(ATTN_PIN_B)
       // Keep B in registers: otherwise GCC folds the load into each FMA (R loads instead of one),
-      // and the loop becomes load-bound.
-      __asm__("" : "+" ATTN_PIN_B(b[v]));
+      // and the loop becomes load-bound. (On a local, not the array element: that made GCC store
+      // every B vector to the stack as well.)
+      __asm__("" : "+" ATTN_PIN_B(bv));
 #endif
+      b[v] = bv;
     }
     for (int r = 0; r < R; r++) {
       float a = A[r * ars + k * aks];
