@@ -9,6 +9,9 @@
 // Written by hand because no library on this platform offers it: OpenBLAS has only GEMM, and
 // oneDNN 2.6 has no fused attention (its matmul + softmax primitives would materialise the T x T
 // scores, which this kernel never does: its scratch is linear in T).
+// exp_poly (zili.h) gets a 16-lane instantiation outside the AVX-512 region below, only ever
+// inlined into it: the out-of-line ABI GCC warns about (-Wpsabi) is never used.
+#pragma GCC diagnostic ignored "-Wpsabi"
 #include <omp.h>
 
 #include <algorithm>
