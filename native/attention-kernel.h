@@ -8,6 +8,8 @@
 //               accumulators, ATTN_NVMAX B vectors and one broadcast in registers)
 //   ATTN_PIN_B  the asm register constraint that keeps the B vectors in registers ("x", "v"), or
 //               undefined
+// Hand-written because no library here has fused attention (OpenBLAS: GEMM only; oneDNN 2.6: no
+// fused attention, and its matmul + softmax would materialise the T x T scores; see attention.cc).
 // Every vector is exactly one hardware register of the target: a vector wider than the target's
 // registers (the 16-lane code built for AVX2) is lowered by GCC through the stack, which made the
 // AVX2 build 5x slower than the unfused GEMM path.
