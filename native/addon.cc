@@ -519,6 +519,32 @@ napi_value js_attention_bwd(Ctx &c) {
   return undef(c);
 }
 
+napi_value string(Ctx &c, const char *s);
+
+// attentionKernel([name]): sets the attention kernel when a name is given; returns the one in use.
+napi_value js_attention_kernel(Ctx &c) {
+  if (c.argc > 0) {
+    char name[32];
+    size_t len;
+    if (napi_get_value_string_utf8(c.env, c.argv[0], name, sizeof name, &len) != napi_ok)
+      fail(c, "argument 'name' must be a string");
+    try {
+      zili::set_attention_kernel(std::string(name, len));
+    } catch (ArgError &err) {
+      fail(c, err.what());
+    }
+  }
+  return string(c, zili::attention_kernel());
+}
+
+napi_value js_attention_kernels(Ctx &c) {
+  auto names = zili::attention_kernels();
+  napi_value arr;
+  napi_create_array_with_length(c.env, names.size(), &arr);
+  for (size_t i = 0; i < names.size(); i++) napi_set_element(c.env, arr, (uint32_t)i, string(c, names[i].c_str()));
+  return arr;
+}
+
 napi_value js_attention_scratch(Ctx &c) {
   int64_t B = size_arg(c, 0, "batch"), T = size_arg(c, 1, "seq"), Hq = size_arg(c, 2, "hq"),
           Hkv = size_arg(c, 3, "hkv"), D = size_arg(c, 4, "headDim");
@@ -703,6 +729,8 @@ const Entry ENTRIES[] = {
     {"attentionFwd", js_attention_fwd, 12},
     {"attentionBwd", js_attention_bwd, 16},
     {"attentionScratchBytes", js_attention_scratch, 6},
+    {"attentionKernel", js_attention_kernel, 0},
+    {"attentionKernels", js_attention_kernels, 0},
     {"crossEntropyFwd", js_ce_fwd, 6},
     {"crossEntropyBwd", js_ce_bwd, 7},
     {"adamw", js_adamw, 10},

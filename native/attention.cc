@@ -1,166 +1,29 @@
 // Flash-style multi-head attention (forward and backward) with grouped-query heads and an optional
-// causal mask, for the zili CPU addon. Keys are processed in 64-wide tiles with an online softmax,
-// so no T x T score matrix is ever materialised per head: scratch is a few 64 x 64 tiles per thread
-// (plus, in the backward, T softmax statistics per query head of a task, and zero-padded copies of
-// the inputs only when the head dimension is not a multiple of 16). Linear in T, never T^2.
+// causal mask, for the zili CPU addon: the workspace, the scratch-size formula and the choice of
+// kernel. The kernels themselves are in attention-kernel.h, written once over a vector width and
+// compiled here once per instruction set (AVX-512, AVX2+FMA, portable); the widest one the CPU
+// runs is chosen by CPUID at the first call, and set_attention_kernel can force another (tests run
+// every kernel the CPU has against the same reference). Machines change under a build: an addon
+// built with -march=native on an AVX2 machine still carries the AVX-512 kernel (compiled through a
+// target pragma) for the CPU it may be copied to, and an ARM or RISC-V build gets the portable one.
 // Written by hand because no library on this platform offers it: OpenBLAS has only GEMM, and
-// oneDNN 2.6 has no fused attention (its matmul + softmax primitives would materialise the scores).
-// The tile products use a register-blocked kernel (6 rows x 64 columns, 24 accumulators) written
-// with GCC vector extensions (portable: 512-bit registers under AVX-512, split into narrower ones
-// elsewhere). Its A operand takes any row and column stride, so q/k/v/dout are read in place from
-// their [B,T,H,D] rows and a product with a transposed operand needs no copy; the only copies are
-// 64 x D transposes done in registers (Q^T per forward task, K^T and V^T per backward key tile).
-// On the causal diagonal tile the products skip the masked half.
-//
-// Forward, per (batch, head, 64-query tile): S^T = K Q^T, so the softmax statistics (max, sum) of
-// 64 queries are whole vectors reduced down the rows (no horizontal reductions); then
-// O = corr * O + P V, the online-softmax rescaling folded into the product's accumulator load.
-// Backward, per (batch, kv head): S = Q K^T and dP = dO V^T per (key tile, query head, query tile);
-// dV += P^T dO, dK += dS^T Q and dQ += dS K accumulate straight into the outputs, which the task
-// owns (deterministic, no atomics; the softmax scale is folded into dS).
+// oneDNN 2.6 has no fused attention (its matmul + softmax primitives would materialise the T x T
+// scores, which this kernel never does: its scratch is linear in T).
+// exp_poly (zili.h) gets a 16-lane instantiation outside the AVX-512 region below, only ever
+// inlined into it: the out-of-line ABI GCC warns about (-Wpsabi) is never used.
+#pragma GCC diagnostic ignored "-Wpsabi"
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "zili.h"
 
 namespace zili {
-
-typedef float v16 __attribute__((vector_size(64)));
-typedef int32_t i16v __attribute__((vector_size(64)));
-
-static inline v16 ld(const float *p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-static inline void st(float *p, v16 v) { std::memcpy(p, &v, sizeof v); }
-static inline v16 splat(float x) { return v16{} + x; }
-static inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
-// fast_exp (zili.h) on 16 lanes: the same polynomial, exp_poly.
-static inline v16 vexp(v16 x) {
-  v16 xc = x > 88.0f ? splat(88.0f) : x, lo = xc;
-  xc = xc < -87.0f ? splat(-87.0f) : xc;
-  v16 n;
-  v16 p = zili::exp_poly(xc, n);
-  i16v bits = (__builtin_convertvector(n, i16v) + 127) << 23;
-  v16 sc;
-  std::memcpy(&sc, &bits, sizeof sc);
-  return lo < -87.0f ? v16{} : p * sc;
-}
-static const i16v IOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-
-// C[R x 16*NV] (+)= A[R x K] * B[K x 16*NV]; A(r, k) = A[r * ars + k * aks], B and C row-major.
-// With rs, the accumulated C is first scaled row-wise: row r by rs[r].
-template <int R, int NV>
-static inline void micro(int64_t K, const float *A, int64_t ars, int64_t aks, const float *B, int64_t ldb, float *C,
-                         int64_t ldc, bool acc, const float *rs) {
-  v16 c[R][NV];
-  if (acc) {
-    for (int r = 0; r < R; r++)
-      for (int v = 0; v < NV; v++) c[r][v] = ld(C + r * ldc + 16 * v);
-    if (rs)
-      for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++) c[r][v] *= rs[r];
-  } else {
-    for (int r = 0; r < R; r++)
-      for (int v = 0; v < NV; v++) c[r][v] = v16{};
-  }
-  for (int64_t k = 0; k < K; k++) {
-    v16 b[NV];
-    for (int v = 0; v < NV; v++) {
-      b[v] = ld(B + k * ldb + 16 * v);
-#if defined(__GNUC__) && defined(__AVX512F__)
-      // Keep B in registers: otherwise GCC folds the load into each FMA (R loads instead of one),
-      // and the loop becomes load-bound.
-      __asm__("" : "+v"(b[v]));
-#endif
-    }
-    for (int r = 0; r < R; r++) {
-      float a = A[r * ars + k * aks];
-      for (int v = 0; v < NV; v++) c[r][v] += a * b[v];
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++) st(C + r * ldc + 16 * v, c[r][v]);
-}
-
-template <int R>
-static inline void micro_r(int nv, int64_t K, const float *A, int64_t ars, int64_t aks, const float *B, int64_t ldb,
-                           float *C, int64_t ldc, bool acc, const float *rs) {
-  switch (nv) {
-    case 4: micro<R, 4>(K, A, ars, aks, B, ldb, C, ldc, acc, rs); break;
-    case 3: micro<R, 3>(K, A, ars, aks, B, ldb, C, ldc, acc, rs); break;
-    case 2: micro<R, 2>(K, A, ars, aks, B, ldb, C, ldc, acc, rs); break;
-    default: micro<R, 1>(K, A, ars, aks, B, ldb, C, ldc, acc, rs); break;
-  }
-}
-
-// Triangular modes for the causal diagonal tile (row r of C against column n or inner index k):
-// only the listed part of the product is computed, the rest of C is left as it was (TRI_N_*) or
-// gets no contribution (TRI_K_*, where A is zero outside the range).
-enum Tri { TRI_NONE, TRI_N_GE_ROW, TRI_N_LE_ROW, TRI_K_GE_ROW, TRI_K_LE_ROW };
-
-// Rows per micro-kernel call: 6 x 4 accumulators + 4 B vectors + a broadcast fit 32 registers
-// (4 rows ran about 10% slower in isolation; 8 spill).
-static constexpr int RMAX = 6;
-// 16-lane vectors per micro-kernel row: 4 with AVX-512 (one zmm each). Without it a v16 takes two
-// 256-bit registers of 16, so 6 x 4 accumulators would spill on every FMA: 6 x 1 (12 registers).
-#if defined(__AVX512F__)
-static constexpr int NVMAX = 4;
-#else
-static constexpr int NVMAX = 1;
-#endif
-
-// C[M x N] (+)= A[M x K] * B[K x N]; N must be a multiple of 16.
-static void tile_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t ars, int64_t aks, const float *B,
-                    int64_t ldb, float *C, int64_t ldc, bool acc, Tri tri = TRI_NONE, const float *rs = nullptr) {
-  const int64_t NV = N / 16;
-  for (int64_t i = 0; i < M;) {
-    const int64_t R = M - i >= RMAX ? RMAX : M - i >= 4 ? 4 : 1;
-    int64_t v0 = 0, v1 = NV, k0 = 0, k1 = K;
-    if (tri == TRI_N_GE_ROW) v0 = std::min(NV, i / 16);
-    else if (tri == TRI_N_LE_ROW) v1 = std::min(NV, (i + R - 1) / 16 + 1);
-    else if (tri == TRI_K_GE_ROW) k0 = std::min(K, i);
-    else if (tri == TRI_K_LE_ROW) k1 = std::min(K, i + R);
-    const float *a = A + i * ars + k0 * aks, *b = B + k0 * ldb, *ri = rs ? rs + i : nullptr;
-    for (int64_t v = v0; v < v1; v += NVMAX) {
-      int nv = (int)std::min<int64_t>(NVMAX, v1 - v);
-      if (R == RMAX) micro_r<RMAX>(nv, k1 - k0, a, ars, aks, b + 16 * v, ldb, C + i * ldc + 16 * v, ldc, acc, ri);
-      else if (R == 4) micro_r<4>(nv, k1 - k0, a, ars, aks, b + 16 * v, ldb, C + i * ldc + 16 * v, ldc, acc, ri);
-      else micro_r<1>(nv, k1 - k0, a, ars, aks, b + 16 * v, ldb, C + i * ldc + 16 * v, ldc, acc, ri);
-    }
-    i += R;
-  }
-}
-
-// dst[c * ldd + r] = s * src[r * lds + c] for r < 64, c < cols, with zeros for rows >= rows:
-// a 64 x cols block transposed 16 x 16 at a time in registers (four interleave stages).
-static void transpose64(const float *src, int64_t lds, int64_t rows, int64_t cols, float s, float *dst, int64_t ldd) {
-  const i16v lo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
-  const i16v hi = lo + 8;
-  const int64_t c16 = cols / 16 * 16;
-  for (int64_t r0 = 0; r0 < 64; r0 += 16) {
-    for (int64_t c0 = 0; c0 < c16; c0 += 16) {
-      v16 x[16], y[16];
-      for (int r = 0; r < 16; r++) x[r] = r0 + r < rows ? ld(src + (r0 + r) * lds + c0) * s : v16{};
-      for (int stage = 0; stage < 4; stage++) {
-        for (int r = 0; r < 8; r++) {
-          y[2 * r] = __builtin_shuffle(x[r], x[r + 8], lo);
-          y[2 * r + 1] = __builtin_shuffle(x[r], x[r + 8], hi);
-        }
-        for (int r = 0; r < 16; r++) x[r] = y[r];
-      }
-      for (int c = 0; c < 16; c++) st(dst + (c0 + c) * ldd + r0, x[c]);
-    }
-    for (int64_t c = c16; c < cols; c++)
-      for (int64_t r = r0; r < r0 + 16; r++) dst[c * ldd + r] = r < rows ? src[r * lds + c] * s : 0.0f;
-  }
-}
 
 static const int64_t BQ = 64, BK = 64;
 
@@ -197,213 +60,123 @@ size_t attention_scratch_bytes(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, in
   return (nt * bwd_per(round16(D), Hq / Hkv, T) + bwd_pad(B, T, Hq, Hkv, D)) * sizeof(float);
 }
 
-// x [B,T,H,D] -> [B,T,H,Dp], zero padded (orphaned work-sharing loop, no barrier at the end).
-static void pad_rows(const float *x, int64_t rows, int64_t D, int64_t Dp, float *dst) {
-#pragma omp for schedule(static) nowait
-  for (int64_t r = 0; r < rows; r++) {
-    std::memcpy(dst + r * Dp, x + r * D, D * sizeof(float));
-    std::fill(dst + r * Dp + D, dst + r * Dp + Dp, 0.0f);
+// ---- the kernels, one namespace per instruction set ----
+// Portable: whatever the build targets (-march=native: NEON on ARM, AVX2 here), 4 lanes.
+namespace attn_portable {
+#define ATTN_W 4
+#define ATTN_NVMAX 2
+#include "attention-kernel.h"
+#undef ATTN_W
+#undef ATTN_NVMAX
+}  // namespace attn_portable
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ZILI_ATTN_X86 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace attn_avx2 {
+#define ATTN_W 8
+#define ATTN_NVMAX 2
+#define ATTN_PIN_B "x"
+#include "attention-kernel.h"
+#undef ATTN_W
+#undef ATTN_NVMAX
+#undef ATTN_PIN_B
+}  // namespace attn_avx2
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+namespace attn_avx512 {
+#define ATTN_W 16
+#define ATTN_NVMAX 4
+#define ATTN_PIN_B "v"
+#include "attention-kernel.h"
+#undef ATTN_W
+#undef ATTN_NVMAX
+#undef ATTN_PIN_B
+}  // namespace attn_avx512
+#pragma GCC pop_options
+#endif
+
+struct AttnKernel {
+  const char *name;
+  bool (*supported)();
+  void (*fwd)(const float *, const float *, const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float, bool,
+              float *, float *, float *, size_t, int);
+  void (*bwd)(const float *, const float *, const float *, const float *, const float *, const float *, int64_t,
+              int64_t, int64_t, int64_t, int64_t, float, bool, float *, float *, float *, float *, size_t, int);
+};
+
+static bool always() { return true; }
+#if defined(ZILI_ATTN_X86)
+static bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+static bool has_avx512() { return __builtin_cpu_supports("avx512f") && has_avx2(); }
+#endif
+
+// Widest first: the default is the first one the CPU supports.
+static const AttnKernel KERNELS[] = {
+#if defined(ZILI_ATTN_X86)
+    {"avx512", has_avx512, attn_avx512::fwd, attn_avx512::bwd},
+    {"avx2", has_avx2, attn_avx2::fwd, attn_avx2::bwd},
+#endif
+    {"portable", always, attn_portable::fwd, attn_portable::bwd},
+};
+static const AttnKernel *g_kernel = nullptr;  // guarded by g_ws_mutex
+
+static const AttnKernel *kernel() {
+  if (!g_kernel)
+    for (const AttnKernel &k : KERNELS)
+      if (k.supported()) {
+        g_kernel = &k;
+        break;
+      }
+  return g_kernel;
+}
+
+std::vector<std::string> attention_kernels() {
+  std::vector<std::string> names;
+  for (const AttnKernel &k : KERNELS)
+    if (k.supported()) names.push_back(k.name);
+  return names;
+}
+
+const char *attention_kernel() {
+  std::lock_guard<std::mutex> lock(g_ws_mutex);
+  return kernel()->name;
+}
+
+void set_attention_kernel(const std::string &name) {
+  std::string have;
+  for (const AttnKernel &k : KERNELS) {
+    if (!k.supported()) continue;
+    if (name == k.name) {
+      std::lock_guard<std::mutex> lock(g_ws_mutex);
+      g_kernel = &k;
+      return;
+    }
+    have += std::string(have.empty() ? "" : ", ") + k.name;
   }
+  throw ArgError("attention kernel '" + name + "' is not available on this CPU (available: " + have + ")");
 }
 
 void attention_fwd(const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t Hq, int64_t Hkv,
                    int64_t D, float scale, bool causal, float *out, float *lse) {
-  const int64_t G = Hq / Hkv, nqt = (T + BQ - 1) / BQ, Dp = round16(D), ldq = Hq * D, ldk = Hkv * D, ldv = Hkv * Dp;
   const int nt = threads();
   const size_t per = fwd_per(D);
   std::lock_guard<std::mutex> lock(g_ws_mutex);
-  float *tbuf = workspace(nt * per + fwd_pad(B, T, Hkv, D)), *vpad = tbuf + nt * per;
-  const float *vv = D == Dp ? v : vpad;
-  const int64_t tasks = B * Hq * nqt;
-#pragma omp parallel num_threads(nt)
-  {
-    if (D != Dp) {
-      pad_rows(v, B * T * Hkv, D, Dp, vpad);
-#pragma omp barrier
-    }
-    float *QT = tbuf + omp_get_thread_num() * per, *ST = QT + D * BQ, *O = ST + BK * BQ, *m = O + BQ * Dp, *l = m + BQ,
-          *corr = l + BQ;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < tasks; task++) {
-      // Causal: later query tiles have more work; run them first for better balance.
-      int64_t qt = causal ? nqt - 1 - task % nqt : task % nqt, bh = task / nqt, b = bh / Hq, h = bh % Hq;
-      int64_t hk = h / G, q0 = qt * BQ, nq = std::min(BQ, T - q0);
-      const float *Kh = k + (b * T * Hkv + hk) * D, *Vh = vv + (b * T * Hkv + hk) * Dp;
-      // Q^T tile [D][BQ], scaled, zero columns past the last query.
-      transpose64(q + ((b * T + q0) * Hq + h) * D, ldq, nq, D, scale, QT, BQ);
-      for (int64_t i = 0; i < BQ; i += 16) {
-        st(m + i, splat(-INFINITY));
-        st(l + i, v16{});
-      }
-      int64_t kend = causal ? std::min(T, q0 + nq) : T;
-      for (int64_t j0 = 0; j0 < kend; j0 += BK) {
-        int64_t nk = std::min(BK, kend - j0);
-        bool diag = causal && j0 + nk > q0;  // some key of the tile is after some query (j0 == q0)
-        // S^T [nk x BQ] = K Q^T (K read in place). On the diagonal, row j only needs columns i >= j.
-        tile_nn(nk, BQ, D, Kh + j0 * ldk, ldk, 1, QT, BQ, ST, BQ, false, diag ? TRI_N_GE_ROW : TRI_NONE);
-        for (int64_t i = 0; i < BQ; i += 16) {
-          // Column block of 16 queries: online softmax over the nk keys, reduced down the rows.
-          const i16v qi = IOTA + (int32_t)(q0 + i - j0);  // key j is visible to query i iff j <= qi
-          v16 mo = ld(m + i), mx = mo;
-          if (diag) {
-            for (int64_t j = 0; j < nk; j++) {
-              v16 s = ld(ST + j * BQ + i);
-              mx = (i16v{} + (int32_t)j) <= qi ? vmax(mx, s) : mx;
-            }
-          } else {
-            for (int64_t j = 0; j < nk; j++) mx = vmax(mx, ld(ST + j * BQ + i));
-          }
-          v16 sum = v16{};
-          if (diag) {
-            for (int64_t j = 0; j < nk; j++) {
-              v16 p = vexp(ld(ST + j * BQ + i) - mx);
-              p = (i16v{} + (int32_t)j) <= qi ? p : v16{};
-              st(ST + j * BQ + i, p);
-              sum += p;
-            }
-          } else {
-            for (int64_t j = 0; j < nk; j++) {
-              v16 p = vexp(ld(ST + j * BQ + i) - mx);
-              st(ST + j * BQ + i, p);
-              sum += p;
-            }
-          }
-          // Every column sees key 0 in the first tile (causal or not), so mx is finite from then on
-          // and corr = exp(-inf) = 0 only multiplies the zero-initialised state.
-          v16 c = vexp(mo - mx);
-          st(corr + i, c);
-          st(m + i, mx);
-          st(l + i, ld(l + i) * c + sum);
-        }
-        // O [nq x Dp] = corr * O + P V, P read transposed from S^T (A(i, j) = S^T[j][i]); on the
-        // diagonal, query i only meets keys j <= i.
-        tile_nn(nq, Dp, nk, ST, 1, BQ, Vh + j0 * ldv, ldv, O, Dp, j0 > 0, diag ? TRI_K_LE_ROW : TRI_NONE, corr);
-      }
-      for (int64_t i = 0; i < nq; i++) {
-        float inv = 1.0f / l[i];
-        float *po = out + ((b * T + q0 + i) * Hq + h) * D;
-        for (int64_t c = 0; c < D; c++) po[c] = O[i * Dp + c] * inv;
-        lse[(b * Hq + h) * T + q0 + i] = m[i] + std::log(l[i]);
-      }
-    }
-  }
-}
-
-// Backward on rows whose length D is a multiple of 16 (the caller pads otherwise).
-static void bwd_core(const float *q, const float *k, const float *v, const float *out, const float *lse,
-                     const float *dout, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, float scale,
-                     bool causal, float *dq, float *dk, float *dv, float *tbuf, size_t per) {
-  const int64_t G = Hq / Hkv, nkt = (T + BK - 1) / BK, ldq = Hq * D, ldk = Hkv * D;
-  float *KT = tbuf + omp_get_thread_num() * per, *VT = KT + D * BK, *S = VT + D * BK, *dP = S + BQ * BK,
-        *Dl = dP + BQ * BK, *Ll = Dl + G * T;
-  // One task per (batch, kv head): it owns the dk/dv rows of that kv head and the dq rows of the
-  // query heads that share it, so no two threads write the same output (deterministic, no atomics).
-#pragma omp for schedule(dynamic, 1)
-  for (int64_t task = 0; task < B * Hkv; task++) {
-    int64_t b = task / Hkv, hk = task % Hkv;
-    // Delta = rowsum(dO * O) and lse of the task's query heads; zero its dq, dk and dv rows.
-    for (int64_t g = 0; g < G; g++) {
-      int64_t h = hk * G + g;
-      for (int64_t t = 0; t < T; t++) {
-        const int64_t r = (b * T + t) * ldq + h * D;
-        v16 s = v16{};
-        for (int64_t c = 0; c < D; c += 16) {
-          s += ld(dout + r + c) * ld(out + r + c);
-          st(dq + r + c, v16{});
-        }
-        float sum = 0.0f;
-        for (int u = 0; u < 16; u++) sum += s[u];
-        Dl[g * T + t] = sum;
-        Ll[g * T + t] = lse[(b * Hq + h) * T + t];
-      }
-    }
-    for (int64_t t = 0; t < T; t++)
-      for (int64_t c = 0; c < D; c += 16) {
-        st(dk + (b * T + t) * ldk + hk * D + c, v16{});
-        st(dv + (b * T + t) * ldk + hk * D + c, v16{});
-      }
-    for (int64_t kt = 0; kt < nkt; kt++) {
-      int64_t j0 = kt * BK, nk = std::min(BK, T - j0);
-      const float *Kh = k + (b * T + j0) * ldk + hk * D, *Vh = v + (b * T + j0) * ldk + hk * D;
-      float *dKh = dk + (b * T + j0) * ldk + hk * D, *dVh = dv + (b * T + j0) * ldk + hk * D;
-      // K^T and V^T tiles [D][BK], zero columns past the last key.
-      transpose64(Kh, ldk, nk, D, 1.0f, KT, BK);
-      transpose64(Vh, ldk, nk, D, 1.0f, VT, BK);
-      for (int64_t g = 0; g < G; g++) {
-        int64_t h = hk * G + g;
-        const float *lh = Ll + g * T, *Dh = Dl + g * T;
-        for (int64_t i0 = causal ? j0 / BQ * BQ : 0; i0 < T; i0 += BQ) {
-          int64_t nq = std::min(BQ, T - i0);
-          bool diag = causal && i0 == j0;
-          const float *Qh = q + (b * T + i0) * ldq + h * D, *dOh = dout + (b * T + i0) * ldq + h * D;
-          float *dQh = dq + (b * T + i0) * ldq + h * D;
-          Tri tn = diag ? TRI_N_LE_ROW : TRI_NONE;
-          tile_nn(nq, BK, D, Qh, ldq, 1, KT, BK, S, BK, false, tn);    // S = Q K^T [nq x BK]
-          tile_nn(nq, BK, D, dOh, ldq, 1, VT, BK, dP, BK, false, tn);  // dP = dO V^T
-          for (int64_t i = 0; i < nq; i++) {
-            float *s = S + i * BK, *dp = dP + i * BK;
-            const v16 li = splat(lh[i0 + i]), di = splat(Dh[i0 + i]), sc = splat(scale);
-            const int32_t lim = (int32_t)(diag ? std::min(nk, i + 1) : nk);  // keys j < lim are visible
-            const int64_t nv = diag ? i / 16 + 1 : BK / 16;
-            for (int64_t c = 0; c < nv * 16; c += 16) {
-              v16 p = vexp(ld(s + c) * sc - li);
-              v16 ds = p * (ld(dp + c) - di) * sc;  // scale folded in: dK = dS^T Q and dQ = dS K
-              i16v vis = IOTA + (int32_t)c < lim;
-              st(s + c, vis ? p : v16{});
-              st(dp + c, vis ? ds : v16{});
-            }
-            for (int64_t c = nv * 16; c < BK; c += 16) {
-              st(s + c, v16{});
-              st(dp + c, v16{});
-            }
-          }
-          // dV += P^T dO, dK += dS^T Q (A read transposed: A(j, i) = P[i][j]); on the diagonal, key j
-          // only meets queries i >= j.
-          Tri tk = diag ? TRI_K_GE_ROW : TRI_NONE;
-          tile_nn(nk, D, nq, S, 1, BK, dOh, ldq, dVh, ldk, true, tk);
-          tile_nn(nk, D, nq, dP, 1, BK, Qh, ldq, dKh, ldk, true, tk);
-          // dQ += dS K; on the diagonal, query i only meets keys j <= i.
-          tile_nn(nq, D, nk, dP, BK, 1, Kh, ldk, dQh, ldq, true, diag ? TRI_K_LE_ROW : TRI_NONE);
-        }
-      }
-    }
-  }
+  float *tbuf = workspace(nt * per + fwd_pad(B, T, Hkv, D));
+  kernel()->fwd(q, k, v, B, T, Hq, Hkv, D, scale, causal, out, lse, tbuf, per, nt);
 }
 
 void attention_bwd(const float *q, const float *k, const float *v, const float *out, const float *lse,
                    const float *dout, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                    bool causal, float *dq, float *dk, float *dv) {
-  const int64_t Dp = round16(D), G = Hq / Hkv;
   const int nt = threads();
-  const size_t per = bwd_per(Dp, G, T), pad = bwd_pad(B, T, Hq, Hkv, D);
+  const size_t per = bwd_per(round16(D), Hq / Hkv, T);
   std::lock_guard<std::mutex> lock(g_ws_mutex);
-  float *tbuf = workspace(nt * per + pad);
-  if (D % 16 == 0) {
-#pragma omp parallel num_threads(nt)
-    bwd_core(q, k, v, out, lse, dout, B, T, Hq, Hkv, D, scale, causal, dq, dk, dv, tbuf, per);
-    return;
-  }
-  // Pad the head dimension to Dp with zeros (they add nothing to any product), run, and unpad.
-  const int64_t nq = B * T * Hq, nk = B * T * Hkv;
-  float *qp = tbuf + nt * per, *op = qp + nq * Dp, *dop = op + nq * Dp, *dqp = dop + nq * Dp, *kp = dqp + nq * Dp,
-        *vp = kp + nk * Dp, *dkp = vp + nk * Dp, *dvp = dkp + nk * Dp;
-#pragma omp parallel num_threads(nt)
-  {
-    pad_rows(q, nq, D, Dp, qp);
-    pad_rows(out, nq, D, Dp, op);
-    pad_rows(dout, nq, D, Dp, dop);
-    pad_rows(k, nk, D, Dp, kp);
-    pad_rows(v, nk, D, Dp, vp);
-#pragma omp barrier
-    bwd_core(qp, kp, vp, op, lse, dop, B, T, Hq, Hkv, Dp, scale, causal, dqp, dkp, dvp, tbuf, per);
-#pragma omp for schedule(static) nowait
-    for (int64_t r = 0; r < nq; r++) std::memcpy(dq + r * D, dqp + r * Dp, D * sizeof(float));
-#pragma omp for schedule(static) nowait
-    for (int64_t r = 0; r < nk; r++) {
-      std::memcpy(dk + r * D, dkp + r * Dp, D * sizeof(float));
-      std::memcpy(dv + r * D, dvp + r * Dp, D * sizeof(float));
-    }
-  }
+  float *tbuf = workspace(nt * per + bwd_pad(B, T, Hq, Hkv, D));
+  kernel()->bwd(q, k, v, out, lse, dout, B, T, Hq, Hkv, D, scale, causal, dq, dk, dv, tbuf, per, nt);
 }
 
 }  // namespace zili

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "ops.def"
 
@@ -96,6 +97,11 @@ void attention_bwd(const float *q, const float *k, const float *v, const float *
                    float scale, bool causal, float *dq, float *dk, float *dv);
 // Bytes of scratch memory one call allocates (all threads together).
 size_t attention_scratch_bytes(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, bool backward);
+// The attention kernels this CPU can run, widest first ("avx512", "avx2", "portable"); the one in
+// use (the first of them unless set); set_attention_kernel throws ArgError for a name not listed.
+std::vector<std::string> attention_kernels();
+const char *attention_kernel();
+void set_attention_kernel(const std::string &name);
 
 // The polynomial core of fast_exp, shared by the scalar version below and the 16-lane version in
 // attention.cc (T = float or a GCC vector of floats): for xc in [-87, 88] returns p and n with

@@ -1,8 +1,11 @@
 // Flash-style attention of the native addon: forward and backward against a float64 JS reference
-// (GQA 4:2 and 4:1, causal and not, sequence lengths that do and do not fill the 64-row tiles,
-// head dims that are not multiples of 16), and the backward against finite differences.
+// (GQA 4:2, 4:1 and 6:2, causal and not, sequence lengths that do and do not fill the 64-row tiles,
+// S = 1 and S = 1024, head dims that are not multiples of 16), on every kernel this CPU runs
+// (avx512 / avx2 / portable: each is a separate build of the kernel, chosen by CPUID), and the
+// backward against finite differences.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadNative } from '../src/backend/cpu/native.js';
 import { assertCloseScaled, randArray, rng } from './native-helpers.js';
 import { UnfusedAttention } from '../src/cli/bench/kernels.js';
@@ -54,6 +57,17 @@ function refAttention(q: Float32Array, k: Float32Array, v: Float32Array, dout: F
   return { out, lse, dq, dk, dv };
 }
 
+/** Runs f with the given attention kernel selected, restoring the default after. */
+function withKernel<T>(kernel: string, f: () => T): T {
+  const before = N.attentionKernel();
+  N.attentionKernel(kernel);
+  try {
+    return f();
+  } finally {
+    N.attentionKernel(before);
+  }
+}
+
 function run(B: number, T: number, Hq: number, Hkv: number, D: number, causal: boolean, seed: number) {
   const r = rng(seed);
   const q = randArray(B * T * Hq * D, r, -1.5, 1.5), k = randArray(B * T * Hkv * D, r, -1.5, 1.5), v = randArray(B * T * Hkv * D, r);
@@ -66,17 +80,35 @@ function run(B: number, T: number, Hq: number, Hkv: number, D: number, causal: b
   return { q, k, v, dout, scale, out, lse, dq, dk, dv };
 }
 
-for (const [B, T, Hq, Hkv, D] of [[1, 1, 1, 1, 4], [2, 5, 4, 2, 8], [1, 70, 4, 1, 12], [2, 130, 4, 2, 16], [1, 64, 2, 2, 5], [1, 200, 4, 4, 64]] as const)
-  for (const causal of [true, false])
-    test(`attention fwd+bwd vs float64 reference: B=${B} T=${T} Hq=${Hq} Hkv=${Hkv} D=${D} causal=${causal}`, () => {
-      const x = run(B, T, Hq, Hkv, D, causal, B * 1000 + T * 10 + D + (causal ? 1 : 0));
-      const ref = refAttention(x.q, x.k, x.v, x.dout, B, T, Hq, Hkv, D, x.scale, causal);
-      assertCloseScaled(x.out, ref.out, 2e-5, 'out');
-      assertCloseScaled(x.lse, ref.lse, 2e-6, 'lse');
-      assertCloseScaled(x.dq, ref.dq, 5e-5, 'dq');
-      assertCloseScaled(x.dk, ref.dk, 5e-5, 'dk');
-      assertCloseScaled(x.dv, ref.dv, 5e-5, 'dv');
-    });
+const SHAPES = [
+  [1, 1, 1, 1, 4], [2, 5, 4, 2, 8], [1, 70, 4, 1, 12], [2, 130, 4, 2, 16], [1, 64, 2, 2, 5], [1, 200, 4, 4, 64],
+  [2, 1, 4, 2, 64], [2, 67, 6, 2, 64], [1, 129, 2, 1, 24], [1, 1024, 2, 1, 16],
+] as const;
+for (const kernel of N.attentionKernels())
+  for (const [B, T, Hq, Hkv, D] of SHAPES)
+    for (const causal of [true, false])
+      test(`attention fwd+bwd vs float64 reference (${kernel}): B=${B} T=${T} Hq=${Hq} Hkv=${Hkv} D=${D} causal=${causal}`, () => {
+        const x = withKernel(kernel, () => run(B, T, Hq, Hkv, D, causal, B * 1000 + T * 10 + D + (causal ? 1 : 0)));
+        const ref = refAttention(x.q, x.k, x.v, x.dout, B, T, Hq, Hkv, D, x.scale, causal);
+        assertCloseScaled(x.out, ref.out, 2e-5, 'out');
+        assertCloseScaled(x.lse, ref.lse, 2e-6, 'lse');
+        assertCloseScaled(x.dq, ref.dq, 5e-5, 'dq');
+        assertCloseScaled(x.dk, ref.dk, 5e-5, 'dk');
+        assertCloseScaled(x.dv, ref.dv, 5e-5, 'dv');
+      });
+
+test('attention kernels: the widest one this CPU has is the default, the others can be forced', () => {
+  const kernels = N.attentionKernels();
+  assert.equal(kernels.at(-1), 'portable', `the portable kernel runs everywhere: ${kernels}`);
+  assert.equal(N.attentionKernel(), kernels[0], 'the default is the widest kernel');
+  if (process.arch === 'x64' && existsSync('/proc/cpuinfo')) {
+    const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+    const want = [...(flags.has('avx512f') ? ['avx512'] : []), ...(flags.has('avx2') && flags.has('fma') ? ['avx2'] : []), 'portable'];
+    assert.deepEqual(kernels, want, `kernels for CPU flags avx512f=${flags.has('avx512f')} avx2=${flags.has('avx2')} fma=${flags.has('fma')}`);
+  }
+  assert.throws(() => N.attentionKernel('sve2'), /attentionKernel: attention kernel 'sve2' is not available on this CPU \(available: .*portable\)/);
+  assert.equal(N.attentionKernel(), kernels[0], 'a failed switch keeps the kernel');
+});
 
 test('attention backward agrees with finite differences of the forward', () => {
   const [B, T, Hq, Hkv, D] = [1, 6, 4, 2, 4];

@@ -75,6 +75,10 @@ export interface NativeKernels {
   attentionBwd(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, dout: Float32Array, batch: number, seq: number, hq: number, hkv: number, headDim: number, scale: number, causal: boolean, dq: Float32Array, dk: Float32Array, dv: Float32Array): void;
   /** Bytes of scratch one attention call allocates (per-thread tiles plus packed copies of q/k/v/dout, linear in seq). */
   attentionScratchBytes(batch: number, seq: number, hq: number, hkv: number, headDim: number, backward: boolean): number;
+  /** The attention kernel in use ("avx512", "avx2" or "portable"); with a name, switches to it first (throws when this CPU lacks it). */
+  attentionKernel(name?: string): string;
+  /** The attention kernels this CPU runs, widest (the default) first. */
+  attentionKernels(): string[];
   /** target < 0: ignored (loss 0). */
   crossEntropyFwd(logits: Float32Array, targets: Int32Array, rows: number, vocab: number, losses: Float32Array, lse: Float32Array): void;
   /** dlogits = (softmax - onehot) * scale; zero rows for ignored targets. */

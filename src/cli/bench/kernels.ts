@@ -4,7 +4,7 @@
 // training config (batch 8 x seq 256 tokens, d_model 384, 6 heads of 64, SwiGLU 1024, vocab 4096);
 // attention also at T = 1024 (batch 1) and with grouped kv heads (8:2 and 6:2).
 // Also reports the attention's scratch memory, fused against unfused, at T = 256, 1024, 4096.
-import { formatHelp, parseArgs } from '../args.js';
+import { formatHelp, parseArgs, UsageError } from '../args.js';
 import { loadNative, type NativeKernels } from '../../backend/cpu/native.js';
 import { MAX_THREADS, oversubscriptionWarning } from '../../util/threads.js';
 
@@ -12,6 +12,7 @@ const SPECS = {
   repeat: { kind: 'int', help: 'timed runs per kernel (best is reported)', default: 5, min: 1 },
   only: { kind: 'string', help: 'comma-separated kernel names to run (attention [also runs attention-1k, -gqa4, -gqa3],rmsnorm,rope,swiglu,cross-entropy,adamw,embedding)' },
   threads: { kind: 'int', help: 'threads (default: ZILI_THREADS or 2)', min: 1, max: MAX_THREADS },
+  'attention-kernel': { kind: 'string', help: 'attention kernel to time (avx512, avx2, portable; default: the widest this CPU runs)' },
   json: { kind: 'bool', help: 'end with one JSON line' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
@@ -282,6 +283,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   const N = loadNative();
   if (o.threads !== undefined) N.setThreads(o.threads);
+  const kernel = o['attention-kernel'];
+  if (kernel !== undefined && !N.attentionKernels().includes(kernel))
+    throw new UsageError(`--attention-kernel ${kernel}: this CPU runs ${N.attentionKernels().join(', ')}`);
+  if (kernel !== undefined) N.attentionKernel(kernel);
   const oversubscribed = oversubscriptionWarning(N.threads());
   if (oversubscribed) console.error(`zili bench: ${oversubscribed}`);
   const repeat = Math.max(1, o.repeat ?? 5);
@@ -300,7 +305,7 @@ export async function run(argv: string[]): Promise<number> {
   };
   const only = o.only ? new Set(o.only.split(',')) : undefined;
   const results: { name: string; detail: string; fusedMs: number; unfusedMs: number; speedup: number }[] = [];
-  console.log(`threads ${N.threads()}, best of ${repeat}, milliseconds`);
+  console.log(`threads ${N.threads()}, best of ${repeat}, milliseconds; attention kernel ${N.attentionKernel()} (of ${N.attentionKernels().join(', ')})`);
   console.log('kernel'.padEnd(15) + 'fused'.padStart(10) + 'unfused'.padStart(10) + 'speed-up'.padStart(10) + '  shape');
   for (const [key, make] of Object.entries(makers)) {
     if (only && !only.has(key) && !(key.startsWith('attention-') && only.has('attention'))) continue;
@@ -319,6 +324,6 @@ export async function run(argv: string[]): Promise<number> {
   console.log('T'.padStart(6) + 'fused fwd'.padStart(14) + 'fused bwd'.padStart(14) + 'unfused'.padStart(16));
   const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;
   for (const m of memory) console.log(String(m.T).padStart(6) + mib(m.fusedFwdBytes).padStart(14) + mib(m.fusedBwdBytes).padStart(14) + mib(m.unfusedBytes).padStart(16));
-  if (o.json) console.log(JSON.stringify({ threads: N.threads(), repeat, kernels: results, attentionMemory: memory }));
+  if (o.json) console.log(JSON.stringify({ threads: N.threads(), repeat, attentionKernel: N.attentionKernel(), kernels: results, attentionMemory: memory }));
   return 0;
 }
