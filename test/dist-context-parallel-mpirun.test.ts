@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { assertLossesClose as assertClose, copyRunAt, launchZili as launch, mpirunSkip as skip, trainLosses } from './mpirun-train.js';
+import { assertLossesClose as assertClose, copyRunAt, launchZili as launch, mpirunSkip, trainLosses } from './mpirun-train.js';
+
+const skip = mpirunSkip('context-parallel tests');
 
 if (skip) console.log(`# skipping the context-parallel mpirun tests: ${skip}`);
 const COMMON = ['train', '--preset', 'tiny', '--steps', '10', '--global-batch', '8', '--micro-batch', '2', '--seed', '7', '--eval-every', '5', '--eval-batches', '2', '--threads', '1'];

@@ -1,39 +1,15 @@
-// Helpers of the `zili train` mpirun parity tests: whether mpirun and the MPI binding are there,
-// launching `zili` under mpirun (2 cores: oversubscribed, unbound) or as one process, a run's logged
-// losses, and the 1e-5 relative comparison with one process.
+// Helpers of the `zili train` mpirun parity tests (launching and the skip reason: mpirun-zili.ts):
+// a run's logged losses, the 1e-5 relative comparison with one process, a run copied to resume it.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { mpiBindingPath } from '../src/dist/mpi-native.js';
-import { repoRoot } from '../src/util/paths.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { zili } from './mpirun-zili.js';
 
-const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun'], { encoding: 'utf8' }).status === 0;
-/** why the mpirun tests cannot run here (false: they can) */
-export const mpirunSkip: string | false = !hasMpirun
-  ? 'mpirun is not installed (scripts/setup installs openmpi-bin)'
-  : !fs.existsSync(mpiBindingPath())
-    ? `the MPI binding is not built (${mpiBindingPath()})`
-    : false;
-
-const ZILI = path.join(repoRoot(), 'bin', 'zili');
-const MPIRUN = ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none'];
+export { mpirunSkip } from './mpirun-zili.js';
 
 /** `zili args` on np ranks under mpirun, or as one process without mpirun when np is 0. */
-export function launchZili(np: number, args: string[], timeoutMs = 240_000): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = np > 0 ? spawn('mpirun', [...MPIRUN, '-np', String(np), process.execPath, ZILI, ...args]) : spawn(process.execPath, [ZILI, ...args]);
-    let stderr = '';
-    p.stdout.on('data', () => {});
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
+export const launchZili = zili;
 
 /** A run's per-step training losses, then its validation losses. */
 export function loggedLosses(out: string): number[] {
