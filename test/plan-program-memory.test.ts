@@ -1,7 +1,7 @@
 // The planner's memory of a real program (src/plan/program-memory.ts): phase totals worked out by
 // hand for small configs (logits, gradients, buckets, gathered weights), and the prediction against
 // what zili's own training step allocates, traced on the meta backend (one process, and dp2 ZeRO 0-3
-// over in-process ranks, each rank on its own meta backend).
+// over in-process ranks, each rank on its own meta backend), without and with full recomputation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MetaBackend } from '../src/backend/meta/meta-backend.js';
@@ -43,6 +43,26 @@ test('one process: the start of backward holds weights, moments, every layer, th
   const mega = programMemoryPerChip(f32, one, MEGATRON_PROGRAM, F32_TRAINING_BYTES);
   assert.equal(mega.peak, 16 * P + 4 * layerBytes + logitsBytes);
   const sum = memoryPerChip(f32, one, F32_TRAINING_BYTES);
+  assert.equal(mega.peak, sum.weights + sum.grads + sum.optimizer + sum.activations);
+});
+
+test('full recompute: the start of backward holds each block input and the logits; one layer comes back only in its own backward', () => {
+  const l: Layout = { ...one, recompute: 'full' };
+  const r = programMemoryPerChip(f32, l, zili(l), F32_TRAINING_BYTES);
+  const blockInput = 4 * N * 128;
+  // the recomputed layer (its whole working set plus the backward's gate/up gradients and two h rows)
+  // is smaller than the logits and their two gradients, so it does not raise the peak
+  const layerWorking = layerBytes + 4 * N * (2 * 384 + 2 * 128);
+  assert.ok(layerWorking < 3 * logitsBytes);
+  assert.equal(r.activations, 4 * blockInput + 3 * logitsBytes);
+  assert.equal(r.phases.activation, 12 * P + 4 * blockInput + 3 * logitsBytes);
+  // a stage without the logits (pipeline stage 0) peaks in a layer's recomputed backward
+  const pp: Layout = { ...l, pp: 2, globalBatch: 2 * B };
+  const s0 = programMemoryPerStage(f32, pp, zili(pp), F32_TRAINING_BYTES)[0]!;
+  assert.equal(s0.activations, 2 * 2 * blockInput + layerWorking);
+  // Megatron's plain sum keeps the recomputed layer beside the logits, as memory.ts counts it
+  const mega = programMemoryPerChip(f32, l, MEGATRON_PROGRAM, F32_TRAINING_BYTES);
+  const sum = memoryPerChip(f32, l, F32_TRAINING_BYTES);
   assert.equal(mega.peak, sum.weights + sum.grads + sum.optimizer + sum.activations);
 });
 
@@ -97,28 +117,33 @@ function loader(cfg: typeof tiny): TokenLoader {
   return { batch: B, seqLen: S, next: () => ({ input: ids, target: ids }) } as unknown as TokenLoader;
 }
 
-test("one process: the planner's peak is within 10% of what a training step allocates (meta backend)", async () => {
-  const be = new MetaBackend();
-  const model = new Transformer(tiny, be, { seed: 0 });
-  const opt = new AdamW(model.params, defaultAdamW());
-  await trainStep(model, opt, loader(tiny), 1, 1e-3);
-  const measured = be.memory().peakBytes;
-  const planned = programMemoryPerChip(f32, one, zili(one), F32_TRAINING_BYTES).peak;
-  assert.ok(Math.abs(measured / planned - 1) <= 0.1, `measured ${measured} vs planner ${planned}`);
-  opt.dispose();
-  model.dispose();
-});
+for (const recompute of ['none', 'full'] as const)
+  test(`one process, recompute ${recompute}: the planner's peak is within 10% of what a training step allocates (meta backend)`, async () => {
+    const be = new MetaBackend();
+    const model = new Transformer(tiny, be, { seed: 0, recompute });
+    const opt = new AdamW(model.params, defaultAdamW());
+    await trainStep(model, opt, loader(tiny), 1, 1e-3);
+    const measured = be.memory().peakBytes;
+    const l: Layout = { ...one, recompute };
+    const planned = programMemoryPerChip(f32, l, zili(l), F32_TRAINING_BYTES).peak;
+    assert.ok(Math.abs(measured / planned - 1) <= 0.1, `recompute ${recompute}: measured ${measured} vs planner ${planned}`);
+    opt.dispose();
+    model.dispose();
+  });
 
-for (const zero of [0, 1, 2, 3] as ZeroStage[])
-  test(`dp2 ZeRO-${zero}: the planner's peak is within 10% of what each rank's step allocates (meta backends, in-process ranks)`, async () => {
-    const comms = loopbackGroup(2);
+// ZeRO 0-3 without recomputation on dp2; ZeRO-3 under full recompute on dp2 and dp4 (the loopback
+// communicator cannot wait synchronously, so its ZeRO-3 gathers all weights at the start of the step)
+const dpCases: [number, ZeroStage, 'none' | 'full'][] = [[2, 0, 'none'], [2, 1, 'none'], [2, 2, 'none'], [2, 3, 'none'], [2, 3, 'full'], [4, 3, 'full']];
+for (const [np, zero, recompute] of dpCases)
+  test(`dp${np} ZeRO-${zero}, recompute ${recompute}: the planner's peak is within 10% of what each rank's step allocates (meta backends, in-process ranks)`, async () => {
+    const comms = loopbackGroup(np);
     const ranks = comms.map((comm) => {
       const be = new MetaBackend();
-      const model = new Transformer(tiny, be, { seed: 0 });
+      const model = new Transformer(tiny, be, { seed: 0, recompute });
       return { be, model, dp: new DataParallel(model, comm, { zero, bucketBytes: 1 << 20, adamw: defaultAdamW() }) };
     });
     await Promise.all(ranks.map((r) => r.dp.runStep(loader(tiny), 1, 1e-3)));
-    const l: Layout = { ...one, dp: 2, zero, globalBatch: 2 * B };
+    const l: Layout = { ...one, dp: np, zero, globalBatch: np * B, recompute };
     // the loopback communicator has no blocking reduce-scatter: ZeRO-2/3 buckets wait for the end of backward
     const planned = programMemoryPerChip(f32, l, zili(l, { bucketBytes: 1 << 20, blockingReduceScatter: false }), F32_TRAINING_BYTES).peak;
     for (const r of ranks) {

@@ -184,6 +184,8 @@ export interface StageComponents {
   unitWeights: number;
   /** activations kept for backward by the micro-batches in flight (logits excluded) */
   activations: number;
+  /** the part of `activations` that is one layer's whole working set while it is recomputed (full recompute), else 0 */
+  recomputeWorkingSet: number;
   /** the part of `activations` one in-flight chunk (micro-batch x chunk) keeps, and how many are in flight */
   chunkActivations: number;
   inFlight: number;
@@ -217,24 +219,26 @@ export function stageComponents(m: PlanModel, l: Layout, stage: number, bytes: S
   const mA = sl.moe ? layerActivationBytes(c, true, o) : null;
   const word = m.wordBytes === 4 ? 2 : 1; // the 16-bit accounting, in 4-byte words under f32
   // a layer's stored bytes at this precision: flash's log-sum-exp is fp32 under either (not doubled)
-  const lse = (a: LayerActivations | null) => (a && o.attention === 'flash' && l.recompute !== 'full' ? a.parts.attentionCore : 0);
-  const storedAt = (a: LayerActivations | null) => (a ? word * a.stored - (word - 1) * lse(a) : 0);
+  const lse = (a: LayerActivations | null) => (a && o.attention === 'flash' ? a.parts.attentionCore : 0);
+  const storedAt = (a: LayerActivations | null) => (a ? word * a.stored - (word - 1) * (l.recompute !== 'full' ? lse(a) : 0) : 0);
+  // one layer's whole working set while full recompute runs it again, at this precision
+  const fullAt = (a: LayerActivations | null) => (a ? word * a.full - (word - 1) * lse(a) : 0);
   const perLayer = held ? (storedAt(dA) * sl.dense + storedAt(mA) * sl.moe) / held : 0;
   const chunkLayers = sl.chunks ? held / sl.chunks : 0;
   const inFlight = inFlightChunks(l, stage);
   const chunkActivations = perLayer * chunkLayers;
+  const recomputed = l.recompute === 'full' ? Math.max(fullAt(dA), fullAt(mA)) : 0;
   let extra = 0;
-  if (l.recompute === 'full') extra += Math.max(dA?.full ?? 0, mA?.full ?? 0);
   const sb = (c.seqLen / l.cp) * l.microBatch;
   if (stage === 0 && m.dropout) extra += (sb * c.dModel) / (o.sequenceParallel ? l.tp : 1); // embedding dropout mask
-  const activations = chunkActivations * inFlight + word * extra;
+  const activations = chunkActivations * inFlight + recomputed + word * extra;
   // fp32 logits of one micro-batch (4 bytes under either precision)
   const logits = stage === l.pp - 1 ? (4 * sb * c.vocab) / l.tp : 0;
   const layerP = held ? (p.dense + p.expert - (stage === 0 ? c.vocab * c.dModel / l.tp : 0) - (stage === l.pp - 1 ? stageEmbeddingParams(c, l) : 0)) / held : 0;
   const unitWeights = Math.max(layerP, (c.vocab * c.dModel) / l.tp) * b.weight;
   return {
     stage, weights, grads, optimizer, fullWeights: (p.dense + p.expert) * b.weight, fullGrads: (p.dense + p.expert) * b.grad,
-    shardGroup: dz, unitWeights, activations, chunkActivations, inFlight, layersInFlight: chunkLayers * inFlight, tokens: sb, logits,
+    shardGroup: dz, unitWeights, activations, recomputeWorkingSet: recomputed, chunkActivations, inFlight, layersInFlight: chunkLayers * inFlight, tokens: sb, logits,
   };
 }
 

@@ -38,6 +38,12 @@ export interface ProgramModel {
   /** the backward of one layer: FFN input/gate gradients (2 F / t) and two hidden-size rows per token, beside what is stored */
   layerBackwardWorkingSet: boolean;
   /**
+   * full recompute: one layer's recomputed working set counted beside the logits at the start of
+   * backward (Megatron's plain sum), or only during that layer's own backward, after the loss's
+   * logits-sized buffers are freed (zili: the start of backward holds the block inputs and the logits)
+   */
+  recomputeBesideLogits: boolean;
+  /**
    * data parallelism by gradient buckets (zili's DataParallel, used when tp = pp = 1): ZeRO 0-1 keep every
    * bucket at full size until its all-reduce completes, ZeRO-2 reduce-scatters each inside backward,
    * ZeRO 1-2 all-gather the updated chunks into full-size staging. False: gradients reduced in place.
@@ -55,13 +61,13 @@ export interface ProgramModel {
 
 /** Megatron-LM: the plain sum of memory.ts (persistent gradient buffers, loss fused in place, layer-wise gathers). */
 export const MEGATRON_PROGRAM: ProgramModel = {
-  name: 'megatron', persistentGrads: true, logitsGradBuffers: 0, vocabParallelLogitsBuffers: 1, tpLayerExtra: false, layerBackwardWorkingSet: false, bucketedDataParallel: false, bucketBytes: 0, blockingReduceScatter: true, zero3Gather: 'layer', schedule: '1f1b',
+  name: 'megatron', persistentGrads: true, logitsGradBuffers: 0, vocabParallelLogitsBuffers: 1, tpLayerExtra: false, layerBackwardWorkingSet: false, recomputeBesideLogits: true, bucketedDataParallel: false, bucketBytes: 0, blockingReduceScatter: true, zero3Gather: 'layer', schedule: '1f1b',
 };
 
 /** zili's own training program (src/train/step.ts, src/dist/*) for a layout; `zero3Gather` follows src/dist/data-parallel.ts. */
 export function ziliProgram(l: Layout, o: { bucketBytes: number; zero3Gather: 'all' | 'layer'; schedule?: PipelineScheduleKind; blockingReduceScatter?: boolean }): ProgramModel {
   return {
-    name: 'zili', persistentGrads: false, logitsGradBuffers: 2, vocabParallelLogitsBuffers: 8, tpLayerExtra: true, layerBackwardWorkingSet: true, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.dp * l.cp > 1,
+    name: 'zili', persistentGrads: false, logitsGradBuffers: 2, vocabParallelLogitsBuffers: 8, tpLayerExtra: true, layerBackwardWorkingSet: true, recomputeBesideLogits: false, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.dp * l.cp > 1,
     bucketBytes: o.bucketBytes, blockingReduceScatter: o.blockingReduceScatter ?? true, zero3Gather: o.zero3Gather, schedule: o.schedule ?? (l.vpp > 1 ? 'interleaved' : '1f1b'),
   };
 }
@@ -114,9 +120,14 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   const logitsBuffers = l.tp > 1 ? p.vocabParallelLogitsBuffers : 1 + p.logitsGradBuffers;
   // the last stage keeps the logits of every micro-batch in flight (gpipe: all of them) until its backward
   const logitsKept = s.logits * Math.max(0, inFlight / l.vpp - 1);
-  const stored = s.activations + s.chunkActivations * (inFlight - s.inFlight) + logitsKept + (p.tpLayerExtra ? layers * tpLayerExtraBytes(c, l, s.tokens) : 0);
-  // the backward's extra working set: the logits' gradients on the last stage, else one layer's
-  const working = Math.max(s.logits * logitsBuffers, p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0);
+  // full recompute: what stays in flight is each layer's input; one layer's whole working set comes
+  // back during its own backward (with the plain sum, beside the logits)
+  const recomputed = p.recomputeBesideLogits ? 0 : s.recomputeWorkingSet;
+  const stored = s.activations - recomputed + s.chunkActivations * (inFlight - s.inFlight) + logitsKept + (p.tpLayerExtra ? layers * tpLayerExtraBytes(c, l, s.tokens) : 0);
+  // the backward's extra working set: the logits' gradients at the start of backward on the last
+  // stage, or one layer's backward (its recomputed activations included)
+  const layerWorking = recomputed + (p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0);
+  const working = Math.max(s.logits * logitsBuffers, layerWorking);
   const acts = stored + working;
   const gathered = l.zero >= 3 ? (p.zero3Gather === 'all' ? s.fullWeights : 2 * s.unitWeights) : 0;
   // gradients alive during the forward/backward peak: persistent buffers, or the full gradients that
