@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { mpiBindingPath } from '../src/dist/mpi-native.js';
 import { repoRoot } from '../src/util/paths.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { latestCheckpoint } from '../src/train/checkpoint.js';
 import { assertPeakWithinPlanner } from './memory-check.js';
 
 const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun'], { encoding: 'utf8' }).status === 0;
@@ -142,7 +143,8 @@ test('kill -9 of one rank: the job ends within 60 s, mpirun non-zero, --resume f
       } catch {
         return;
       }
-      if (step < 4) return;
+      // after step 4, once the step-3 checkpoint is committed (it is written in the background)
+      if (step < 4 || !latestCheckpoint(out, { warn: () => {} })) return;
       const victim = markedProcesses().find((p) => p.rank === 1);
       if (!victim) return;
       clearInterval(poll);
