@@ -256,40 +256,49 @@ void reduce(int op, const float *x, int64_t outer, int64_t axis, int64_t inner, 
 }
 
 template <typename T>
-static void copy_t(const T *src, const int64_t *ss, T *dst, const int64_t *shape, int nd) {
-  int64_t inner = shape[nd - 1], si = ss[nd - 1];
+static void copy_t(const T *src, const int64_t *ss, T *dst, const int64_t *ds, const int64_t *shape, int nd) {
+  // ds == nullptr: dst is contiguous
+  int64_t inner = shape[nd - 1], si = ss[nd - 1], di = ds ? ds[nd - 1] : 1;
   int64_t rows = 1;
   for (int d = 0; d < nd - 1; d++) rows *= shape[d];
 #pragma omp parallel for schedule(static) if ((size_t)rows * inner > PAR)
   for (int64_t r = 0; r < rows; r++) {
-    int64_t off = 0, rem = r;
+    int64_t off = 0, doff = 0, rem = r;
     for (int d = nd - 2; d >= 0; d--) {
-      off += (rem % shape[d]) * ss[d];
+      int64_t i = rem % shape[d];
+      off += i * ss[d];
+      if (ds) doff += i * ds[d];
       rem /= shape[d];
     }
     const T *ps = src + off;
-    T *pd = dst + r * inner;
-    if (si == 1)
+    T *pd = dst + (ds ? doff : r * inner);
+    if (si == 1 && di == 1)
       std::memcpy(pd, ps, inner * sizeof(T));
     else if (si == 0)
-      for (int64_t i = 0; i < inner; i++) pd[i] = ps[0];
+      for (int64_t i = 0; i < inner; i++) pd[i * di] = ps[0];
     else
-      for (int64_t i = 0; i < inner; i++) pd[i] = ps[i * si];
+      for (int64_t i = 0; i < inner; i++) pd[i * di] = ps[i * si];
   }
 }
 
 void copy_strided(int elem_bytes, const void *src, const int64_t *ss_, void *dst, const int64_t *shape_, int ndim) {
-  int64_t shape[8], ss[8];
+  copy_strided_to(elem_bytes, src, ss_, dst, nullptr, shape_, ndim);
+}
+
+void copy_strided_to(int elem_bytes, const void *src, const int64_t *ss_, void *dst, const int64_t *ds_,
+                     const int64_t *shape_, int ndim) {
+  int64_t shape[8], ss[8], ds[8];
   for (int d = 0; d < ndim; d++) {
     shape[d] = shape_[d];
     ss[d] = ss_[d];
+    if (ds_) ds[d] = ds_[d];
     if (shape[d] == 0) return;
   }
-  int nd = coalesce(ndim, shape, ss, nullptr);
+  int nd = coalesce(ndim, shape, ss, ds_ ? ds : nullptr);
   if (elem_bytes == 4)
-    copy_t((const uint32_t *)src, ss, (uint32_t *)dst, shape, nd);
+    copy_t((const uint32_t *)src, ss, (uint32_t *)dst, ds_ ? ds : nullptr, shape, nd);
   else
-    copy_t((const uint16_t *)src, ss, (uint16_t *)dst, shape, nd);
+    copy_t((const uint16_t *)src, ss, (uint16_t *)dst, ds_ ? ds : nullptr, shape, nd);
 }
 
 void rmsnorm_fwd(const float *x, const float *w, float eps, int64_t rows, int64_t dim, float *y, float *rstd) {

@@ -63,6 +63,9 @@ void binary(int op, const float *a, const int64_t *as, const float *b, const int
 void reduce(int op, const float *x, int64_t outer, int64_t axis, int64_t inner, float *out);
 void copy_strided(int elem_bytes, const void *src, const int64_t *ss, void *dst, const int64_t *shape,
                   int ndim);
+// The same into a strided view of dst (ds: dst strides in elements; the view must not overlap itself).
+void copy_strided_to(int elem_bytes, const void *src, const int64_t *ss, void *dst, const int64_t *ds,
+                     const int64_t *shape, int ndim);
 void rmsnorm_fwd(const float *x, const float *w, float eps, int64_t rows, int64_t dim, float *y,
                  float *rstd);
 void rmsnorm_bwd(const float *dy, const float *x, const float *w, const float *rstd, int64_t rows,

@@ -158,6 +158,31 @@ test('copyStrided: permute, slice with offset, expand, f32 and bf16, up to 8 dim
   assert.throws(() => N.copyStrided(2, src, 0, Int32Array.from([1]), new Float32Array(5), Int32Array.from([5])), /copyStrided: src and dst must have 2-byte elements/);
 });
 
+test('copyStridedTo: column blocks, permuted and bf16 destinations (one thread and several), bounds and self-overlap errors', () => {
+  const r = rng(15);
+  // [R, n] into columns [col, col + n) of [R, C]: small, and large enough for the threaded path
+  for (const [R, C, n, col] of [[3, 7, 2, 5], [300, 2048, 1024, 1024], [1001, 1152, 384, 383]] as const) {
+    const src = randArray(R * n, r), dst = randArray(R * C + 3, r), before = dst.slice();
+    N.copyStridedTo(4, src, 0, Int32Array.from([n, 1]), dst, 3 + col, Int32Array.from([C, 1]), Int32Array.from([R, n]));
+    for (let i = 0; i < R; i++)
+      for (let j = 0; j < C; j++) {
+        const at = 3 + i * C + j, inBlock = j >= col && j < col + n;
+        if (dst[at] !== (inBlock ? src[i * n + j - col] : before[at])) assert.fail(`[${R},${C}] block at ${col}: element (${i},${j}) is ${dst[at]}`);
+      }
+    assert.deepEqual([...dst.subarray(0, 3)], [...before.subarray(0, 3)]);
+  }
+  // permuted destination: dst[k][j][i] = src[i][j][k] for [2,3,4], from a strided source
+  const s3 = randArray(24, r), d3 = new Float32Array(24);
+  N.copyStridedTo(4, s3, 0, Int32Array.from([12, 4, 1]), d3, 0, Int32Array.from([1, 2, 6]), Int32Array.from([2, 3, 4]));
+  for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) assert.equal(d3[k * 6 + j * 2 + i], s3[i * 12 + j * 4 + k]);
+  // bf16 transpose into a view
+  const u = Uint16Array.from([1, 2, 3, 4, 5, 6]), ut = new Uint16Array(8);
+  N.copyStridedTo(2, u, 0, Int32Array.from([3, 1]), ut, 1, Int32Array.from([1, 2]), Int32Array.from([2, 3]));
+  assert.deepEqual([...ut], [0, 1, 4, 2, 5, 3, 6, 0]);
+  assert.throws(() => N.copyStridedTo(4, s3, 0, Int32Array.from([1]), new Float32Array(5), 2, Int32Array.from([1]), Int32Array.from([4])), /copyStridedTo: dst has 5 elements, the view spans offsets 2..5/);
+  assert.throws(() => N.copyStridedTo(4, s3, 0, Int32Array.from([1, 1]), new Float32Array(5), 0, Int32Array.from([0, 1]), Int32Array.from([2, 2])), /copyStridedTo: dstStrides may not be 0/);
+});
+
 test('rmsnormFwd and rmsnormBwd against a double reference (odd dim), deterministic dw', () => {
   const r = rng(14);
   for (const [rows, dim] of [[1, 1], [3, 7], [37, 384], [300, 129]] as const) {

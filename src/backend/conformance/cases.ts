@@ -63,6 +63,8 @@ export const OP_CASES: OpCase[] = [
   { name: 'transpose', f: ([x]) => T.transpose(x!), inputs: [f([3, 2], 8)] },
   { name: 'slice', f: ([x]) => T.slice(x!, 1, 1, 3), inputs: [f([2, 4, 3], 9)] },
   { name: 'concat', f: ([a, b]) => T.concat([a!, b!], 1), inputs: [f([2, 1, 3], 9), f([2, 2, 3], 10)] },
+  // column blocks at odd offsets and widths, both directions of the strided write (split backward, concat forward)
+  { name: 'splitColumns', f: ([x]) => { const [a, b, c] = T.splitColumns(x!, [1, 3, 2]); return T.concat([c!, T.mul(a!, b!), a!], 1); }, inputs: [f([5, 6], 11)] },
   { name: 'expand', f: ([x]) => T.expand(x!, [2, 3, 4]), inputs: [f([3, 1], 9)] },
   { name: 'matmul', f: ([a, b]) => T.matmul(a!, b!), inputs: [f([3, 4], 1), f([4, 5], 2)] },
   { name: 'matmul transA', f: ([a, b]) => T.matmul(a!, b!, { transA: true }), inputs: [f([4, 3], 1), f([4, 5], 2)] },

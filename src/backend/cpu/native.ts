@@ -61,6 +61,8 @@ export interface NativeKernels {
   reduce(op: number, x: Float32Array, outer: number, axis: number, inner: number, out: Float32Array): void;
   /** dst (contiguous, shape) = src viewed at srcOffset with srcStrides (elements), up to 8 dims. */
   copyStrided(elemBytes: 2 | 4, src: ArrayBufferView, srcOffset: number, srcStrides: Int32Array, dst: ArrayBufferView, shape: Int32Array): void;
+  /** The same into a strided view of dst (dstOffset, dstStrides in elements; a stride of 0 over a dimension above 1 throws). */
+  copyStridedTo(elemBytes: 2 | 4, src: ArrayBufferView, srcOffset: number, srcStrides: Int32Array, dst: ArrayBufferView, dstOffset: number, dstStrides: Int32Array, shape: Int32Array): void;
 
   rmsnormFwd(x: Float32Array, w: Float32Array, eps: number, rows: number, dim: number, y: Float32Array, rstd: Float32Array): void;
   /** dw is overwritten with the sum over rows. */
