@@ -139,6 +139,11 @@ export function loadNative(): NativeKernels {
   // anything else running): measured here, ten RMSNorm calls took 50-60 ms spinning under load vs
   // 2.7 ms with passive waiting. libgomp reads this when the addon loads; a user setting wins.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  // Debian's OpenBLAS is the pthreads build: after each GEMM its worker thread spins (sched_yield)
+  // for 2^28 TSC ticks (~0.1 s) before it sleeps, so it ran beside our OpenMP threads through most
+  // of the step (attention, norms, SwiGLU). 2^20 ticks (~0.3 ms) keeps it awake across back-to-back
+  // GEMMs only: measured here, ten 50 ms pauses after a GEMM cost 123-134 ms of CPU before, 5 after.
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= '20';
   let tuning: GemmTuning | undefined;
   if (process.env['ZILI_GEMM_TUNE'] !== 'off') {
     try {
