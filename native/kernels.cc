@@ -349,37 +349,54 @@ void rmsnorm_bwd(const float *dy, const float *x, const float *w, const float *r
   }
 }
 
+// The cos/sin table for T positions from pos0 (angles in double), kept per thread for the next call:
+// a training step calls RoPE 4 times per layer with the same positions, and the table (T x D/2
+// pow/cos/sin in double) cost as much as the rotation itself.
+struct RopeTable {
+  int64_t T = -1, D = -1, pos0 = -1;
+  double theta = 0;
+  std::vector<float> cs, sn;
+};
+
+static const RopeTable &rope_table(int64_t T, int64_t D, int64_t pos0, double theta, bool par) {
+  thread_local RopeTable t;
+  if (t.T == T && t.D == D && t.pos0 == pos0 && t.theta == theta) return t;
+  int64_t half = D / 2;
+  t.cs.resize((size_t)T * half);
+  t.sn.resize((size_t)T * half);
+  float *cs = t.cs.data(), *sn = t.sn.data();
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t p = 0; p < T; p++)
+    for (int64_t i = 0; i < half; i++) {
+      double a = (double)(pos0 + p) * std::pow(theta, -2.0 * (double)i / (double)D);
+      cs[p * half + i] = (float)std::cos(a);
+      sn[p * half + i] = (float)std::sin(a);
+    }
+  t.T = T, t.D = D, t.pos0 = pos0, t.theta = theta;
+  return t;
+}
+
 void rope_fwd(const float *x, int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos0, double theta, float *out,
               bool inverse) {
   int64_t half = D / 2;
-  // cos/sin table for the T positions (shared by every batch row and head), angles in double.
-  std::vector<float> cs((size_t)T * half), sn((size_t)T * half);
   bool par = (size_t)B * T * H * D > PAR;
-#pragma omp parallel if (par)
-  {
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < T; t++)
+  const RopeTable &tab = rope_table(T, D, pos0, theta, par);
+  const float *cs = tab.cs.data(), *sn = tab.sn.data();
+  const float sg = inverse ? -1.0f : 1.0f;  // the inverse rotation: sin negated
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t bt = 0; bt < B * T; bt++) {
+    const float *c = cs + (bt % T) * half, *s = sn + (bt % T) * half;
+    for (int64_t h = 0; h < H; h++) {
+      const float *px = x + (bt * H + h) * D;
+      float *po = out + (bt * H + h) * D;
       for (int64_t i = 0; i < half; i++) {
-        double a = (double)(pos0 + t) * std::pow(theta, -2.0 * (double)i / (double)D);
-        cs[t * half + i] = (float)std::cos(a);
-        sn[t * half + i] = inverse ? -(float)std::sin(a) : (float)std::sin(a);
-      }
-#pragma omp for schedule(static)
-    for (int64_t bt = 0; bt < B * T; bt++) {
-      const float *c = cs.data() + (bt % T) * half, *s = sn.data() + (bt % T) * half;
-      for (int64_t h = 0; h < H; h++) {
-        const float *px = x + (bt * H + h) * D;
-        float *po = out + (bt * H + h) * D;
-        for (int64_t i = 0; i < half; i++) {
-          float x1 = px[i], x2 = px[i + half];
-          po[i] = x1 * c[i] - x2 * s[i];
-          po[i + half] = x2 * c[i] + x1 * s[i];
-        }
+        float x1 = px[i], x2 = px[i + half], si = sg * s[i];
+        po[i] = x1 * c[i] - x2 * si;
+        po[i + half] = x2 * c[i] + x1 * si;
       }
     }
   }
 }
-
 
 void swiglu_fwd(const float *g, const float *u, float *out, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR)

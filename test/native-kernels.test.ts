@@ -215,11 +215,7 @@ test('rmsnormFwd and rmsnormBwd against a double reference (odd dim), determinis
   assert.throws(() => N.rmsnormFwd(new Float32Array(6), new Float32Array(2), 1e-5, 2, 3, new Float32Array(6), new Float32Array(2)), /rmsnormFwd: w has 2 elements, expected 3 \(rows=2 dim=3\)/);
 });
 
-test('ropeFwd: rotate-half with position offset; inverse undoes it', () => {
-  const r = rng(15);
-  const [B, T, H, D, pos0, theta] = [2, 5, 3, 8, 3, 10000];
-  const x = randArray(B * T * H * D, r), out = new Float32Array(x.length);
-  N.ropeFwd(x, B, T, H, D, pos0, theta, out, false);
+function ropeWant(x: Float32Array, B: number, T: number, H: number, D: number, pos0: number, theta: number): Float64Array {
   const want = new Float64Array(x.length), half = D / 2;
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) {
     const o = ((b * T + t) * H + h) * D;
@@ -229,7 +225,22 @@ test('ropeFwd: rotate-half with position offset; inverse undoes it', () => {
       want[o + i + half] = x[o + i + half]! * c + x[o + i]! * s;
     }
   }
+  return want;
+}
+
+test('ropeFwd: rotate-half with position offset; inverse undoes it', () => {
+  const r = rng(15);
+  const [B, T, H, D, pos0, theta] = [2, 5, 3, 8, 3, 10000];
+  const x = randArray(B * T * H * D, r), out = new Float32Array(x.length);
+  N.ropeFwd(x, B, T, H, D, pos0, theta, out, false);
+  const want = ropeWant(x, B, T, H, D, pos0, theta);
   assertClose(out, want, 1e-5, 1e-6, 'rope');
+  // the cos/sin table is kept between calls: each parameter it depends on changes it
+  for (const [t2, d2, p2, th2] of [[5, 8, 3, 500], [5, 8, 4, 500], [7, 8, 4, 500], [7, 6, 4, 500], [5, 8, 3, 10000]] as const) {
+    const x2 = randArray(B * t2 * H * d2, r), o2 = new Float32Array(x2.length);
+    N.ropeFwd(x2, B, t2, H, d2, p2, th2, o2, false);
+    assertClose(o2, ropeWant(x2, B, t2, H, d2, p2, th2), 1e-5, 1e-6, `rope T=${t2} D=${d2} pos0=${p2} theta=${th2}`);
+  }
   const back = new Float32Array(x.length);
   N.ropeFwd(out, B, T, H, D, pos0, theta, back, true);
   assertClose(back, x, 1e-5, 1e-6, 'rope inverse');
