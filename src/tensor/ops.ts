@@ -905,8 +905,14 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   if (needsGrad([logits]))
     record(loss, 'crossEntropy', [logits, targets], [logits, targets, lse, cntc], (g) => {
       const [sl, st, sls, sc] = node(loss).saved as Tensor[];
-      // dlogits = (softmax - onehot) · g / count, with g and count kept on the device
       const dl = empty(backend, logits.shape, dt);
+      if (backend.readSync && !backend.asynchronous) {
+        // a synchronous backend reads the two scalars: the kernel scales as it writes (no extra pass over [N, V])
+        const scale = Number(backend.readSync(g.buf)[0]) / Number(backend.readSync(sc!.buf)[0]);
+        f.crossEntropyBwd!(sl!.buf, st!.buf, sls!.buf, N, V, scale, dl.buf);
+        return [dl, null];
+      }
+      // dlogits = (softmax - onehot) · g / count, with g and count kept on the device
       f.crossEntropyBwd!(sl!.buf, st!.buf, sls!.buf, N, V, 1, dl.buf);
       const s = binaryRaw('div', g, sc!);
       const s11 = reshapeRaw(s, [1, 1]);
