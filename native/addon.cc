@@ -460,6 +460,30 @@ napi_value js_swiglu_fwd(Ctx &c) {
   return undef(c);
 }
 
+napi_value js_swiglu_packed_fwd(Ctx &c) {
+  auto gu = f32(c, 0, "gu");
+  int64_t rows = size_arg(c, 1, "rows"), f = size_arg(c, 2, "hidden");
+  auto o = f32(c, 3, "out");
+  std::string sz = "rows=" + S(rows) + " hidden=" + S(f);
+  need_eq(c, gu, "gu", rows * 2 * f, sz);
+  need_eq(c, o, "out", rows * f, sz);
+  zili::swiglu_packed_fwd(gu.p, rows, f, o.p);
+  return undef(c);
+}
+
+napi_value js_swiglu_packed_bwd(Ctx &c) {
+  auto gu = f32(c, 0, "gu");
+  auto d = f32(c, 1, "dout");
+  int64_t rows = size_arg(c, 2, "rows"), f = size_arg(c, 3, "hidden");
+  auto dgu = f32(c, 4, "dgu");
+  std::string sz = "rows=" + S(rows) + " hidden=" + S(f);
+  need_eq(c, gu, "gu", rows * 2 * f, sz);
+  need_eq(c, d, "dout", rows * f, sz);
+  need_eq(c, dgu, "dgu", rows * 2 * f, sz);
+  zili::swiglu_packed_bwd(gu.p, d.p, rows, f, dgu.p);
+  return undef(c);
+}
+
 napi_value js_swiglu_bwd(Ctx &c) {
   auto g = f32(c, 0, "gate");
   auto u = f32(c, 1, "up");
@@ -718,6 +742,8 @@ const Entry ENTRIES[] = {
     {"ropeFwd", js_rope_fwd, 9},
     {"swigluFwd", js_swiglu_fwd, 3},
     {"swigluBwd", js_swiglu_bwd, 5},
+    {"swigluPackedFwd", js_swiglu_packed_fwd, 4},
+    {"swigluPackedBwd", js_swiglu_packed_bwd, 5},
     {"attentionFwd", js_attention_fwd, 12},
     {"attentionBwd", js_attention_bwd, 16},
     {"attentionScratchBytes", js_attention_scratch, 6},

@@ -413,6 +413,31 @@ void swiglu_bwd(const float *g, const float *u, const float *dout, float *dg, fl
   }
 }
 
+// The same on the packed output of the fused gate/up GEMM: gu [rows, 2f] holds gate in columns
+// [0, f) and up in [f, 2f); out [rows, f]; the backward writes dgu in the same packed layout, so
+// neither direction needs the parts copied out or back.
+void swiglu_packed_fwd(const float *gu, int64_t rows, int64_t f, float *out) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * f > PAR)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *g = gu + r * 2 * f, *u = g + f;
+    float *o = out + r * f;
+    for (int64_t i = 0; i < f; i++) o[i] = g[i] * sigmoidf(g[i]) * u[i];
+  }
+}
+
+void swiglu_packed_bwd(const float *gu, const float *dout, int64_t rows, int64_t f, float *dgu) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * f > PAR)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *g = gu + r * 2 * f, *u = g + f, *d = dout + r * f;
+    float *dg = dgu + r * 2 * f, *du = dg + f;
+    for (int64_t i = 0; i < f; i++) {
+      float x = g[i], s = sigmoidf(x), sl = x * s;
+      du[i] = d[i] * sl;
+      dg[i] = d[i] * u[i] * (s + sl * (1.0f - s));
+    }
+  }
+}
+
 void cross_entropy_fwd(const float *logits, const int32_t *targets, int64_t rows, int64_t vocab, float *losses,
                        float *lse) {
 #pragma omp parallel for schedule(static) if ((size_t)rows * vocab > PAR)

@@ -74,6 +74,9 @@ void rope_fwd(const float *x, int64_t batch, int64_t seq, int64_t heads, int64_t
               double theta, float *out, bool inverse);
 void swiglu_fwd(const float *g, const float *u, float *out, size_t n);
 void swiglu_bwd(const float *g, const float *u, const float *dout, float *dg, float *du, size_t n);
+// gu [rows, 2f] = [gate | up] (the fused gate/up GEMM's output); out [rows, f]; dgu like gu.
+void swiglu_packed_fwd(const float *gu, int64_t rows, int64_t f, float *out);
+void swiglu_packed_bwd(const float *gu, const float *dout, int64_t rows, int64_t f, float *dgu);
 void cross_entropy_fwd(const float *logits, const int32_t *targets, int64_t rows, int64_t vocab,
                        float *losses, float *lse);
 void cross_entropy_bwd(const float *logits, const int32_t *targets, const float *lse, int64_t rows,

@@ -261,6 +261,28 @@ test('swigluFwd and swigluBwd', () => {
   assert.throws(() => N.swigluFwd(g, u, new Float32Array(3)), /swigluFwd: out has 3 elements, expected 70001/);
 });
 
+test('swigluPackedFwd and swigluPackedBwd read and write [gate | up] rows (odd hidden; one thread and several)', () => {
+  const r = rng(18);
+  for (const [rows, h] of [[1, 1], [3, 7], [41, 1001]] as const) {
+    const gu = randArray(rows * 2 * h, r, -6, 6), d = randArray(rows * h, r);
+    const out = new Float32Array(rows * h), dgu = new Float32Array(rows * 2 * h).fill(9);
+    N.swigluPackedFwd(gu, rows, h, out);
+    N.swigluPackedBwd(gu, d, rows, h, dgu);
+    const g = (i: number, j: number) => gu[i * 2 * h + j]!, u = (i: number, j: number) => gu[i * 2 * h + h + j]!;
+    const want = new Float64Array(rows * h), wdgu = new Float64Array(rows * 2 * h);
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < h; j++) {
+        const x = g(i, j), dd = d[i * h + j]!;
+        want[i * h + j] = x * sig(x) * u(i, j);
+        wdgu[i * 2 * h + j] = dd * u(i, j) * sig(x) * (1 + x * (1 - sig(x)));
+        wdgu[i * 2 * h + h + j] = dd * x * sig(x);
+      }
+    assertClose(out, want, 1e-5, 1e-7, `swigluPacked ${rows}x${h}`);
+    assertClose(dgu, wdgu, 1e-5, 1e-7, `swigluPacked backward ${rows}x${h}`);
+  }
+  assert.throws(() => N.swigluPackedFwd(new Float32Array(12), 2, 3, new Float32Array(5)), /swigluPackedFwd: out has 5 elements, expected 6 \(rows=2 hidden=3\)/);
+});
+
 test('crossEntropyFwd and crossEntropyBwd with ignored targets', () => {
   const r = rng(17);
   for (const [rows, vocab] of [[1, 1], [5, 13], [64, 1000]] as const) {

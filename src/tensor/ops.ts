@@ -824,6 +824,36 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
 }
 
 /**
+ * SwiGLU on the packed output of the fused gate/up projection: gu [N, 2h] = [gate | up] → [N, h].
+ * With the backend's packed routine the parts are never copied out (nor their gradients back in:
+ * the backward writes d(gu) in the packed layout); otherwise splitColumns + swiglu.
+ */
+export function swigluPacked(gu: Tensor): Tensor {
+  if (gu.rank !== 2 || gu.shape[1]! % 2 !== 0) throw new ShapeError(`swigluPacked: gu must be [rows, 2 * hidden], got ${shapeStr(gu.shape)}`);
+  const backend = gu.backend;
+  const [N, C] = gu.shape as [number, number];
+  const h = C / 2;
+  const f = backend.fused;
+  if (!f.swigluPackedFwd || !f.swigluPackedBwd || !fusedOk(backend, gu.dtype)) {
+    const [g, u] = splitColumns(gu, [h, h]) as [Tensor, Tensor];
+    const out = swiglu(g, u);
+    g.dispose();
+    u.dispose();
+    return out;
+  }
+  const out = empty(backend, [N, h], gu.dtype);
+  f.swigluPackedFwd(gu.buf, N, h, out.buf);
+  if (needsGrad([gu]))
+    record(out, 'swigluPacked', [gu], [gu], (g) => {
+      const [sgu] = node(out).saved as [Tensor];
+      const dgu = empty(backend, [N, C], gu.dtype);
+      f.swigluPackedBwd!(sgu.buf, g.buf, N, h, dgu.buf);
+      return [dgu];
+    });
+  return out;
+}
+
+/**
  * Causal (or full) scaled dot-product attention with grouped-query heads.
  * q [B, T, Hq, D], k and v [B, T, Hkv, D] → [B, T, Hq, D].
  */

@@ -83,6 +83,7 @@ export const OP_CASES: OpCase[] = [
   { name: 'rope', f: ([x]) => T.rope(x!, 10000, 3), inputs: [f([2, 3, 2, 4], 1)] },
   { name: 'rope long', f: ([x]) => T.rope(x!, 500000, 0), inputs: [f([1, 33, 3, 16], 1)] },
   { name: 'swiglu', f: ([g, u]) => T.swiglu(g!, u!), inputs: [f([3, 4], 1), f([3, 4], 2)] },
+  { name: 'swigluPacked', f: ([gu]) => T.swigluPacked(gu!), inputs: [f([5, 14], 3, -3, 3)] },
   { name: 'attention causal GQA', f: ([q, k, v]) => T.attention(q!, k!, v!), inputs: [f([1, 4, 4, 2], 1), f([1, 4, 2, 2], 2), f([1, 4, 2, 2], 3)] },
   { name: 'attention full MHA', f: ([q, k, v]) => T.attention(q!, k!, v!, { causal: false }), inputs: [f([2, 3, 2, 2], 1), f([2, 3, 2, 2], 2), f([2, 3, 2, 2], 3)] },
   { name: 'attention causal long GQA 4:1', f: ([q, k, v]) => T.attention(q!, k!, v!), inputs: [f([2, 70, 4, 16], 1), f([2, 70, 1, 16], 2), f([2, 70, 1, 16], 3)] },

@@ -48,6 +48,8 @@ export class CpuBackend extends HostBackend implements Backend {
       rope: (x, b, t, h, d, pos, theta, out, inverse) => n.ropeFwd(f32(x, 'rope'), b, t, h, d, pos, theta, f32(out, 'rope'), inverse),
       swigluFwd: (g, u, out) => n.swigluFwd(f32(g, 'swiglu'), f32(u, 'swiglu'), f32(out, 'swiglu')),
       swigluBwd: (g, u, dout, dg, du) => n.swigluBwd(f32(g, 'swiglu'), f32(u, 'swiglu'), f32(dout, 'swiglu'), f32(dg, 'swiglu'), f32(du, 'swiglu')),
+      swigluPackedFwd: (gu, rows, hidden, out) => n.swigluPackedFwd(f32(gu, 'swigluPacked'), rows, hidden, f32(out, 'swigluPacked')),
+      swigluPackedBwd: (gu, dout, rows, hidden, dgu) => n.swigluPackedBwd(f32(gu, 'swigluPacked'), f32(dout, 'swigluPacked'), rows, hidden, f32(dgu, 'swigluPacked')),
       attentionFwd: (q, k, v, d: AttentionDesc, out, lse) =>
         n.attentionFwd(f32(q, 'attention'), f32(k, 'attention'), f32(v, 'attention'), d.batch, d.seq, d.headsQ, d.headsKV, d.headDim, d.scale, d.causal, f32(out, 'attention'), f32(lse, 'attention')),
       attentionBwd: (q, k, v, out, lse, dout, d: AttentionDesc, dq, dk, dv) =>

@@ -71,6 +71,10 @@ export interface NativeKernels {
   ropeFwd(x: Float32Array, batch: number, seq: number, heads: number, headDim: number, posOffset: number, theta: number, out: Float32Array, inverse: boolean): void;
   swigluFwd(gate: Float32Array, up: Float32Array, out: Float32Array): void;
   swigluBwd(gate: Float32Array, up: Float32Array, dout: Float32Array, dgate: Float32Array, dup: Float32Array): void;
+  /** gu [rows, 2·hidden] = [gate | up] (the fused gate/up GEMM's output) → out [rows, hidden]. */
+  swigluPackedFwd(gu: Float32Array, rows: number, hidden: number, out: Float32Array): void;
+  /** dgu in gu's packed layout (gate half, up half), overwritten. */
+  swigluPackedBwd(gu: Float32Array, dout: Float32Array, rows: number, hidden: number, dgu: Float32Array): void;
   /** q, out [B,T,Hq,D]; k, v [B,T,Hkv,D]; lse [B,Hq,T]. Flash-style, no TxT matrix. */
   attentionFwd(q: Float32Array, k: Float32Array, v: Float32Array, batch: number, seq: number, hq: number, hkv: number, headDim: number, scale: number, causal: boolean, out: Float32Array, lse: Float32Array): void;
   /** dq, dk, dv overwritten. */

@@ -14,6 +14,7 @@ const PRIMITIVES: Record<string, Category> = {
 };
 const FUSED: Record<keyof FusedRoutines, Category> = {
   rmsnormFwd: 'norms', rmsnormBwd: 'norms', rope: 'elementwise', swigluFwd: 'elementwise', swigluBwd: 'elementwise',
+  swigluPackedFwd: 'elementwise', swigluPackedBwd: 'elementwise',
   attentionFwd: 'attention', attentionBwd: 'attention', crossEntropyFwd: 'loss', crossEntropyBwd: 'loss', adamw: 'optimizer',
 };
 
