@@ -343,17 +343,21 @@ napi_value js_reduce(Ctx &c) {
   return undef(c);
 }
 
-napi_value js_copy_strided(Ctx &c) {
+// copyStrided(elemBytes, src, srcOffset, srcStrides, dst, shape): dst contiguous;
+// copyStridedTo(elemBytes, src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape): dst a strided view.
+static napi_value copy_strided_impl(Ctx &c, bool to_view) {
   int64_t eb = int_arg(c, 0, "elemBytes");
   if (eb != 2 && eb != 4) fail(c, "elemBytes must be 2 or 4, got " + S(eb));
   size_t sn, dn;
   napi_typedarray_type st, dt;
   char *src = (char *)typed(c, 1, "src", napi_float32_array, &sn, &st);
   int64_t off = size_arg(c, 2, "srcOffset");
-  int64_t ss[8], shape[8];
+  int64_t ss[8], ds[8], shape[8];
   int ns = strides_arg(c, 3, "srcStrides", ss);
-  void *dst = typed(c, 4, "dst", napi_float32_array, &dn, &dt);
-  int nd = strides_arg(c, 5, "shape", shape);
+  char *dst = (char *)typed(c, 4, "dst", napi_float32_array, &dn, &dt);
+  int64_t doff = to_view ? size_arg(c, 5, "dstOffset") : 0;
+  int nds = to_view ? strides_arg(c, 6, "dstStrides", ds) : 0;
+  int nd = strides_arg(c, to_view ? 7 : 5, "shape", shape);
   auto esize = [](napi_typedarray_type t) -> int {
     switch (t) {
       case napi_int8_array: case napi_uint8_array: case napi_uint8_clamped_array: return 1;
@@ -365,21 +369,34 @@ napi_value js_copy_strided(Ctx &c) {
   if (esize(st) != eb || esize(dt) != eb)
     fail(c, "src and dst must have " + S(eb) + "-byte elements (got " + type_name(st) + " and " + type_name(dt) + ")");
   std::string sz = "shape=" + dims_str(shape, nd) + " srcStrides=" + dims_str(ss, ns) + " srcOffset=" + S(off);
-  if (ns != nd) fail(c, "srcStrides and shape must have the same length (" + sz + ")");
+  if (to_view) sz += " dstStrides=" + dims_str(ds, nds) + " dstOffset=" + S(doff);
+  if (ns != nd || (to_view && nds != nd)) fail(c, std::string("srcStrides") + (to_view ? ", dstStrides" : "") + " and shape must have the same length (" + sz + ")");
   int64_t total = 1;
   for (int d = 0; d < nd; d++) {
     if (shape[d] < 0) fail(c, "negative dimension (" + sz + ")");
     total *= shape[d];
   }
-  if (dn != (size_t)total) fail(c, "dst has " + S(dn) + " elements, expected " + S(total) + " (" + sz + ")");
+  if (!to_view && dn != (size_t)total) fail(c, "dst has " + S(dn) + " elements, expected " + S(total) + " (" + sz + ")");
   if (total == 0) return undef(c);
   int64_t lo, hi;
   extent(shape, ss, nd, lo, hi);
   if (off + lo < 0 || off + hi >= (int64_t)sn)
     fail(c, "src has " + S(sn) + " elements, the view spans offsets " + S(off + lo) + ".." + S(off + hi) + " (" + sz + ")");
-  zili::copy_strided((int)eb, src + off * eb, ss, dst, shape, nd);
+  if (to_view) {
+    extent(shape, ds, nd, lo, hi);
+    if (doff + lo < 0 || doff + hi >= (int64_t)dn)
+      fail(c, "dst has " + S(dn) + " elements, the view spans offsets " + S(doff + lo) + ".." + S(doff + hi) + " (" + sz + ")");
+    for (int d = 0; d < nd; d++)
+      if (ds[d] == 0 && shape[d] > 1) fail(c, "dstStrides may not be 0 where the dimension is above 1: the view would write an element twice (" + sz + ")");
+    zili::copy_strided_to((int)eb, src + off * eb, ss, dst + doff * eb, ds, shape, nd);
+  } else {
+    zili::copy_strided((int)eb, src + off * eb, ss, dst, shape, nd);
+  }
   return undef(c);
 }
+
+napi_value js_copy_strided(Ctx &c) { return copy_strided_impl(c, false); }
+napi_value js_copy_strided_to(Ctx &c) { return copy_strided_impl(c, true); }
 
 // ---- fused kernels ----
 napi_value js_rmsnorm_fwd(Ctx &c) {
@@ -440,6 +457,30 @@ napi_value js_swiglu_fwd(Ctx &c) {
   need_eq(c, u, "up", g.n, sz);
   need_eq(c, o, "out", g.n, sz);
   zili::swiglu_fwd(g.p, u.p, o.p, g.n);
+  return undef(c);
+}
+
+napi_value js_swiglu_packed_fwd(Ctx &c) {
+  auto gu = f32(c, 0, "gu");
+  int64_t rows = size_arg(c, 1, "rows"), f = size_arg(c, 2, "hidden");
+  auto o = f32(c, 3, "out");
+  std::string sz = "rows=" + S(rows) + " hidden=" + S(f);
+  need_eq(c, gu, "gu", rows * 2 * f, sz);
+  need_eq(c, o, "out", rows * f, sz);
+  zili::swiglu_packed_fwd(gu.p, rows, f, o.p);
+  return undef(c);
+}
+
+napi_value js_swiglu_packed_bwd(Ctx &c) {
+  auto gu = f32(c, 0, "gu");
+  auto d = f32(c, 1, "dout");
+  int64_t rows = size_arg(c, 2, "rows"), f = size_arg(c, 3, "hidden");
+  auto dgu = f32(c, 4, "dgu");
+  std::string sz = "rows=" + S(rows) + " hidden=" + S(f);
+  need_eq(c, gu, "gu", rows * 2 * f, sz);
+  need_eq(c, d, "dout", rows * f, sz);
+  need_eq(c, dgu, "dgu", rows * 2 * f, sz);
+  zili::swiglu_packed_bwd(gu.p, d.p, rows, f, dgu.p);
   return undef(c);
 }
 
@@ -721,11 +762,14 @@ const Entry ENTRIES[] = {
     {"binary", js_binary, 7},
     {"reduce", js_reduce, 6},
     {"copyStrided", js_copy_strided, 6},
+    {"copyStridedTo", js_copy_strided_to, 8},
     {"rmsnormFwd", js_rmsnorm_fwd, 7},
     {"rmsnormBwd", js_rmsnorm_bwd, 8},
     {"ropeFwd", js_rope_fwd, 9},
     {"swigluFwd", js_swiglu_fwd, 3},
     {"swigluBwd", js_swiglu_bwd, 5},
+    {"swigluPackedFwd", js_swiglu_packed_fwd, 4},
+    {"swigluPackedBwd", js_swiglu_packed_bwd, 5},
     {"attentionFwd", js_attention_fwd, 12},
     {"attentionBwd", js_attention_bwd, 16},
     {"attentionScratchBytes", js_attention_scratch, 6},

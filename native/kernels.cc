@@ -256,40 +256,49 @@ void reduce(int op, const float *x, int64_t outer, int64_t axis, int64_t inner, 
 }
 
 template <typename T>
-static void copy_t(const T *src, const int64_t *ss, T *dst, const int64_t *shape, int nd) {
-  int64_t inner = shape[nd - 1], si = ss[nd - 1];
+static void copy_t(const T *src, const int64_t *ss, T *dst, const int64_t *ds, const int64_t *shape, int nd) {
+  // ds == nullptr: dst is contiguous
+  int64_t inner = shape[nd - 1], si = ss[nd - 1], di = ds ? ds[nd - 1] : 1;
   int64_t rows = 1;
   for (int d = 0; d < nd - 1; d++) rows *= shape[d];
 #pragma omp parallel for schedule(static) if ((size_t)rows * inner > PAR)
   for (int64_t r = 0; r < rows; r++) {
-    int64_t off = 0, rem = r;
+    int64_t off = 0, doff = 0, rem = r;
     for (int d = nd - 2; d >= 0; d--) {
-      off += (rem % shape[d]) * ss[d];
+      int64_t i = rem % shape[d];
+      off += i * ss[d];
+      if (ds) doff += i * ds[d];
       rem /= shape[d];
     }
     const T *ps = src + off;
-    T *pd = dst + r * inner;
-    if (si == 1)
+    T *pd = dst + (ds ? doff : r * inner);
+    if (si == 1 && di == 1)
       std::memcpy(pd, ps, inner * sizeof(T));
     else if (si == 0)
-      for (int64_t i = 0; i < inner; i++) pd[i] = ps[0];
+      for (int64_t i = 0; i < inner; i++) pd[i * di] = ps[0];
     else
-      for (int64_t i = 0; i < inner; i++) pd[i] = ps[i * si];
+      for (int64_t i = 0; i < inner; i++) pd[i * di] = ps[i * si];
   }
 }
 
 void copy_strided(int elem_bytes, const void *src, const int64_t *ss_, void *dst, const int64_t *shape_, int ndim) {
-  int64_t shape[8], ss[8];
+  copy_strided_to(elem_bytes, src, ss_, dst, nullptr, shape_, ndim);
+}
+
+void copy_strided_to(int elem_bytes, const void *src, const int64_t *ss_, void *dst, const int64_t *ds_,
+                     const int64_t *shape_, int ndim) {
+  int64_t shape[8], ss[8], ds[8];
   for (int d = 0; d < ndim; d++) {
     shape[d] = shape_[d];
     ss[d] = ss_[d];
+    if (ds_) ds[d] = ds_[d];
     if (shape[d] == 0) return;
   }
-  int nd = coalesce(ndim, shape, ss, nullptr);
+  int nd = coalesce(ndim, shape, ss, ds_ ? ds : nullptr);
   if (elem_bytes == 4)
-    copy_t((const uint32_t *)src, ss, (uint32_t *)dst, shape, nd);
+    copy_t((const uint32_t *)src, ss, (uint32_t *)dst, ds_ ? ds : nullptr, shape, nd);
   else
-    copy_t((const uint16_t *)src, ss, (uint16_t *)dst, shape, nd);
+    copy_t((const uint16_t *)src, ss, (uint16_t *)dst, ds_ ? ds : nullptr, shape, nd);
 }
 
 void rmsnorm_fwd(const float *x, const float *w, float eps, int64_t rows, int64_t dim, float *y, float *rstd) {
@@ -340,37 +349,54 @@ void rmsnorm_bwd(const float *dy, const float *x, const float *w, const float *r
   }
 }
 
+// The cos/sin table for T positions from pos0 (angles in double), kept per thread for the next call:
+// a training step calls RoPE 4 times per layer with the same positions, and the table (T x D/2
+// pow/cos/sin in double) cost as much as the rotation itself.
+struct RopeTable {
+  int64_t T = -1, D = -1, pos0 = -1;
+  double theta = 0;
+  std::vector<float> cs, sn;
+};
+
+static const RopeTable &rope_table(int64_t T, int64_t D, int64_t pos0, double theta, bool par) {
+  thread_local RopeTable t;
+  if (t.T == T && t.D == D && t.pos0 == pos0 && t.theta == theta) return t;
+  int64_t half = D / 2;
+  t.cs.resize((size_t)T * half);
+  t.sn.resize((size_t)T * half);
+  float *cs = t.cs.data(), *sn = t.sn.data();
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t p = 0; p < T; p++)
+    for (int64_t i = 0; i < half; i++) {
+      double a = (double)(pos0 + p) * std::pow(theta, -2.0 * (double)i / (double)D);
+      cs[p * half + i] = (float)std::cos(a);
+      sn[p * half + i] = (float)std::sin(a);
+    }
+  t.T = T, t.D = D, t.pos0 = pos0, t.theta = theta;
+  return t;
+}
+
 void rope_fwd(const float *x, int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos0, double theta, float *out,
               bool inverse) {
   int64_t half = D / 2;
-  // cos/sin table for the T positions (shared by every batch row and head), angles in double.
-  std::vector<float> cs((size_t)T * half), sn((size_t)T * half);
   bool par = (size_t)B * T * H * D > PAR;
-#pragma omp parallel if (par)
-  {
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < T; t++)
+  const RopeTable &tab = rope_table(T, D, pos0, theta, par);
+  const float *cs = tab.cs.data(), *sn = tab.sn.data();
+  const float sg = inverse ? -1.0f : 1.0f;  // the inverse rotation: sin negated
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t bt = 0; bt < B * T; bt++) {
+    const float *c = cs + (bt % T) * half, *s = sn + (bt % T) * half;
+    for (int64_t h = 0; h < H; h++) {
+      const float *px = x + (bt * H + h) * D;
+      float *po = out + (bt * H + h) * D;
       for (int64_t i = 0; i < half; i++) {
-        double a = (double)(pos0 + t) * std::pow(theta, -2.0 * (double)i / (double)D);
-        cs[t * half + i] = (float)std::cos(a);
-        sn[t * half + i] = inverse ? -(float)std::sin(a) : (float)std::sin(a);
-      }
-#pragma omp for schedule(static)
-    for (int64_t bt = 0; bt < B * T; bt++) {
-      const float *c = cs.data() + (bt % T) * half, *s = sn.data() + (bt % T) * half;
-      for (int64_t h = 0; h < H; h++) {
-        const float *px = x + (bt * H + h) * D;
-        float *po = out + (bt * H + h) * D;
-        for (int64_t i = 0; i < half; i++) {
-          float x1 = px[i], x2 = px[i + half];
-          po[i] = x1 * c[i] - x2 * s[i];
-          po[i + half] = x2 * c[i] + x1 * s[i];
-        }
+        float x1 = px[i], x2 = px[i + half], si = sg * s[i];
+        po[i] = x1 * c[i] - x2 * si;
+        po[i + half] = x2 * c[i] + x1 * si;
       }
     }
   }
 }
-
 
 void swiglu_fwd(const float *g, const float *u, float *out, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR)
@@ -384,6 +410,31 @@ void swiglu_bwd(const float *g, const float *u, const float *dout, float *dg, fl
     float sl = x * s;
     du[i] = d * sl;
     dg[i] = d * u[i] * (s + sl * (1.0f - s));
+  }
+}
+
+// The same on the packed output of the fused gate/up GEMM: gu [rows, 2f] holds gate in columns
+// [0, f) and up in [f, 2f); out [rows, f]; the backward writes dgu in the same packed layout, so
+// neither direction needs the parts copied out or back.
+void swiglu_packed_fwd(const float *gu, int64_t rows, int64_t f, float *out) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * f > PAR)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *g = gu + r * 2 * f, *u = g + f;
+    float *o = out + r * f;
+    for (int64_t i = 0; i < f; i++) o[i] = g[i] * sigmoidf(g[i]) * u[i];
+  }
+}
+
+void swiglu_packed_bwd(const float *gu, const float *dout, int64_t rows, int64_t f, float *dgu) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * f > PAR)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *g = gu + r * 2 * f, *u = g + f, *d = dout + r * f;
+    float *dg = dgu + r * 2 * f, *du = dg + f;
+    for (int64_t i = 0; i < f; i++) {
+      float x = g[i], s = sigmoidf(x), sl = x * s;
+      du[i] = d[i] * sl;
+      dg[i] = d[i] * u[i] * (s + sl * (1.0f - s));
+    }
   }
 }
 

@@ -64,6 +64,9 @@ void binary(int op, const float *a, const int64_t *as, const float *b, const int
 void reduce(int op, const float *x, int64_t outer, int64_t axis, int64_t inner, float *out);
 void copy_strided(int elem_bytes, const void *src, const int64_t *ss, void *dst, const int64_t *shape,
                   int ndim);
+// The same into a strided view of dst (ds: dst strides in elements; the view must not overlap itself).
+void copy_strided_to(int elem_bytes, const void *src, const int64_t *ss, void *dst, const int64_t *ds,
+                     const int64_t *shape, int ndim);
 void rmsnorm_fwd(const float *x, const float *w, float eps, int64_t rows, int64_t dim, float *y,
                  float *rstd);
 void rmsnorm_bwd(const float *dy, const float *x, const float *w, const float *rstd, int64_t rows,
@@ -72,6 +75,9 @@ void rope_fwd(const float *x, int64_t batch, int64_t seq, int64_t heads, int64_t
               double theta, float *out, bool inverse);
 void swiglu_fwd(const float *g, const float *u, float *out, size_t n);
 void swiglu_bwd(const float *g, const float *u, const float *dout, float *dg, float *du, size_t n);
+// gu [rows, 2f] = [gate | up] (the fused gate/up GEMM's output); out [rows, f]; dgu like gu.
+void swiglu_packed_fwd(const float *gu, int64_t rows, int64_t f, float *out);
+void swiglu_packed_bwd(const float *gu, const float *dout, int64_t rows, int64_t f, float *dgu);
 void cross_entropy_fwd(const float *logits, const int32_t *targets, int64_t rows, int64_t vocab,
                        float *losses, float *lse);
 void cross_entropy_bwd(const float *logits, const int32_t *targets, const float *lse, int64_t rows,

@@ -158,6 +158,31 @@ test('copyStrided: permute, slice with offset, expand, f32 and bf16, up to 8 dim
   assert.throws(() => N.copyStrided(2, src, 0, Int32Array.from([1]), new Float32Array(5), Int32Array.from([5])), /copyStrided: src and dst must have 2-byte elements/);
 });
 
+test('copyStridedTo: column blocks, permuted and bf16 destinations (one thread and several), bounds and self-overlap errors', () => {
+  const r = rng(15);
+  // [R, n] into columns [col, col + n) of [R, C]: small, and large enough for the threaded path
+  for (const [R, C, n, col] of [[3, 7, 2, 5], [300, 2048, 1024, 1024], [1001, 1152, 384, 383]] as const) {
+    const src = randArray(R * n, r), dst = randArray(R * C + 3, r), before = dst.slice();
+    N.copyStridedTo(4, src, 0, Int32Array.from([n, 1]), dst, 3 + col, Int32Array.from([C, 1]), Int32Array.from([R, n]));
+    for (let i = 0; i < R; i++)
+      for (let j = 0; j < C; j++) {
+        const at = 3 + i * C + j, inBlock = j >= col && j < col + n;
+        if (dst[at] !== (inBlock ? src[i * n + j - col] : before[at])) assert.fail(`[${R},${C}] block at ${col}: element (${i},${j}) is ${dst[at]}`);
+      }
+    assert.deepEqual([...dst.subarray(0, 3)], [...before.subarray(0, 3)]);
+  }
+  // permuted destination: dst[k][j][i] = src[i][j][k] for [2,3,4], from a strided source
+  const s3 = randArray(24, r), d3 = new Float32Array(24);
+  N.copyStridedTo(4, s3, 0, Int32Array.from([12, 4, 1]), d3, 0, Int32Array.from([1, 2, 6]), Int32Array.from([2, 3, 4]));
+  for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) assert.equal(d3[k * 6 + j * 2 + i], s3[i * 12 + j * 4 + k]);
+  // bf16 transpose into a view
+  const u = Uint16Array.from([1, 2, 3, 4, 5, 6]), ut = new Uint16Array(8);
+  N.copyStridedTo(2, u, 0, Int32Array.from([3, 1]), ut, 1, Int32Array.from([1, 2]), Int32Array.from([2, 3]));
+  assert.deepEqual([...ut], [0, 1, 4, 2, 5, 3, 6, 0]);
+  assert.throws(() => N.copyStridedTo(4, s3, 0, Int32Array.from([1]), new Float32Array(5), 2, Int32Array.from([1]), Int32Array.from([4])), /copyStridedTo: dst has 5 elements, the view spans offsets 2..5/);
+  assert.throws(() => N.copyStridedTo(4, s3, 0, Int32Array.from([1, 1]), new Float32Array(5), 0, Int32Array.from([0, 1]), Int32Array.from([2, 2])), /copyStridedTo: dstStrides may not be 0/);
+});
+
 test('rmsnormFwd and rmsnormBwd against a double reference (odd dim), deterministic dw', () => {
   const r = rng(14);
   for (const [rows, dim] of [[1, 1], [3, 7], [37, 384], [300, 129]] as const) {
@@ -190,11 +215,7 @@ test('rmsnormFwd and rmsnormBwd against a double reference (odd dim), determinis
   assert.throws(() => N.rmsnormFwd(new Float32Array(6), new Float32Array(2), 1e-5, 2, 3, new Float32Array(6), new Float32Array(2)), /rmsnormFwd: w has 2 elements, expected 3 \(rows=2 dim=3\)/);
 });
 
-test('ropeFwd: rotate-half with position offset; inverse undoes it', () => {
-  const r = rng(15);
-  const [B, T, H, D, pos0, theta] = [2, 5, 3, 8, 3, 10000];
-  const x = randArray(B * T * H * D, r), out = new Float32Array(x.length);
-  N.ropeFwd(x, B, T, H, D, pos0, theta, out, false);
+function ropeWant(x: Float32Array, B: number, T: number, H: number, D: number, pos0: number, theta: number): Float64Array {
   const want = new Float64Array(x.length), half = D / 2;
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) {
     const o = ((b * T + t) * H + h) * D;
@@ -204,7 +225,22 @@ test('ropeFwd: rotate-half with position offset; inverse undoes it', () => {
       want[o + i + half] = x[o + i + half]! * c + x[o + i]! * s;
     }
   }
+  return want;
+}
+
+test('ropeFwd: rotate-half with position offset; inverse undoes it', () => {
+  const r = rng(15);
+  const [B, T, H, D, pos0, theta] = [2, 5, 3, 8, 3, 10000];
+  const x = randArray(B * T * H * D, r), out = new Float32Array(x.length);
+  N.ropeFwd(x, B, T, H, D, pos0, theta, out, false);
+  const want = ropeWant(x, B, T, H, D, pos0, theta);
   assertClose(out, want, 1e-5, 1e-6, 'rope');
+  // the cos/sin table is kept between calls: each parameter it depends on changes it
+  for (const [t2, d2, p2, th2] of [[5, 8, 3, 500], [5, 8, 4, 500], [7, 8, 4, 500], [7, 6, 4, 500], [5, 8, 3, 10000]] as const) {
+    const x2 = randArray(B * t2 * H * d2, r), o2 = new Float32Array(x2.length);
+    N.ropeFwd(x2, B, t2, H, d2, p2, th2, o2, false);
+    assertClose(o2, ropeWant(x2, B, t2, H, d2, p2, th2), 1e-5, 1e-6, `rope T=${t2} D=${d2} pos0=${p2} theta=${th2}`);
+  }
   const back = new Float32Array(x.length);
   N.ropeFwd(out, B, T, H, D, pos0, theta, back, true);
   assertClose(back, x, 1e-5, 1e-6, 'rope inverse');
@@ -223,6 +259,28 @@ test('swigluFwd and swigluBwd', () => {
   assertClose(du, Array.from(g, (x, i) => d[i]! * x * sig(x)), 1e-5, 1e-7, 'swiglu dup');
   assertClose(dg, Array.from(g, (x, i) => d[i]! * u[i]! * sig(x) * (1 + x * (1 - sig(x)))), 1e-5, 1e-7, 'swiglu dgate');
   assert.throws(() => N.swigluFwd(g, u, new Float32Array(3)), /swigluFwd: out has 3 elements, expected 70001/);
+});
+
+test('swigluPackedFwd and swigluPackedBwd read and write [gate | up] rows (odd hidden; one thread and several)', () => {
+  const r = rng(18);
+  for (const [rows, h] of [[1, 1], [3, 7], [41, 1001]] as const) {
+    const gu = randArray(rows * 2 * h, r, -6, 6), d = randArray(rows * h, r);
+    const out = new Float32Array(rows * h), dgu = new Float32Array(rows * 2 * h).fill(9);
+    N.swigluPackedFwd(gu, rows, h, out);
+    N.swigluPackedBwd(gu, d, rows, h, dgu);
+    const g = (i: number, j: number) => gu[i * 2 * h + j]!, u = (i: number, j: number) => gu[i * 2 * h + h + j]!;
+    const want = new Float64Array(rows * h), wdgu = new Float64Array(rows * 2 * h);
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < h; j++) {
+        const x = g(i, j), dd = d[i * h + j]!;
+        want[i * h + j] = x * sig(x) * u(i, j);
+        wdgu[i * 2 * h + j] = dd * u(i, j) * sig(x) * (1 + x * (1 - sig(x)));
+        wdgu[i * 2 * h + h + j] = dd * x * sig(x);
+      }
+    assertClose(out, want, 1e-5, 1e-7, `swigluPacked ${rows}x${h}`);
+    assertClose(dgu, wdgu, 1e-5, 1e-7, `swigluPacked backward ${rows}x${h}`);
+  }
+  assert.throws(() => N.swigluPackedFwd(new Float32Array(12), 2, 3, new Float32Array(5)), /swigluPackedFwd: out has 5 elements, expected 6 \(rows=2 hidden=3\)/);
 });
 
 test('crossEntropyFwd and crossEntropyBwd with ignored targets', () => {

@@ -81,6 +81,10 @@ export interface FusedRoutines {
   rope?(x: DeviceBuffer, batch: number, seq: number, heads: number, headDim: number, posOffset: number, theta: number, out: DeviceBuffer, inverse: boolean): void;
   swigluFwd?(gate: DeviceBuffer, up: DeviceBuffer, out: DeviceBuffer): void;
   swigluBwd?(gate: DeviceBuffer, up: DeviceBuffer, dout: DeviceBuffer, dgate: DeviceBuffer, dup: DeviceBuffer): void;
+  /** SwiGLU on the packed gate/up GEMM output gu [rows, 2·hidden] = [gate | up] → out [rows, hidden]. */
+  swigluPackedFwd?(gu: DeviceBuffer, rows: number, hidden: number, out: DeviceBuffer): void;
+  /** dgu [rows, 2·hidden] in gu's packed layout. */
+  swigluPackedBwd?(gu: DeviceBuffer, dout: DeviceBuffer, rows: number, hidden: number, dgu: DeviceBuffer): void;
   attentionFwd?(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, d: AttentionDesc, out: DeviceBuffer, lse: DeviceBuffer): void;
   attentionBwd?(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, lse: DeviceBuffer, dout: DeviceBuffer, d: AttentionDesc, dq: DeviceBuffer, dk: DeviceBuffer, dv: DeviceBuffer): void;
   crossEntropyFwd?(logits: DeviceBuffer, targets: DeviceBuffer, rows: number, vocab: number, losses: DeviceBuffer, lse: DeviceBuffer): void;

@@ -14,9 +14,14 @@ import { type ComputeDtype, linear } from './linear.js';
  * ZILI_UNFUSED_PROJECTIONS=1 runs one linear per weight instead (for bench/fusion-ab.sh).
  */
 export function projectMany(x: Tensor, weights: readonly Tensor[], dtype: ComputeDtype): Tensor[] {
-  if (process.env['ZILI_UNFUSED_PROJECTIONS'] === '1') return weights.map((w) => linear(x, w, dtype));
+  if (!fusedProjections()) return weights.map((w) => linear(x, w, dtype));
   const packed = T.linearPacked(x, weights, dtype);
   const parts = T.splitColumns(packed, weights.map((w) => w.shape[0]!));
   packed.dispose();
   return parts;
+}
+
+/** False when ZILI_UNFUSED_PROJECTIONS=1 asks for one GEMM per weight (bench/fusion-ab.sh). */
+export function fusedProjections(): boolean {
+  return process.env['ZILI_UNFUSED_PROJECTIONS'] !== '1';
 }

@@ -2,7 +2,7 @@
 // w3 x)), or two-matrix GELU (w2 · gelu(w1 x), GPT) or ReLU. GELU is the tanh approximation.
 import { type ModelConfig, isGatedFfn } from './config.js';
 import { type ComputeDtype, linear } from './linear.js';
-import { projectMany } from './fused-projection.js';
+import { fusedProjections, projectMany } from './fused-projection.js';
 import type { ParameterStore } from './parameters.js';
 import * as T from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -16,6 +16,15 @@ export function createMlpParams(ps: ParameterStore, c: ModelConfig, prefix: stri
 /** x [N, d] → [N, d] */
 export function mlp(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, dtype: ComputeDtype): Tensor {
   const gated = c.ffnKind === 'swiglu' || c.ffnKind === 'geglu';
+  if (c.ffnKind === 'swiglu' && fusedProjections()) {
+    // gate and up in one GEMM, SwiGLU straight from its packed output (no split copies)
+    const gu = T.linearPacked(x, [ps.get(`${prefix}.w1.weight`), ps.get(`${prefix}.w3.weight`)], dtype);
+    const h = T.swigluPacked(gu);
+    gu.dispose();
+    const y = linear(h, ps.get(`${prefix}.w2.weight`), dtype);
+    h.dispose();
+    return y;
+  }
   // gated: gate (w1) and up (w3) projections in one GEMM
   const [h1, h3] = gated ? (projectMany(x, [ps.get(`${prefix}.w1.weight`), ps.get(`${prefix}.w3.weight`)], dtype) as [Tensor, Tensor]) : [linear(x, ps.get(`${prefix}.w1.weight`), dtype), undefined];
   let h: Tensor;

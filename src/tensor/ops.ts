@@ -825,6 +825,36 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
 }
 
 /**
+ * SwiGLU on the packed output of the fused gate/up projection: gu [N, 2h] = [gate | up] → [N, h].
+ * With the backend's packed routine the parts are never copied out (nor their gradients back in:
+ * the backward writes d(gu) in the packed layout); otherwise splitColumns + swiglu.
+ */
+export function swigluPacked(gu: Tensor): Tensor {
+  if (gu.rank !== 2 || gu.shape[1]! % 2 !== 0) throw new ShapeError(`swigluPacked: gu must be [rows, 2 * hidden], got ${shapeStr(gu.shape)}`);
+  const backend = gu.backend;
+  const [N, C] = gu.shape as [number, number];
+  const h = C / 2;
+  const f = backend.fused;
+  if (!f.swigluPackedFwd || !f.swigluPackedBwd || !fusedOk(backend, gu.dtype)) {
+    const [g, u] = splitColumns(gu, [h, h]) as [Tensor, Tensor];
+    const out = swiglu(g, u);
+    g.dispose();
+    u.dispose();
+    return out;
+  }
+  const out = empty(backend, [N, h], gu.dtype);
+  f.swigluPackedFwd(gu.buf, N, h, out.buf);
+  if (needsGrad([gu]))
+    record(out, 'swigluPacked', [gu], [gu], (g) => {
+      const [sgu] = node(out).saved as [Tensor];
+      const dgu = empty(backend, [N, C], gu.dtype);
+      f.swigluPackedBwd!(sgu.buf, g.buf, N, h, dgu.buf);
+      return [dgu];
+    });
+  return out;
+}
+
+/**
  * Causal (or full) scaled dot-product attention with grouped-query heads.
  * q [B, T, Hq, D], k and v [B, T, Hkv, D] → [B, T, Hq, D].
  */
@@ -906,8 +936,14 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   if (needsGrad([logits]))
     record(loss, 'crossEntropy', [logits, targets], [logits, targets, lse, cntc], (g) => {
       const [sl, st, sls, sc] = node(loss).saved as Tensor[];
-      // dlogits = (softmax - onehot) · g / count, with g and count kept on the device
       const dl = empty(backend, logits.shape, dt);
+      if (backend.readSync && !backend.asynchronous) {
+        // a synchronous backend reads the two scalars: the kernel scales as it writes (no extra pass over [N, V])
+        const scale = Number(backend.readSync(g.buf)[0]) / Number(backend.readSync(sc!.buf)[0]);
+        f.crossEntropyBwd!(sl!.buf, st!.buf, sls!.buf, N, V, scale, dl.buf);
+        return [dl, null];
+      }
+      // dlogits = (softmax - onehot) · g / count, with g and count kept on the device
       f.crossEntropyBwd!(sl!.buf, st!.buf, sls!.buf, N, V, 1, dl.buf);
       const s = binaryRaw('div', g, sc!);
       const s11 = reshapeRaw(s, [1, 1]);

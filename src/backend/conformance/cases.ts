@@ -63,6 +63,8 @@ export const OP_CASES: OpCase[] = [
   { name: 'transpose', f: ([x]) => T.transpose(x!), inputs: [f([3, 2], 8)] },
   { name: 'slice', f: ([x]) => T.slice(x!, 1, 1, 3), inputs: [f([2, 4, 3], 9)] },
   { name: 'concat', f: ([a, b]) => T.concat([a!, b!], 1), inputs: [f([2, 1, 3], 9), f([2, 2, 3], 10)] },
+  // column blocks at odd offsets and widths, both directions of the strided write (split backward, concat forward)
+  { name: 'splitColumns', f: ([x]) => { const [a, b, c] = T.splitColumns(x!, [1, 3, 2]); return T.concat([c!, T.mul(a!, b!), a!], 1); }, inputs: [f([5, 6], 11)] },
   { name: 'expand', f: ([x]) => T.expand(x!, [2, 3, 4]), inputs: [f([3, 1], 9)] },
   { name: 'matmul', f: ([a, b]) => T.matmul(a!, b!), inputs: [f([3, 4], 1), f([4, 5], 2)] },
   { name: 'matmul transA', f: ([a, b]) => T.matmul(a!, b!, { transA: true }), inputs: [f([4, 3], 1), f([4, 5], 2)] },
@@ -81,6 +83,7 @@ export const OP_CASES: OpCase[] = [
   { name: 'rope', f: ([x]) => T.rope(x!, 10000, 3), inputs: [f([2, 3, 2, 4], 1)] },
   { name: 'rope long', f: ([x]) => T.rope(x!, 500000, 0), inputs: [f([1, 33, 3, 16], 1)] },
   { name: 'swiglu', f: ([g, u]) => T.swiglu(g!, u!), inputs: [f([3, 4], 1), f([3, 4], 2)] },
+  { name: 'swigluPacked', f: ([gu]) => T.swigluPacked(gu!), inputs: [f([5, 14], 3, -3, 3)] },
   { name: 'attention causal GQA', f: ([q, k, v]) => T.attention(q!, k!, v!), inputs: [f([1, 4, 4, 2], 1), f([1, 4, 2, 2], 2), f([1, 4, 2, 2], 3)] },
   { name: 'attention full MHA', f: ([q, k, v]) => T.attention(q!, k!, v!, { causal: false }), inputs: [f([2, 3, 2, 2], 1), f([2, 3, 2, 2], 2), f([2, 3, 2, 2], 3)] },
   { name: 'attention causal long GQA 4:1', f: ([q, k, v]) => T.attention(q!, k!, v!), inputs: [f([2, 70, 4, 16], 1), f([2, 70, 1, 16], 2), f([2, 70, 1, 16], 3)] },

@@ -48,6 +48,8 @@ export class CpuBackend extends HostBackend implements Backend {
       rope: (x, b, t, h, d, pos, theta, out, inverse) => n.ropeFwd(f32(x, 'rope'), b, t, h, d, pos, theta, f32(out, 'rope'), inverse),
       swigluFwd: (g, u, out) => n.swigluFwd(f32(g, 'swiglu'), f32(u, 'swiglu'), f32(out, 'swiglu')),
       swigluBwd: (g, u, dout, dg, du) => n.swigluBwd(f32(g, 'swiglu'), f32(u, 'swiglu'), f32(dout, 'swiglu'), f32(dg, 'swiglu'), f32(du, 'swiglu')),
+      swigluPackedFwd: (gu, rows, hidden, out) => n.swigluPackedFwd(f32(gu, 'swigluPacked'), rows, hidden, f32(out, 'swigluPacked')),
+      swigluPackedBwd: (gu, dout, rows, hidden, dgu) => n.swigluPackedBwd(f32(gu, 'swigluPacked'), f32(dout, 'swigluPacked'), rows, hidden, f32(dgu, 'swigluPacked')),
       attentionFwd: (q, k, v, d: AttentionDesc, out, lse) =>
         n.attentionFwd(f32(q, 'attention'), f32(k, 'attention'), f32(v, 'attention'), d.batch, d.seq, d.headsQ, d.headsKV, d.headDim, d.scale, d.causal, f32(out, 'attention'), f32(lse, 'attention')),
       attentionBwd: (q, k, v, out, lse, dout, d: AttentionDesc, dq, dk, dv) =>
@@ -103,21 +105,11 @@ export class CpuBackend extends HostBackend implements Backend {
       return;
     }
     const rank = shape.length;
-    // rows contiguous on both sides (column blocks: concat, splitColumns backward): one copy per row
-    if (rank >= 1 && srcStrides[rank - 1] === 1 && outStrides[rank - 1] === 1) {
-      const len = shape[rank - 1]!, rows = n / len, idx = new Array<number>(rank - 1).fill(0);
-      for (let r = 0; r < rows; r++) {
-        let si = srcOffset, oi = outOffset;
-        for (let d = 0; d < rank - 1; d++) {
-          si += idx[d]! * srcStrides[d]!;
-          oi += idx[d]! * outStrides[d]!;
-        }
-        O.set(S.subarray(si, si + len) as never, oi);
-        for (let d = rank - 2; d >= 0; d--) {
-          if (++idx[d]! < shape[d]!) break;
-          idx[d] = 0;
-        }
-      }
+    // a strided destination (column blocks: concat, splitColumns backward; permuted writes) in the
+    // addon; the loop below only for what it does not take (over 8 dims, 8-byte elements, a
+    // destination stride of 0 that writes an element more than once)
+    if (rank <= 8 && (S.BYTES_PER_ELEMENT === 2 || S.BYTES_PER_ELEMENT === 4) && shape.every((d, i) => d <= 1 || outStrides[i] !== 0)) {
+      this.native.copyStridedTo(S.BYTES_PER_ELEMENT as 2 | 4, S, srcOffset, Int32Array.from(srcStrides), O, outOffset, Int32Array.from(outStrides), Int32Array.from(shape));
       return;
     }
     // general strided write: plain loop

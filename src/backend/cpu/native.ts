@@ -61,6 +61,8 @@ export interface NativeKernels {
   reduce(op: number, x: Float32Array, outer: number, axis: number, inner: number, out: Float32Array): void;
   /** dst (contiguous, shape) = src viewed at srcOffset with srcStrides (elements), up to 8 dims. */
   copyStrided(elemBytes: 2 | 4, src: ArrayBufferView, srcOffset: number, srcStrides: Int32Array, dst: ArrayBufferView, shape: Int32Array): void;
+  /** The same into a strided view of dst (dstOffset, dstStrides in elements; a stride of 0 over a dimension above 1 throws). */
+  copyStridedTo(elemBytes: 2 | 4, src: ArrayBufferView, srcOffset: number, srcStrides: Int32Array, dst: ArrayBufferView, dstOffset: number, dstStrides: Int32Array, shape: Int32Array): void;
 
   rmsnormFwd(x: Float32Array, w: Float32Array, eps: number, rows: number, dim: number, y: Float32Array, rstd: Float32Array): void;
   /** dw is overwritten with the sum over rows. */
@@ -69,6 +71,10 @@ export interface NativeKernels {
   ropeFwd(x: Float32Array, batch: number, seq: number, heads: number, headDim: number, posOffset: number, theta: number, out: Float32Array, inverse: boolean): void;
   swigluFwd(gate: Float32Array, up: Float32Array, out: Float32Array): void;
   swigluBwd(gate: Float32Array, up: Float32Array, dout: Float32Array, dgate: Float32Array, dup: Float32Array): void;
+  /** gu [rows, 2·hidden] = [gate | up] (the fused gate/up GEMM's output) → out [rows, hidden]. */
+  swigluPackedFwd(gu: Float32Array, rows: number, hidden: number, out: Float32Array): void;
+  /** dgu in gu's packed layout (gate half, up half), overwritten. */
+  swigluPackedBwd(gu: Float32Array, dout: Float32Array, rows: number, hidden: number, dgu: Float32Array): void;
   /** q, out [B,T,Hq,D]; k, v [B,T,Hkv,D]; lse [B,Hq,T]. Flash-style, no TxT matrix. */
   attentionFwd(q: Float32Array, k: Float32Array, v: Float32Array, batch: number, seq: number, hq: number, hkv: number, headDim: number, scale: number, causal: boolean, out: Float32Array, lse: Float32Array): void;
   /** dq, dk, dv overwritten. */
@@ -141,6 +147,11 @@ export function loadNative(): NativeKernels {
   // anything else running): measured here, ten RMSNorm calls took 50-60 ms spinning under load vs
   // 2.7 ms with passive waiting. libgomp reads this when the addon loads; a user setting wins.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  // Debian's OpenBLAS is the pthreads build: after each GEMM its worker thread spins (sched_yield)
+  // for 2^28 TSC ticks (~0.1 s) before it sleeps, so it ran beside our OpenMP threads through most
+  // of the step (attention, norms, SwiGLU). 2^20 ticks (~0.3 ms) keeps it awake across back-to-back
+  // GEMMs only: measured here, ten 50 ms pauses after a GEMM cost 123-134 ms of CPU before, 5 after.
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= '20';
   let tuning: GemmTuning | undefined;
   if (process.env['ZILI_GEMM_TUNE'] !== 'off') {
     try {

@@ -14,6 +14,7 @@ const PRIMITIVES: Record<string, Category> = {
 };
 const FUSED: Record<keyof FusedRoutines, Category> = {
   rmsnormFwd: 'norms', rmsnormBwd: 'norms', rope: 'elementwise', swigluFwd: 'elementwise', swigluBwd: 'elementwise',
+  swigluPackedFwd: 'elementwise', swigluPackedBwd: 'elementwise',
   attentionFwd: 'attention', attentionBwd: 'attention', crossEntropyFwd: 'loss', crossEntropyBwd: 'loss', adamw: 'optimizer',
 };
 
@@ -23,8 +24,16 @@ export interface StepProfile {
   calls: Record<Category, number>;
 }
 
-/** Runs `step` once with every kernel call timed; returns milliseconds per category. */
-export async function profileStep(backend: Backend, step: () => Promise<void>): Promise<StepProfile> {
+/**
+ * Runs `step` once with every kernel call timed; returns milliseconds per category. clock 'cpu':
+ * this process's CPU time instead of wall time (with one thread, what each kernel computed, little
+ * changed by other load on the machine; with more it also counts spinning threads).
+ */
+export async function profileStep(backend: Backend, step: () => Promise<void>, clock: 'wall' | 'cpu' = 'wall'): Promise<StepProfile> {
+  const now = clock === 'wall' ? () => performance.now() : () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
   if (backend.asynchronous) throw new Error(`step profile: backend '${backend.name}' is asynchronous; its kernel calls cannot be timed from the host`);
   const ms = Object.fromEntries(CATEGORIES.map((c) => [c, 0])) as Record<Category, number>;
   const calls = Object.fromEntries(CATEGORIES.map((c) => [c, 0])) as Record<Category, number>;
@@ -34,11 +43,11 @@ export async function profileStep(backend: Backend, step: () => Promise<void>): 
     if (typeof fn !== 'function') return;
     const had = Object.prototype.hasOwnProperty.call(obj, name);
     obj[name] = function (this: unknown, ...args: unknown[]) {
-      const t0 = performance.now();
+      const t0 = now();
       try {
         return (fn as (...a: unknown[]) => unknown).apply(this, args);
       } finally {
-        ms[cat] += performance.now() - t0;
+        ms[cat] += now() - t0;
         calls[cat]++;
       }
     };
@@ -46,13 +55,13 @@ export async function profileStep(backend: Backend, step: () => Promise<void>): 
   };
   for (const [name, cat] of Object.entries(PRIMITIVES)) wrap(backend as unknown as Record<string, unknown>, name, cat);
   for (const [name, cat] of Object.entries(FUSED)) wrap(backend.fused as unknown as Record<string, unknown>, name, cat);
-  const t0 = performance.now();
+  const t0 = now();
   try {
     await step();
   } finally {
     for (const r of restore.reverse()) r();
   }
-  const totalMs = performance.now() - t0;
+  const totalMs = now() - t0;
   ms.framework = Math.max(0, totalMs - CATEGORIES.reduce((s, c) => s + (c === 'framework' ? 0 : ms[c]), 0));
   return { totalMs, ms, calls };
 }
