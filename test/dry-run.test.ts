@@ -152,3 +152,22 @@ test("AdamW's gradient norm frees each square once summed: the update's peak hol
   opt.dispose();
   model.dispose();
 });
+
+test('with sequence parallelism a micro-batch in flight keeps half its activations on each of tp2: no whole-sequence copy (the gathered input is gathered again in backward)', async () => {
+  const model = { ...preset('tiny'), layers: 4 };
+  // 1F1B on pp4 keeps min(4, micro-batches) in flight on stage 0 at its first backward: 2 more from 2 to 4
+  const perMicroBatch = async (tp: number) => {
+    const peak = async (globalBatch: number) => {
+      const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch, microBatch: 1, pipeline: { pp: 4, vpp: 1, schedule: '1f1b' }, ...(tp > 1 ? { tensorParallel: { tp, sp: true } } : {}) });
+      return (await dryRunRank(c, 0, dryRunLayout(c))).peakBytes;
+    };
+    return ((await peak(4)) - (await peak(2))) / 2;
+  };
+  const whole = await perMicroBatch(1), split = await perMicroBatch(2);
+  const tokens = model.seqLen, hidden = tokens * model.dModel * 4;
+  assert.ok(whole > 4 * hidden, `a micro-batch of stage 0 (embedding, one layer) keeps several hidden states: ${whole} B`);
+  // every saved activation is split over the 2 tp ranks (Megatron's 34·s·b·h/t); what is not split is
+  // the token ids each rank reads (i32, a few copies of [tokens]), far below one hidden state
+  const slack = 4 * tokens * 4;
+  assert.ok(Math.abs(split - whole / 2) <= slack, `tp2 --sp keeps ${split} B per micro-batch, half of tp1's is ${whole / 2} B (a whole-sequence copy would add ${hidden} B per column-parallel layer)`);
+});
