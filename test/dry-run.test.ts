@@ -16,6 +16,8 @@ import { Transformer } from '../src/nn/transformer.js';
 import { AdamW, defaultAdamW } from '../src/optim/adamw.js';
 import * as T from '../src/tensor/ops.js';
 import { keep } from '../src/tensor/scope.js';
+import { chunkParamNames } from '../src/dist/pipeline-parallel.js';
+import { partitionChunks } from '../src/dist/pipeline-partition.js';
 
 test('shape communicator: bytes sent per collective and per dimension, as the ring algorithms send them', async () => {
   // tp 2 x dp 4 (8 ranks); world rank 5 is tp rank 1 of dp rank 2
@@ -151,4 +153,37 @@ test("AdamW's gradient norm frees each square once summed: the update's peak hol
   assert.ok(extra <= largest + 64, `the norm's peak added ${extra} B; one square at a time is at most ${largest} B`);
   opt.dispose();
   model.dispose();
+});
+
+test('with sequence parallelism a micro-batch in flight keeps half its activations on each of tp2: no whole-sequence copy (the gathered input is gathered again in backward)', async () => {
+  const model = { ...preset('tiny'), layers: 4 };
+  // 1F1B on pp4 keeps min(4, micro-batches) in flight on stage 0 at its first backward: 2 more from 2 to 4
+  const perMicroBatch = async (tp: number) => {
+    const peak = async (globalBatch: number) => {
+      const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch, microBatch: 1, pipeline: { pp: 4, vpp: 1, schedule: '1f1b' }, ...(tp > 1 ? { tensorParallel: { tp, sp: true } } : {}) });
+      return (await dryRunRank(c, 0, dryRunLayout(c))).peakBytes;
+    };
+    return ((await peak(4)) - (await peak(2))) / 2;
+  };
+  const whole = await perMicroBatch(1), split = await perMicroBatch(2);
+  const tokens = model.seqLen, hidden = tokens * model.dModel * 4;
+  assert.ok(whole > 4 * hidden, `a micro-batch of stage 0 (embedding, one layer) keeps several hidden states: ${whole} B`);
+  // every saved activation is split over the 2 tp ranks (Megatron's 34·s·b·h/t); what is not split is
+  // the token ids each rank reads (i32, a few copies of [tokens]), far below one hidden state
+  const slack = 4 * tokens * 4;
+  assert.ok(Math.abs(split - whole / 2) <= slack, `tp2 --sp keeps ${split} B per micro-batch, half of tp1's is ${whole / 2} B (a whole-sequence copy would add ${hidden} B per column-parallel layer)`);
+});
+
+test('ZeRO-1 under the pipeline reduce-scatters the gradients: the dp bytes of tiny pp2 x dp2, rank 0, from its parameters', async () => {
+  const model = preset('tiny');
+  const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch: 8, microBatch: 1, dp: 2, zero: 1, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } });
+  const r = await dryRunRank(c, 0, dryRunLayout(c));
+  const whole = new Transformer(model, new MetaBackend());
+  const numels = [...chunkParamNames(whole, partitionChunks(model.layers, 2).slice(0, 1))].map((n) => whole.params.get(n).numel);
+  whole.dispose();
+  const chunks = numels.reduce((a, n) => a + Math.ceil(n / 2), 0);
+  // the gradients reduce-scattered and the updated chunks all-gathered ((1/2)·2·chunk·4 B each, the
+  // planner's 2·(n−1)/n of the gradients in all); the has-a-gradient flags (an i32 per parameter) and
+  // the norm and loss sums (3 floats) all-reduced. An all-reduce of the gradients would send 4·numel each.
+  assert.equal(r.bytesSent['dp'], 2 * 4 * chunks + 4 * numels.length + 12);
 });

@@ -7,6 +7,8 @@
 //   copyToGroup      forward: identity                 backward: sum over the group (column-parallel input)
 //   gatherFromGroup  forward: all-gather along dim 0   backward: reduce-scatter    (sequence parallel)
 //   scatterToGroup   forward: reduce-scatter dim 0     backward: all-gather
+//   gatherRegathered gatherFromGroup whose output is freed after its consumers' forward and
+//                    all-gathered again before their backward (sequence parallel, Megatron's way)
 import { gradEnabled, record } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -55,6 +57,30 @@ export async function gatherFromGroup(x: Tensor, comm: Communicator): Promise<Te
       await comm.reduceScatter(g, gx, 'sum');
       return [gx];
     });
+  return out;
+}
+
+/**
+ * consume(gatherFromGroup(x)) as Megatron's sequence parallelism runs a column-parallel layer: the
+ * gathered input (group size × x) is not kept for backward. Once `consume` ran forward, the gathered
+ * buffer is freed (the graph's handles on it stay, without memory) and only this rank's block x is
+ * saved; when backward reaches consume's output, x is all-gathered again into a fresh buffer before
+ * consume's backward reads it. Without it every micro-batch in flight would hold the whole
+ * sequence's input of each column-parallel layer.
+ */
+export async function gatherRegathered(x: Tensor, comm: Communicator, consume: (full: Tensor) => Tensor): Promise<Tensor> {
+  const full = await gatherFromGroup(x, comm);
+  const y = consume(full);
+  if (!track(x) || !y.requiresGrad) return y;
+  const out = y.share(y.shape);
+  record(out, `regather(${comm.name})`, [y], [x, full], async (g) => {
+    const [block, whole] = node.saved as [Tensor, Tensor];
+    whole.storage.refill();
+    await comm.allGather(block, whole);
+    return [g.share(g.shape)];
+  });
+  const node = out.node!;
+  full.storage.evict();
   return out;
 }
 

@@ -15,9 +15,10 @@
 // Each tp rank exchanges activations with the same tp rank of the neighbouring stages (with --sp its
 // own block of tokens). After the schedule: tied embeddings (held by the first and last chunk)
 // exchange and add their gradients; with --sp the replicated norms' gradients are summed over tp;
-// every gradient is summed over the data-parallel replicas (dp group); the global gradient norm sums
-// the squares over tp × pp (the mesh's mp group), replicated norms and the tied weight counted once;
-// each rank runs AdamW on its own parameters (with ZeRO-1 on its dp chunk of them, zero-one.ts).
+// every gradient is summed over the data-parallel replicas (dp group; with ZeRO-1 reduce-scattered,
+// each replica getting its chunk, zero-one.ts); the global gradient norm sums the squares over tp × pp
+// (the mesh's mp group; with ZeRO-1 over dp too), replicated norms and the tied weight counted once;
+// each rank runs AdamW on its own parameters (with ZeRO-1 on its dp chunk of them).
 // The step's loss is the last chunk's, summed over the pipeline and averaged over the replicas.
 // What a chunk computes (whole layers or tp shards) is pipeline-compute.ts.
 import type { TokenLoader } from '../data/loader.js';
@@ -327,7 +328,10 @@ export class PipelineParallel {
 
     if (this.tiedPeer !== null) await this.addTiedGradient(this.tiedPeer);
     if (this.tp?.sequenceParallel) await this.tp.reduceReplicatedGrads();
-    if (this.dp) await reduceGradsOverReplicas(this.model.params.tensors, this.dp);
+    // ZeRO-1: each replica gets only its chunk of the summed gradients (the norm's squares then sum over dp too)
+    const zeroOne = this.opt instanceof ZeroOneAdamW ? this.opt : null;
+    if (zeroOne) await zeroOne.reduceScatterGrads();
+    else if (this.dp) await reduceGradsOverReplicas(this.model.params.tensors, this.dp);
     // global gradient norm over tp × pp (replicated norms and the tied weight counted once), with the
     // step's loss sums (from tp rank 0 only: every tp rank holds the same), one all-reduce
     const once = (name: string) => name === this.duplicate || (this.tp !== null && this.tpRank !== 0 && shardKindOf(name) === 'replicate');
@@ -340,7 +344,7 @@ export class PipelineParallel {
     await this.mp.allReduce(stats);
     const replicas = this.dp?.size ?? 1;
     if (this.dp) {
-      const sums = stats.subarray(1);
+      const sums = zeroOne ? stats : stats.subarray(1);
       await this.dp.allReduce(sums);
     }
     const gradScale = 1 / (accum * replicas);

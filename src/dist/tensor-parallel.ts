@@ -28,7 +28,7 @@ import type { OptimizerState } from '../train/checkpoint.js';
 import { boxPiece, rankFileName, type ShardedTensor } from '../train/checkpoint-shards.js';
 import type { ShardSource } from './dist-checkpoint.js';
 import type { Communicator } from './communicator.js';
-import { copyToGroup, gatherFromGroup, reduceFromGroup, scatterToGroup } from './differentiable.js';
+import { copyToGroup, gatherFromGroup, gatherRegathered, reduceFromGroup, scatterToGroup } from './differentiable.js';
 import { type ShardKind, shardDimOf, shardKindOf, type TensorParallelConfig, validateTensorParallel } from './tensor-parallel-plan.js';
 import { ProcessMesh } from './mesh.js';
 import { reduceGradsOverReplicas } from './replica-grads.js';
@@ -211,6 +211,11 @@ export class TensorParallel {
     return this.sequenceParallel ? gatherFromGroup(x, this.comm) : copyToGroup(x, this.comm);
   }
 
+  /** consume(enter(x)); with --sp the gathered input is all-gathered again in backward, not kept (differentiable.ts) */
+  private async entered(x: Tensor, consume: (y: Tensor) => Tensor): Promise<Tensor> {
+    return this.sequenceParallel ? gatherRegathered(x, this.comm, consume) : consume(await copyToGroup(x, this.comm));
+  }
+
   private exit(x: Tensor): Promise<Tensor> {
     return this.sequenceParallel ? scatterToGroup(x, this.comm) : reduceFromGroup(x, this.comm);
   }
@@ -236,9 +241,9 @@ export class TensorParallel {
     const norm = (h: Tensor, w: string) => T.rmsnorm(h, ps.get(w), c.normEps);
     for (let i = lo; i < hi; i++) {
       const p = `layers.${i}`;
-      const a = attentionBlock(ps, this.local, `${p}.attention`, await this.enter(norm(x, `${p}.attention_norm.weight`)), batch, seq, dtype);
+      const a = await this.entered(norm(x, `${p}.attention_norm.weight`), (y) => attentionBlock(ps, this.local, `${p}.attention`, y, batch, seq, dtype));
       const h = T.add(x, await this.exit(a));
-      const f = mlp(ps, this.local, `${p}.feed_forward`, await this.enter(norm(h, `${p}.ffn_norm.weight`)), dtype);
+      const f = await this.entered(norm(h, `${p}.ffn_norm.weight`), (y) => mlp(ps, this.local, `${p}.feed_forward`, y, dtype));
       x = T.add(h, await this.exit(f));
     }
     return x;

@@ -1,13 +1,14 @@
 // ZeRO-1 for layouts that reduce gradients after the whole step (pipeline, composed with tensor
-// parallelism): AdamW whose moments are sharded over the data-parallel replicas. The gradients are
-// already summed over the replicas (replica-grads.ts), so every replica holds the same ones; each
-// updates only its chunk of every parameter (elements [start, end) of the flattened tensor,
-// shard-layout.ts) with its chunk of the moments, then the chunks are all-gathered into the whole
-// parameter. AdamW is elementwise, so the result equals the unsharded update; the moments take
-// 1/dp of the memory. The clipping norm is the caller's (computed on the whole, reduced gradients).
+// parallelism): AdamW whose moments are sharded over the data-parallel replicas. The replicas'
+// gradients are reduce-scattered (reduceScatterGrads): each replica receives the sum of only its
+// chunk of every parameter (elements [start, end) of the flattened tensor, shard-layout.ts), updates
+// that chunk with its chunk of the moments, then the chunks are all-gathered into the whole
+// parameter — Megatron's distributed optimizer: an all-reduce's bytes in all. AdamW is elementwise,
+// so the result equals the unsharded update; the moments take 1/dp of the memory. The clipping norm
+// is the caller's (the chunks' squares summed over the replicas and the model-parallel ranks).
 import type { Backend } from '../backend/contract.js';
 import { ParameterStore } from '../nn/parameters.js';
-import { type AdamWConfig, AdamW, applyAdamW, clippedGradScale } from '../optim/adamw.js';
+import { type AdamWConfig, AdamW, applyAdamW, clippedGradScale, l2Norm } from '../optim/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import { keep, tidy } from '../tensor/scope.js';
@@ -41,35 +42,80 @@ export class ZeroOneAdamW extends AdamW {
     }
   }
 
+  /** this rank's chunk of each parameter's gradient summed over the replicas (reduceScatterGrads), until the update */
+  private readonly gradChunks = new Map<string, Tensor>();
+
+  /**
+   * Σ over the replicas of every gradient, each replica receiving only its chunk (a reduce-scatter, as
+   * Megatron's distributed optimizer: with the update's all-gather, an all-reduce's bytes in all); the
+   * whole gradients are freed. A parameter no replica computed a gradient for (flags max-reduced first,
+   * so every replica issues the same collectives) gets no chunk: AdamW leaves it alone.
+   */
+  async reduceScatterGrads(): Promise<void> {
+    const be = this.params.backend, n = this.dp.size;
+    const list = [...this.params.tensors];
+    const present = Int32Array.from(list, ([, p]) => (p.grad ? 1 : 0));
+    await this.dp.allReduce(present, 'max');
+    const flights: Promise<void>[] = [];
+    list.forEach(([name, p], i) => {
+      if (!present[i]) return;
+      const chunk = chunkOf(p.numel, n);
+      const whole = p.grad ?? keep(T.zerosLike(p));
+      p.grad = null;
+      let src = whole;
+      if (chunk * n !== p.numel) {
+        src = keep(T.zeros(be, [chunk * n]));
+        copy1d(be, whole, 0, src, 0, p.numel);
+        whole.dispose();
+      }
+      const mine = keep(T.empty(be, [chunk]));
+      this.gradChunks.set(name, mine);
+      flights.push(this.dp.reduceScatter(src, mine, 'sum').then(() => src.dispose()));
+    });
+    await Promise.all(flights);
+  }
+
+  /** Before the update: the norm of this rank's gradient chunks (the caller sums the squares over the replicas). */
+  override gradNorm(skip?: (name: string) => boolean): Promise<number> {
+    return this.gradChunks.size ? l2Norm([...this.gradChunks], skip) : super.gradNorm(skip);
+  }
+
   /** This rank's element range of a parameter. */
   private range(p: Tensor): { start: number; end: number } {
     return ownedRange(p.numel, this.dp.size, this.dp.rank);
   }
 
+  /** AdamW on this rank's chunks, then the chunks all-gathered into the whole parameters (reduces the gradients first if the caller did not). */
   override async update(lr: number, gradScale = 1, skipNonFinite = false): Promise<number> {
     const c = this.config, be = this.params.backend;
+    if (!this.gradChunks.size) await this.reduceScatterGrads();
     const rawNorm = (await this.gradNorm()) * gradScale;
-    if (skipNonFinite && !Number.isFinite(rawNorm)) return rawNorm;
+    if (skipNonFinite && !Number.isFinite(rawNorm)) {
+      for (const g of this.gradChunks.values()) g.dispose();
+      this.gradChunks.clear();
+      return rawNorm;
+    }
     const scale = clippedGradScale(rawNorm, gradScale, c.clipNorm);
     this.step++;
     const gathers: Promise<void>[] = [];
     const after: (() => void)[] = [];
     noGrad(() => {
       for (const [name, p] of this.params.tensors) {
-        if (!p.grad) continue; // no replica computed one (replica-grads.ts): every replica skips it
+        const g = this.gradChunks.get(name);
+        if (!g) continue; // no replica computed one: every replica skips it
+        this.gradChunks.delete(name);
         const chunk = chunkOf(p.numel, this.dp.size);
         const { start, end } = this.range(p);
         const mine = keep(T.zeros(be, [chunk]));
         const all = keep(T.empty(be, [chunk * this.dp.size]));
         tidy(() => {
-          const g = T.zeros(be, [chunk]);
-          copy1d(be, p.grad!, start, g, 0, end - start);
           copy1d(be, p, start, mine, 0, end - start);
           const wd = this.params.noDecay.has(name) ? 0 : c.weightDecay;
           applyAdamW(be, mine, scale === 1 ? g : T.mulScalar(g, scale), this.m.get(name)!, this.v.get(name)!, { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: wd, step: this.step });
         });
         gathers.push(this.dp.allGather(mine, all));
         after.push(() => {
+          g.dispose();
           copy1d(be, all, 0, p, 0, p.numel);
           mine.dispose();
           all.dispose();

@@ -39,23 +39,7 @@ export class AdamW {
 
   /** Global L2 norm of all gradients (but those `skip` names): summed on the device, one host read per step. */
   async gradNorm(skip?: (name: string) => boolean): Promise<number> {
-    const total = noGrad(() =>
-      tidy(() => {
-        let acc: Tensor | null = null;
-        for (const [name, p] of this.params.tensors) {
-          const g = p.grad;
-          if (!g || skip?.(name)) continue;
-          // each square freed once summed: the norm never holds a second copy of every gradient
-          const s = tidy(() => T.sum(T.square(g)));
-          acc = acc ? T.add(acc, s) : s;
-        }
-        return acc;
-      }),
-    );
-    if (!total) return 0;
-    const ss = await total.item();
-    total.dispose();
-    return Math.sqrt(ss);
+    return l2Norm([...this.params.tensors].map(([name, p]) => [name, p.grad]), skip);
   }
 
   /**
@@ -109,4 +93,24 @@ export function applyAdamW(backend: Backend, p: Tensor, g: Tensor, m: Tensor, v:
   T.assign(m, m2);
   T.assign(v, v2);
   T.assign(p, p2);
+}
+
+/** L2 norm of the named gradients (null: none; those `skip` names left out), summed on the device, one host read. */
+export async function l2Norm(grads: readonly (readonly [string, Tensor | null])[], skip?: (name: string) => boolean): Promise<number> {
+  const total = noGrad(() =>
+    tidy(() => {
+      let acc: Tensor | null = null;
+      for (const [name, g] of grads) {
+        if (!g || skip?.(name)) continue;
+        // each square freed once summed: the norm never holds a second copy of every gradient
+        const s = tidy(() => T.sum(T.square(g)));
+        acc = acc ? T.add(acc, s) : s;
+      }
+      return acc;
+    }),
+  );
+  if (!total) return 0;
+  const ss = await total.item();
+  total.dispose();
+  return Math.sqrt(ss);
 }

@@ -166,9 +166,12 @@ export function sumToShape(g: Tensor, shape: Shape): Tensor {
 
 function binaryGrad(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void {
   if (!needsGrad([a, b])) return;
-  const saved = op === 'add' || op === 'sub' ? [] : [a, b];
-  record(out, op, [a, b], saved, (g) => {
-    const [sa, sb] = node(out).saved;
+  // mul keeps a factor only for the other's gradient (a masked embedding keeps no [tokens, d] copy)
+  const keepA = op !== 'add' && op !== 'sub' && (op !== 'mul' || b.requiresGrad);
+  const keepB = op !== 'add' && op !== 'sub' && (op !== 'mul' || a.requiresGrad);
+  record(out, op, [a, b], [...(keepA ? [a] : []), ...(keepB ? [b] : [])], (g) => {
+    const s = node(out).saved;
+    const sa = keepA ? s[0] : undefined, sb = keepB ? s[keepA ? 1 : 0] : undefined;
     let ga: Tensor | null = null, gb: Tensor | null = null;
     const wantA = a.requiresGrad, wantB = b.requiresGrad && op !== 'pow';
     const reduceTo = (t: Tensor, shape: Shape) => {

@@ -10,15 +10,33 @@ import type { GradNode } from './autograd.js';
 
 export class Storage {
   refs = 1;
+  /** the device buffer was freed while handles remain (evict); `refill` gives them a fresh one */
+  evicted = false;
   constructor(
     readonly backend: Backend,
-    readonly buf: DeviceBuffer,
+    private device: DeviceBuffer,
   ) {}
+  get buf(): DeviceBuffer {
+    if (this.evicted) throw new Error('Storage: buffer read while evicted (refill it first)');
+    return this.device;
+  }
   retain(): void {
     this.refs++;
   }
   release(): void {
-    if (--this.refs === 0) this.backend.free(this.buf);
+    if (--this.refs === 0 && !this.evicted) this.backend.free(this.device);
+  }
+  /** Frees the device memory while handles remain (values a later `refill` and rewrite bring back). */
+  evict(): void {
+    if (this.evicted) return;
+    this.backend.free(this.device);
+    this.evicted = true;
+  }
+  /** A fresh device buffer of the same dtype and size for an evicted storage (its values are the caller's to write). */
+  refill(): void {
+    if (!this.evicted) return;
+    this.device = this.backend.alloc(this.device.dtype, this.device.numel);
+    this.evicted = false;
   }
 }
 
