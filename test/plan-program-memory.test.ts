@@ -32,10 +32,10 @@ const zili = (l: Layout, o: Partial<Parameters<typeof ziliProgram>[1]> = {}) => 
 const layerBytes = 4 * N * (4 * 128 + 4 * 32 + 2 * 2 * 32 + 4 * 32 + 3 * 384 + 4);
 const logitsBytes = 4 * N * 2048; // f32 logits of the micro-batch: 2 MiB
 
-test('one process: the start of backward holds weights, moments, every layer, the logits and two logits-sized gradients', () => {
+test('one process: the start of backward holds weights, moments, every layer, the logits and one logits-sized gradient', () => {
   const r = programMemoryPerChip(f32, one, zili(one), F32_TRAINING_BYTES);
   assert.equal(logitsBytes, 2 * 2 ** 20);
-  assert.equal(r.phases.activation, 4 * P + 8 * P + 4 * layerBytes + 3 * logitsBytes);
+  assert.equal(r.phases.activation, 4 * P + 8 * P + 4 * layerBytes + 2 * logitsBytes);
   assert.equal(r.peakPhase, 'activation');
   // update: weights, moments, gradients and one scaled copy of the largest parameter (the tied embedding)
   assert.equal(r.phases.update, 16 * P + 4 * 2048 * 128);
@@ -51,11 +51,11 @@ test('full recompute: the start of backward holds each block input and the logit
   const r = programMemoryPerChip(f32, l, zili(l), F32_TRAINING_BYTES);
   const blockInput = 4 * N * 128;
   // the recomputed layer (its whole working set plus the backward's gate/up gradients and two h rows)
-  // is smaller than the logits and their two gradients, so it does not raise the peak
+  // is smaller than the logits and their gradient, so it does not raise the peak
   const layerWorking = layerBytes + 4 * N * (2 * 384 + 2 * 128);
-  assert.ok(layerWorking < 3 * logitsBytes);
-  assert.equal(r.activations, 4 * blockInput + 3 * logitsBytes);
-  assert.equal(r.phases.activation, 12 * P + 4 * blockInput + 3 * logitsBytes);
+  assert.ok(layerWorking < 2 * logitsBytes);
+  assert.equal(r.activations, 4 * blockInput + 2 * logitsBytes);
+  assert.equal(r.phases.activation, 12 * P + 4 * blockInput + 2 * logitsBytes);
   // a stage without the logits (pipeline stage 0) peaks in a layer's recomputed backward
   const pp: Layout = { ...l, pp: 2, globalBatch: 2 * B };
   const s0 = programMemoryPerStage(f32, pp, zili(pp), F32_TRAINING_BYTES)[0]!;
@@ -77,7 +77,7 @@ test('dp2: ZeRO-0 stages whole buckets, ZeRO-1/2 all-gather into whole staging, 
   assert.equal(z2.phases.update, W + O / 2 + Math.max(G / 2 + (1 << 20), W * 2));
   // ZeRO-3 with one micro-batch per rank: no gradient lives through the forward
   const all = programMemoryPerChip(f32, dp(3), zili(dp(3)), F32_TRAINING_BYTES);
-  assert.equal(all.phases.activation, W / 2 + O / 2 + W + 4 * layerBytes + 3 * logitsBytes);
+  assert.equal(all.phases.activation, W / 2 + O / 2 + W + 4 * layerBytes + 2 * logitsBytes);
   const layer = programMemoryPerChip(f32, dp(3), zili(dp(3), { zero3Gather: 'layer' }), F32_TRAINING_BYTES);
   // the largest gathered unit is the tied embedding (V h), twice: the one in use and the prefetched one
   assert.equal(layer.gathered, 2 * 4 * 2048 * 128);
@@ -107,9 +107,9 @@ test('pipeline: gpipe holds every micro-batch on stage 0, 1F1B pp of them; the l
   // ... and the last stage also the logits of the 7 micro-batches waiting for their backward
   assert.equal(gp[1]!.activations - f1[1]!.activations, (8 - 1) * (2 * layerBytes + logitsBytes));
   // 1F1B: stage 0 holds 2 micro-batches of its 2 layers plus one layer's backward working set (gate and
-  // up gradients, two h-wide rows); the last stage 1 micro-batch plus the logits and their two gradients
+  // up gradients, two h-wide rows); the last stage 1 micro-batch plus the logits and their gradient
   assert.equal(f1[0]!.activations, 2 * 2 * layerBytes + 4 * N * (2 * 384 + 2 * 128));
-  assert.equal(f1[1]!.activations, 1 * 2 * layerBytes + 3 * logitsBytes);
+  assert.equal(f1[1]!.activations, 1 * 2 * layerBytes + 2 * logitsBytes);
 });
 
 function loader(cfg: typeof tiny): TokenLoader {

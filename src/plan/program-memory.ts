@@ -20,7 +20,7 @@ export interface ProgramModel {
   name: string;
   /** gradients in persistent buffers all step long (Megatron's main_grad), or created in backward and freed after the update */
   persistentGrads: boolean;
-  /** logits-sized buffers beside the saved logits at the start of backward (zili's fused loss: its gradient and the scaled copy) */
+  /** logits-sized buffers beside the saved logits at the start of backward (zili's fused loss: its gradient, scaled as the kernel writes it) */
   logitsGradBuffers: number;
   /**
    * under tensor parallelism, logits-sized buffers live at the start of backward in all (zili's
@@ -67,7 +67,7 @@ export const MEGATRON_PROGRAM: ProgramModel = {
 /** zili's own training program (src/train/step.ts, src/dist/*) for a layout; `zero3Gather` follows src/dist/data-parallel.ts. */
 export function ziliProgram(l: Layout, o: { bucketBytes: number; zero3Gather: 'all' | 'layer'; schedule?: PipelineScheduleKind; blockingReduceScatter?: boolean }): ProgramModel {
   return {
-    name: 'zili', persistentGrads: false, logitsGradBuffers: 2, vocabParallelLogitsBuffers: 8, tpLayerExtra: true, layerBackwardWorkingSet: true, recomputeBesideLogits: false, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.dp * l.cp > 1,
+    name: 'zili', persistentGrads: false, logitsGradBuffers: 1, vocabParallelLogitsBuffers: 8, tpLayerExtra: true, layerBackwardWorkingSet: true, recomputeBesideLogits: false, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.dp * l.cp > 1,
     bucketBytes: o.bucketBytes, blockingReduceScatter: o.blockingReduceScatter ?? true, zero3Gather: o.zero3Gather, schedule: o.schedule ?? (l.vpp > 1 ? 'interleaved' : '1f1b'),
   };
 }
@@ -126,7 +126,10 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   const stored = s.activations - recomputed + s.chunkActivations * (inFlight - s.inFlight) + logitsKept + (p.tpLayerExtra ? layers * tpLayerExtraBytes(c, l, s.tokens) : 0);
   // the backward's extra working set: the logits' gradients at the start of backward on the last
   // stage, or one layer's backward (its recomputed activations included)
-  const layerWorking = recomputed + (p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0);
+  // (ZeRO-2/3 on MPI reduce-scatter buckets during backward, two full-size buffers in flight and one
+  // filling: beside a layer's recomputed backward, not at the start of backward where none exists yet)
+  const bucketsInFlight = p.bucketedDataParallel && l.zero >= 2 && p.blockingReduceScatter && recomputed > 0 ? 3 * Math.min(p.bucketBytes, s.fullGrads) : 0;
+  const layerWorking = recomputed + bucketsInFlight + (p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0);
   const working = Math.max(s.logits * logitsBuffers, layerWorking);
   const acts = stored + working;
   const gathered = l.zero >= 3 ? (p.zero3Gather === 'all' ? s.fullWeights : 2 * s.unitWeights) : 0;
