@@ -53,6 +53,8 @@ for (const r of ROWS) {
     backend: 'meta', globalBatch: r.globalBatch, microBatch: 1, dp: r.dp, zero: r.zero,
     ...(r.pp > 1 ? { pipeline: { pp: r.pp, vpp: r.vpp, schedule: r.vpp > 1 ? 'interleaved' : '1f1b' } } : {}),
     ...(r.tp > 1 ? { tensorParallel: { tp: r.tp, sp: r.sp } } : {}),
+    ...(r.cp > 1 ? { contextParallel: { cp: r.cp } } : {}),
+    ...(r.ep > 1 ? { expertParallel: { ep: r.ep } } : {}),
   });
   const bf16 = planModel(config, false, 2);
   const name = `tp${r.tp} pp${r.pp}${r.vpp > 1 ? `x${r.vpp}` : ''} dp${r.dp}${r.cp > 1 ? ` cp${r.cp}` : ''}${r.ep > 1 ? ` ep${r.ep}` : ''}${r.sp ? ' SP' : ''} ZeRO-${r.zero}, ${r.globalBatch} seq/step (${r.what})`;
