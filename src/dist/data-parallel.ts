@@ -28,7 +28,7 @@
 import type { Backend } from '../backend/contract.js';
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
-import { type AdamWConfig, AdamW, applyAdamW, clippedGradScale } from '../optim/adamw.js';
+import { type AdamWConfig, AdamW, applyAdamW, clippedGradScale, sumOfSquares } from '../optim/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import { keep, tidy } from '../tensor/scope.js';
@@ -443,18 +443,7 @@ export class DataParallel {
   /** ZeRO >= 1: global norm from every rank's chunks, AdamW on this rank's chunks, then the updated chunks all-gathered (ZeRO 1-2). */
   private async shardedUpdate(lr: number, gradScale: number, skipNonFinite = false): Promise<number> {
     const c = this.opts.adamw;
-    const sq = noGrad(() =>
-      tidy(() => {
-        let acc: Tensor | null = null;
-        for (const g of this.gradChunks.values()) {
-          const s = T.sum(T.square(g));
-          acc = acc ? T.add(acc, s) : s;
-        }
-        return acc;
-      }),
-    );
-    const total = Float32Array.from([sq ? await sq.item() : 0]);
-    sq?.dispose();
+    const total = Float32Array.from([await sumOfSquares(this.gradChunks)]);
     await this.comm.allReduce(total);
     const rawNorm = Math.sqrt(total[0]!) * gradScale;
     if (skipNonFinite && !Number.isFinite(rawNorm)) return rawNorm;

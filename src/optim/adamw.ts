@@ -97,6 +97,11 @@ export function applyAdamW(backend: Backend, p: Tensor, g: Tensor, m: Tensor, v:
 
 /** L2 norm of the named gradients (null: none; those `skip` names left out), summed on the device, one host read. */
 export async function l2Norm(grads: readonly (readonly [string, Tensor | null])[], skip?: (name: string) => boolean): Promise<number> {
+  return Math.sqrt(await sumOfSquares(grads, skip));
+}
+
+/** Σ of the squares of the named gradients (null: none; `skip` names left out), on the device, one host read. */
+export async function sumOfSquares(grads: Iterable<readonly [string, Tensor | null]>, skip?: (name: string) => boolean): Promise<number> {
   const total = noGrad(() =>
     tidy(() => {
       let acc: Tensor | null = null;
@@ -112,5 +117,5 @@ export async function l2Norm(grads: readonly (readonly [string, Tensor | null])[
   if (!total) return 0;
   const ss = await total.item();
   total.dispose();
-  return Math.sqrt(ss);
+  return ss;
 }
