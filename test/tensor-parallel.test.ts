@@ -97,4 +97,7 @@ test('a tensor-parallel run that does not fit the job is refused, naming the fix
   assertTensorParallelFits(run({ dp: 2 }), { tp: 2, sp: true }, 4);
   assert.equal(meshDataRank({ dp: 2, tensorParallel: { tp: 2, sp: false } }, 3), 1);
   assert.equal(meshDataRank({ dp: 2, tensorParallel: { tp: 2, sp: false } }, 6), 1, 'tp2 x dp2 x pp2: rank 6 is tp 0, dp 1, pp 1');
+  assert.equal(meshDataRank({ dp: 2, contextParallel: { cp: 2 } }, 1), 0, 'cp2 x dp2: ranks 0 and 1 read replica 0');
+  assert.equal(meshDataRank({ dp: 2, tensorParallel: { tp: 2, sp: false }, contextParallel: { cp: 2 } }, 5), 1, 'tp2 x cp2 x dp2: rank 5 is tp 1, cp 0, dp 1');
+  assert.equal(meshDataRank({ dp: 4 }, 3), 3, 'plain data parallelism: the rank itself');
 });

@@ -46,11 +46,6 @@ export function assertContextParallelFits(
   assertRanksFit({ cp }, c.dp, worldSize);
 }
 
-/** The data-parallel replica a world rank reads for under cp × dp (cp fastest): the loader's rank. */
-export function contextParallelDataRank(t: ContextParallelConfig, worldRank: number): number {
-  return Math.floor(worldRank / t.cp);
-}
-
 export class ContextParallel {
   /**
    * Splits the mesh's cp and dp·cp groups of `world` laid out as cp × dp (Megatron order, cp faster

@@ -55,9 +55,10 @@ export function pipelineOf(c: Pick<TrainConfig, 'pipeline' | 'tensorParallel' | 
 }
 
 /**
- * The data-parallel replica a world rank reads for (the loader's rank) under tp × dp × pp in the
- * mesh's order (tp fastest, then dp): every tp rank and pipeline stage of one replica reads the same rows.
+ * The data-parallel replica a world rank reads for (the loader's rank) in the mesh's order (tp fastest,
+ * then cp, then dp; experts fold inside dp): every tp rank, cp rank and pipeline stage of one replica
+ * reads the same rows. Plain data parallelism: the rank itself.
  */
-export function meshDataRank(c: Pick<TrainConfig, 'dp' | 'tensorParallel'>, worldRank: number): number {
-  return Math.floor(worldRank / (c.tensorParallel?.tp ?? 1)) % c.dp;
+export function meshDataRank(c: Pick<TrainConfig, 'dp' | 'tensorParallel' | 'contextParallel'>, worldRank: number): number {
+  return Math.floor(worldRank / ((c.tensorParallel?.tp ?? 1) * (c.contextParallel?.cp ?? 1))) % c.dp;
 }

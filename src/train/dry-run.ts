@@ -51,7 +51,7 @@ export interface DryRunResult {
   microBatches: number;
 }
 
-/** The layout of a training config (pp and tp from its parallel configs) plus degrees it does not carry yet. */
+/** The mesh degrees of a training config (from its parallel configs; dp as given). */
 export function dryRunLayout(c: TrainConfig): DryRunLayout {
   return { tp: c.tensorParallel?.tp ?? 1, pp: c.pipeline?.pp ?? 1, dp: c.dp, ep: c.expertParallel?.ep ?? 1, cp: c.contextParallel?.cp ?? 1 };
 }

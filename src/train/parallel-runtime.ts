@@ -24,9 +24,10 @@ import type { TrainConfig } from './train-config.js';
  */
 export function assertLayoutRuns(c: TrainConfig, worldSize: number): void {
   // each check refuses the compositions its layout does not run yet, naming what does
+  const pipeline = pipelineOf(c);
   if (c.contextParallel) assertContextParallelFits(c, c.contextParallel, worldSize);
   else if (c.expertParallel) assertExpertParallelFits(c, c.expertParallel.ep, worldSize);
-  else if (pipelineOf(c)) assertPipelineFits(c, pipelineOf(c)!, worldSize);
+  else if (pipeline) assertPipelineFits(c, pipeline, worldSize);
   else if (c.tensorParallel) assertTensorParallelFits(c, c.tensorParallel, worldSize);
   else assertWorldFits(c, worldSize);
 }

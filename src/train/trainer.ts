@@ -41,7 +41,6 @@ import type { RunEvent } from '../observe/run-record.js';
 import { FaultRuntime } from './fault/runtime.js';
 import { saveShardedCheckpoint } from '../dist/dist-checkpoint.js';
 import { meshDataRank, pipelineOf } from '../dist/pipeline-config.js';
-import { contextParallelDataRank } from '../dist/context-parallel.js';
 
 /** Name of the tokenizer copy in a run folder (zili generate reads it). */
 export const RUN_TOKENIZER_FILE = 'tokenizer.json';
@@ -195,11 +194,10 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   const threads = threadsOf(be, c);
   const peak = peakFlops(be, c.dtype, threads);
   const accum = gradAccumSteps(c);
-  // the data-parallel replica this rank reads for: pipeline stages all read the same batches, the
-  // ranks of one tensor-parallel group too
-  const pipeline = pipelineOf(c);
-  const pipelined = !!pipeline;
-  const dataRank = c.contextParallel ? contextParallelDataRank(c.contextParallel, comm?.rank ?? 0) : pipelined || c.tensorParallel ? meshDataRank(c, comm?.rank ?? 0) : comm?.rank ?? 0;
+  // the data-parallel replica this rank reads for: pipeline stages, and the ranks of one tensor- or
+  // context-parallel group, all read the same batches
+  const pipelined = !!pipelineOf(c);
+  const dataRank = meshDataRank(c, comm?.rank ?? 0);
   const openTrain = (state: LoaderState | undefined) =>
     TokenLoader.open(data.manifest, { split: 'train', batch: c.microBatch, seqLen: c.seqLen, seed: c.seed, state, rank: dataRank, worldSize: c.dp });
   let loader = openTrain(ckpt?.data as LoaderState | undefined);
