@@ -32,7 +32,7 @@ import { gradAccumSteps, type TrainConfig, trainConfigJson, tokensPerStep, valid
 import { assertLayoutRuns, openParallelRuntime, runParallelStep } from './parallel-runtime.js';
 import { initWeights } from './init-weights.js';
 import { ensureChatTemplate } from '../serve/chat-template.js';
-import { restoreModel, restoreOptimizer } from './train-state.js';
+import { restoreRuntime } from './runtime-restore.js';
 import type { Communicator } from '../dist/communicator.js';
 import { memoryReport } from '../dist/memory-report.js';
 import { StepWaitClock } from '../dist/step-wait.js';
@@ -219,20 +219,15 @@ async function trainRunLocked(c: TrainConfig, hooks: TrainHooks, log: (l: string
   let shardedSaved: string | null = null; // the newest pipeline / tensor-parallel checkpoint
   const ft = new FaultRuntime(c, {
     comm, dp, model, opt, log, rank0, startStep, resumedMetrics: ckpt?.manifest.metrics ?? null,
-    ...(expertPar ? { restore: (ck: Checkpoint) => expertPar.restore(opt!, ck.tensors, ck.optimizer, ck.dir) } : {}),
+    // a spike rolls back through the same restore as a resume: each layout loads its own part
+    restore: (ck: Checkpoint) => restoreRuntime(runtime, model, ck),
   });
   try {
     // Reserved for stochastic parts of training (dropout, sampling-based data mixing): saved and restored
     // with every checkpoint so that adding one keeps resume exact.
     let rng = new Rng(c.seed, 1);
     if (ckpt) {
-      if (dp) dp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
-      else if (expertPar) expertPar.restore(opt!, ckpt.tensors, ckpt.optimizer, ckpt.dir);
-      else if (pp) pp.restore(ckpt.tensors, ckpt.optimizer, ckpt.dir);
-      else {
-        restoreModel(model, tensorPar ? tensorPar.cutTensors(ckpt.tensors) : ckpt.tensors, ckpt.dir);
-        restoreOptimizer(opt!, model, tensorPar ? tensorPar.cutOptimizerState(ckpt.optimizer) : ckpt.optimizer, ckpt.dir);
-      }
+      restoreRuntime(runtime, model, ckpt);
       if (ckpt.rng) rng = Rng.fromState(ckpt.rng as RngState);
       log(`train: resumed from ${ckpt.dir} at step ${startStep}`);
     } else if (c.init) initWeights(model, c.init, c.out, data.tokenizerPath, log);

@@ -19,7 +19,7 @@ import { formatGoodput, GoodputLedger, goodputEvent, type GoodputSummary } from 
 import { MetricsWriter } from '../metrics.js';
 import type { StepOptions } from '../step.js';
 import type { TrainConfig } from '../train-config.js';
-import { modelTensors, optimizerState, restoreModel, restoreOptimizer } from '../train-state.js';
+import { modelTensors, optimizerState } from '../train-state.js';
 import { DEFAULT_FAULT_TOLERANCE, type FaultToleranceConfig } from './config.js';
 import { FaultPlan, SPIKE_FACTOR } from './inject.js';
 import { SkipList } from './skip-list.js';
@@ -48,8 +48,8 @@ export interface FaultDeps {
   startStep: number;
   /** the metrics JSON of the checkpoint the run resumed from (the spike window is there) */
   resumedMetrics: Record<string, unknown> | null;
-  /** loads a checkpoint's whole tensors into a layout that holds only part of the model (expert parallelism) */
-  restore?: (ck: Checkpoint) => void;
+  /** loads a checkpoint's whole tensors into this rank's layout (src/train/runtime-restore.ts) */
+  restore: (ck: Checkpoint) => void;
 }
 
 export class FaultRuntime {
@@ -180,13 +180,7 @@ export class FaultRuntime {
     for (let s = Math.max(ck.step + 1, step - this.cfg.spike.skip + 1); s <= step; s++) skipped.push(s);
     this.skipList.add(skipped, this.d.rank0);
     this.ledger.rollbackTo(ck.step);
-    const { dp, model, opt } = this.d;
-    if (dp) dp.restore(ck.tensors, ck.optimizer, ck.dir);
-    else if (this.d.restore) this.d.restore(ck);
-    else {
-      restoreModel(model, ck.tensors, ck.dir);
-      restoreOptimizer(opt!, model, ck.optimizer, ck.dir);
-    }
+    this.d.restore(ck);
     this.spikes = new SpikeGuard(this.cfg.spike, (ck.manifest.metrics as Record<string, unknown>)['spikeWindow'] ?? null);
     this.log(`train: step ${step}: loss ${loss.toFixed(4)} is a spike (threshold ${threshold.toFixed(4)}): rolled back to ${ck.dir}, skipping step(s) ${skipped.join(', ')}`);
     this.pendingEvents.push({ event: 'rollback', step: ck.step, spikeStep: step, loss, threshold, skipped });
