@@ -10,6 +10,7 @@ import { ProcessMesh } from '../src/dist/mesh.js';
 import { preset } from '../src/nn/presets.js';
 import { makeTrainConfig } from '../src/train/train-config.js';
 import { dryRunLayout, dryRunRank } from '../src/train/dry-run.js';
+import { planForRank } from '../src/train/dry-run-plan.js';
 import { dryRunJson } from '../src/cli/train-dry-run.js';
 import { MetaBackend } from '../src/backend/meta/meta-backend.js';
 import { Transformer } from '../src/nn/transformer.js';
@@ -186,4 +187,21 @@ test('ZeRO-1 under the pipeline reduce-scatters the gradients: the dp bytes of t
   // planner's 2·(n−1)/n of the gradients in all); the has-a-gradient flags (an i32 per parameter) and
   // the norm and loss sums (3 floats) all-reduced. An all-reduce of the gradients would send 4·numel each.
   assert.equal(r.bytesSent['dp'], 2 * 4 * chunks + 4 * numels.length + 12);
+});
+
+test('plain dp2: ZeRO-1 reduce-scatters and all-gathers (2 rings of gradient bytes), ZeRO-2 reduce-scatters every micro-batch (M+1 rings): the planner\'s volumes', async () => {
+  const model = preset('tiny');
+  for (const [zero, rings] of [[1, 2], [2, 4 + 1]] as const) {
+    // 4 micro-batches per rank per step
+    const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch: 16, microBatch: 2, dp: 2, zero });
+    const r = await dryRunRank(c, 1, dryRunLayout(c));
+    const plan = planForRank(c, dryRunLayout(c), 0).volume.dp;
+    // rings of the whole model's f32 gradients over 2 ranks, each sending half
+    const whole = new Transformer(model, new MetaBackend());
+    const paramBytes = 4 * [...whole.params.tensors.values()].reduce((n, t) => n + t.numel, 0);
+    whole.dispose();
+    assert.equal(plan, rings * 0.5 * paramBytes);
+    // the buckets' padding and the step's scalars (loss, flags, loads) are the only extras: within 1%
+    assert.ok(Math.abs(r.bytesSent['dp']! / plan - 1) < 0.01, `ZeRO-${zero}: dry run ${r.bytesSent['dp']} bytes vs planner ${plan}`);
+  }
 });

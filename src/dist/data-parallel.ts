@@ -1,18 +1,22 @@
 // Data-parallel training step with ZeRO stages 0-3, over a Communicator of the data-parallel ranks.
 //
 // Every rank runs forward/backward on its own rows of the global batch. On the step's last
-// micro-batch only (earlier micro-batches accumulate locally, without communication), autograd's
+// micro-batch only (earlier micro-batches accumulate locally, without communication; under ZeRO 2
+// on every micro-batch), autograd's
 // grad-ready hook reports each parameter as its gradient becomes final; a bucket (shard-layout.ts)
 // whose parameters are all final is packed and its nonblocking collective issued at once, while the
 // rest of backward runs. Buckets are issued strictly in bucket order (collectives must be issued in
 // the same order on every rank, even when MoE routing makes ranks reach parameters in other orders).
 //   ZeRO 0: gradients all-reduced, every rank runs the same full AdamW.
-//   ZeRO 1: gradients all-reduced, each rank updates only its chunk of every parameter with its
-//           chunk of the AdamW moments, then the chunks are all-gathered into the full parameters.
-//   ZeRO 2: as 1, but gradients are reduce-scattered: a rank only ever receives its own chunks. A
-//           collective on host buffers starts at its call (base.ts), so each bucket's reduce-scatter
-//           runs while backward goes on; at most two buckets' full-size buffers are in flight (a
-//           third waits for the oldest, which is then freed).
+//   ZeRO 1: gradients reduce-scattered (Megatron's distributed optimizer): a rank only receives its
+//           own chunks, updates only its chunk of every parameter with its chunk of the AdamW
+//           moments, then the chunks are all-gathered into the full parameters. A collective on host
+//           buffers starts at its call (base.ts), so each bucket's reduce-scatter runs while backward
+//           goes on; at most two buckets' full-size buffers are in flight (a third waits for the
+//           oldest, which is then freed).
+//   ZeRO 2: as 1, and with gradient accumulation every micro-batch's gradients are reduce-scattered
+//           (not only the last one's) and added into the rank's chunks: no full-size gradient
+//           outlives the backward that made it, for M+1 rings of gradient bytes per step instead of 2.
 //   ZeRO 3: as 2, and between steps a rank keeps only its chunk of each parameter. On a
 //           communicator that can wait synchronously (MPI, local), parameters are all-gathered layer
 //           by layer just before use and freed after, the next layer's gather prefetched
@@ -248,7 +252,12 @@ export class DataParallel {
     try {
       for (let micro = 0; micro < accum; micro++) {
         const last = micro === accum - 1;
-        const launcher = last ? this.bucketLauncher(inflight, reduced, present) : null;
+        // ZeRO-2 reduce-scatters every micro-batch's gradients into the chunks it accumulates (no
+        // full-size gradient outlives its backward); the others only the last one's
+        const everyMicro = this.zero === 2 && !last;
+        const microInflight: Promise<void>[] = [];
+        const microReduced: Reduced[] = [];
+        const launcher = last ? this.bucketLauncher(inflight, reduced, present) : everyMicro ? this.bucketLauncher(microInflight, microReduced, present) : null;
         // layer by layer, a block's weights are re-gathered per micro-batch: their gradients move to accGrads as they become
         // final (the root unit's stay on its leaves, held for the whole step, until the last micro-batch)
         const ready = launcher ? launcher.ready : layers ? (leaf: Tensor) => void (isBlockParam(leaf.name) && this.takeGrad(leaf, true)) : null;
@@ -259,6 +268,10 @@ export class DataParallel {
         });
         ceSum += r.ce;
         auxSum += r.aux;
+        if (everyMicro) {
+          await this.timed(Promise.all(microInflight));
+          this.unpack(microReduced, present);
+        }
       }
     } finally {
       model.blockHook = null;
@@ -373,7 +386,7 @@ export class DataParallel {
           this.accGrads.delete(s.name);
         }
       }
-      if (this.zero >= 2) {
+      if (this.zero >= 1) {
         const out = keep(T.zeros(this.be, [b.regionNumel]));
         if (canWait && zeroCopy(flat, out)) {
           // started now (base.ts): reduced while backward goes on, its full-size buffer freed once done
@@ -432,7 +445,12 @@ export class DataParallel {
           const c = keep(T.empty(this.be, [s.chunk]));
           if (out) copy1d(out, s.offset, c, 0, s.chunk);
           else copy1d(flat!, rank * b.regionNumel + s.offset, c, 0, s.chunk);
-          this.gradChunks.set(s.name, c);
+          // ZeRO-2: earlier micro-batches' reduced chunks accumulate
+          const acc = this.gradChunks.get(s.name);
+          if (acc) {
+            T.accumulateInto(acc, c);
+            c.dispose();
+          } else this.gradChunks.set(s.name, c);
         }
       }
       flat?.dispose();

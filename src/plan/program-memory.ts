@@ -128,14 +128,15 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   // stage, or one layer's backward (its recomputed activations included)
   // (ZeRO-2/3 on MPI reduce-scatter buckets during backward, two full-size buffers in flight and one
   // filling: beside a layer's recomputed backward, not at the start of backward where none exists yet)
-  const bucketsInFlight = p.bucketedDataParallel && l.zero >= 2 && p.blockingReduceScatter && recomputed > 0 ? 3 * Math.min(p.bucketBytes, s.fullGrads) : 0;
+  const bucketsInFlight = p.bucketedDataParallel && l.zero >= 1 && p.blockingReduceScatter && recomputed > 0 ? 3 * Math.min(p.bucketBytes, s.fullGrads) : 0;
   const layerWorking = recomputed + bucketsInFlight + (p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0);
   const working = Math.max(s.logits * logitsBuffers, layerWorking);
   const acts = stored + working;
   const gathered = l.zero >= 3 ? (p.zero3Gather === 'all' ? s.fullWeights : 2 * s.unitWeights) : 0;
   // gradients alive during the forward/backward peak: persistent buffers, or the full gradients that
-  // earlier micro-batches of the step accumulated (zili accumulates locally before reducing)
-  const gradsLive = p.persistentGrads ? s.grads : m > 1 ? s.fullGrads : 0;
+  // earlier micro-batches of the step accumulated (zili accumulates locally before reducing; ZeRO-2
+  // reduce-scatters every micro-batch into its chunks)
+  const gradsLive = p.persistentGrads ? s.grads : m > 1 ? (l.zero === 2 && p.bucketedDataParallel ? s.grads : s.fullGrads) : 0;
   const base = s.weights + s.optimizer;
   const bucket = Math.min(p.bucketBytes, s.fullGrads); // a bucket holds whole parameters, at most all of them
   const activation = base + gathered + gradsLive + acts;
@@ -145,9 +146,10 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   else if (!p.bucketedDataParallel) update = base + s.fullGrads + s.unitWeights; // + one scaled gradient (the largest) in the update
   else if (l.zero === 0) update = base + 2 * s.fullGrads; // gradients + their full-size buckets until the all-reduce completes
   else if (l.zero <= 2) {
-    // end of backward: full-size buckets (ZeRO-1) or one bucket beside the reduced chunks (ZeRO-2);
+    // end of backward (both reduce-scatter): the full-size buckets and the reduced chunks, or one
+    // bucket beside the reduced chunks when each reduce-scatter completes before the next;
     // update: each chunk copied out, packed, and all-gathered into full-size staging
-    const endOfBackward = l.zero === 1 || !p.blockingReduceScatter ? s.fullGrads + (l.zero === 1 ? 1 : 2) * (s.fullGrads / D) : s.grads + bucket;
+    const endOfBackward = !p.blockingReduceScatter ? s.fullGrads + 2 * (s.fullGrads / D) : (l.zero === 1 ? s.fullGrads / D : s.grads) + bucket;
     update = base + Math.max(endOfBackward, s.fullWeights * (1 + 2 / D));
   } else {
     update = base + (p.blockingReduceScatter ? s.grads + bucket : s.fullGrads + 2 * s.grads);
