@@ -10,7 +10,9 @@
 // backward brought it home) and are summed over the expert-data-parallel ranks (edp = dp/ep, the
 // replicas of the same experts). The global gradient norm counts the replicated parameters once and
 // adds the experts' squares over the ep ranks (each expert once). Routing-bias updates use the
-// expert loads summed over all dp ranks. ZeRO is not applied under --ep (stage 0: full AdamW state).
+// expert loads summed over all dp ranks. This step loop runs plain dp × ep (ZeRO 0, and one process on
+// an asynchronous backend with ep 1); with --tp, --pp or --zero 1 the pipeline executor runs the MoE
+// layers with the same dispatcher (expert-layers.ts).
 import type { ModelConfig } from '../nn/config.js';
 import { isMoeLayer } from '../nn/config.js';
 import { type ComputeDtype } from '../nn/linear.js';

@@ -42,7 +42,7 @@ export interface ParallelRuntime {
   tensorPar: TensorParallel | null;
   /** context-parallel ranks read the same rows and keep their chunks; gradients reduce over dp·cp (src/dist/context-parallel.ts) */
   ctxPar: ContextParallel | null;
-  /** expert-parallel ranks keep their experts of every MoE layer (src/dist/expert-parallel.ts); one process on an asynchronous backend runs MoE through the same path with ep 1 */
+  /** plain dp × ep: ranks keep their experts of every MoE layer (src/dist/expert-parallel.ts; composed with tp, pp or ZeRO-1 the pipeline runs them); one process on an asynchronous backend runs MoE through the same path with ep 1 */
   expertPar: ExpertParallel | null;
   /** data parallel with ZeRO 0-3 (src/dist/data-parallel.ts) */
   dp: DataParallel | null;
