@@ -9,6 +9,8 @@ import { gradEnabled, record } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Communicator } from './communicator.js';
+import type { ParameterStore } from '../nn/parameters.js';
+import { expertOf } from '../nn/moe.js';
 
 /** Rows [n, d] of x sent in blocks of sendRows[q] rows to rank q; returns the rows received, blocks of recvRows[q] from rank q. Backward: the reverse exchange. */
 export async function allToAllRows(x: Tensor, sendRows: readonly number[], recvRows: readonly number[], comm: Communicator): Promise<Tensor> {
@@ -97,5 +99,15 @@ export class ExpertDispatcher {
     const out = await allToAllRows(back, plan.recvRows, plan.sendRows, this.comm);
     back.dispose();
     return out;
+  }
+}
+
+/** Frees, from a model's parameters, the routed experts of every MoE layer that `d`'s rank does not hold. */
+export function dropOtherExperts(params: ParameterStore, d: ExpertDispatcher): void {
+  for (const [name, t] of [...params.tensors]) {
+    const e = expertOf(name);
+    if (e === null || (e >= d.first && e < d.first + d.count)) continue;
+    t.dispose();
+    params.tensors.delete(name);
   }
 }

@@ -26,7 +26,7 @@ import * as T from '../tensor/ops.js';
 import { recompute } from '../tensor/recompute.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Communicator } from './communicator.js';
-import { ExpertDispatcher } from './expert-dispatch.js';
+import { dropOtherExperts, ExpertDispatcher } from './expert-dispatch.js';
 import { moeExpertParallel } from './expert-parallel.js';
 import type { ChunkCompute } from './pipeline-compute.js';
 import { reduceGradsOverReplicas } from './replica-grads.js';
@@ -60,13 +60,7 @@ export class ExpertLayers {
     readonly groups: ExpertGroups,
   ) {
     this.dispatcher = new ExpertDispatcher(groups.ep, model.config.moe!.experts);
-    const { first, count } = this.dispatcher;
-    for (const [name, t] of [...model.params.tensors]) {
-      const e = expertOf(name);
-      if (e === null || (e >= first && e < first + count)) continue;
-      t.dispose();
-      model.params.tensors.delete(name);
-    }
+    dropOtherExperts(model.params, this.dispatcher);
   }
 
   /**

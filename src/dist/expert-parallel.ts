@@ -37,7 +37,7 @@ import { ConfigError } from '../nn/config.js';
 import type { Communicator } from './communicator.js';
 import type { ShardSource } from './dist-checkpoint.js';
 import { reduceFromGroup } from './differentiable.js';
-import { ExpertDispatcher } from './expert-dispatch.js';
+import { dropOtherExperts, ExpertDispatcher } from './expert-dispatch.js';
 import { LocalCommunicator } from './local.js';
 import { meshGroups } from './mesh-layout.js';
 import { ProcessMesh } from './mesh.js';
@@ -137,13 +137,7 @@ export class ExpertParallel {
     readonly mesh: ProcessMesh,
   ) {
     this.dispatcher = new ExpertDispatcher(mesh.ep, model.config.moe!.experts);
-    const { first, count } = this.dispatcher;
-    for (const [name, t] of model.params.tensors) {
-      const e = expertOf(name);
-      if (e === null || (e >= first && e < first + count)) continue;
-      t.dispose();
-      model.params.tensors.delete(name);
-    }
+    dropOtherExperts(model.params, this.dispatcher);
   }
 
   /** AdamW over this rank's parameters (its gradient norm spans the ep ranks' experts). */
