@@ -95,7 +95,9 @@ test('composed layouts that do not fit are refused in one line, naming what woul
   refused(['--tp', '4', '--pp', '2'], /--tp 4 does not divide model 'tiny': 2 KV heads \(--kv-heads\) must be a multiple of 4; --tp 1\|2 would fit/);
   refused(['--pp', '4', '--vpp', '2'], /--pp 4 --vpp 2: pp·vpp = 8 chunks exceeds the model's 4 layers \+ 2 .*; use at most 6/);
   refused(['--pp', '2', '--dp', '2', '--zero', '2'], /--pp 2 with --zero 2: ZeRO-2\/3 under pipeline parallelism are not implemented .*; use --zero 1 or 0/);
-  refused(['--preset', 'tiny-moe', '--tp', '2', '--pp', '2'], /--tp 2: the tensor-parallel plan has no rule for the experts of MoE model 'tiny-moe' .*--tp 1/);
+  refused(['--preset', 'tiny-moe', '--tp', '2', '--pp', '2', '--ep', '2'], /--tp 2 x --pp 2 x --dp 1 needs 4 ranks but the job has 1; launch it with mpirun -np 4/);
+  refused(['--preset', 'tiny-moe', '--ep', '2', '--dp', '2', '--zero', '2'], /--ep 2 with --zero 2: ZeRO-2\/3 under expert parallelism are not implemented .*; use --zero 1 or 0/);
+  refused(['--preset', 'tiny-moe', '--tp', '2', '--ep', '4'], /--ep 4 must divide --tp 2 x --dp 1 = 2 .*; use an --ep that divides 2/);
 });
 
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));

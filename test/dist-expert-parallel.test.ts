@@ -27,6 +27,7 @@ import { LocalCommunicator } from '../src/dist/local.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { run as trainCli } from '../src/cli/train.js';
 import { loopbackGroup } from './dist-loopback.js';
+import { gatherSplitBack, splitToGroup } from '../src/dist/token-split.js';
 
 const be = new CpuBackend();
 
@@ -130,6 +131,77 @@ test('an MoE layer with its experts over 2 ranks: the output, balancing loss and
     const a = g(one, name), b = g(two, name);
     assert.ok(a && b, `${name} has a gradient on both`);
     close(b.dataSync() as Float32Array, a.dataSync() as Float32Array, `gradient of ${name}`);
+  }
+});
+
+for (const balance of ['aux-loss', 'bias'] as const)
+  test(`an MoE layer under tp2 (${balance} balancing): each rank's half of the tokens through experts over the pair gives one process's output, micro-batch balancing loss, loads and gradients`, async () => {
+    const c: ModelConfig = { ...cfg, moe: { ...cfg.moe!, balance } };
+    const N = 24, d = c.dModel, half = N / 2;
+    const xs = Float32Array.from({ length: N * d }, (_, i) => Math.sin(0.37 * i + 0.5));
+    const ws = Float32Array.from({ length: N * d }, (_, i) => Math.cos(0.21 * i));
+    // bias balancing steers the selection: a bias that changes which experts win
+    const bias = balance === 'bias' ? Float64Array.from([0.004, -0.006, 0.002, 0]) : null;
+    const leaf = (data: Float32Array, rows: number) => {
+      const x = T.tensor(be, data, [rows, d]);
+      x.requiresGrad = true;
+      return x;
+    };
+    const one = layer();
+    const x = leaf(xs, N);
+    const o = moe(one, c, 'moe', x, 'f32', bias);
+    backward(o.aux ? T.add(T.sum(T.mul(o.y, T.tensor(be, ws, [N, d]))), o.aux) : T.sum(T.mul(o.y, T.tensor(be, ws, [N, d]))));
+    const want = { y: o.y.dataSync() as Float32Array, aux: o.aux ? o.aux.dataSync()[0]! : null, gx: x.grad!.dataSync() as Float32Array, loads: o.loads };
+    assert.equal(want.aux === null, balance === 'bias');
+    // rank r: tokens [r·N/2, (r+1)·N/2); the tp pair is also the ep group (experts 2r, 2r+1), as under tp2 x ep2
+    const two = layer();
+    const tps = loopbackGroup(2), eps = loopbackGroup(2);
+    const got = await Promise.all(
+      [0, 1].map(async (r) => {
+        const xr = leaf(xs.slice(r * half * d, (r + 1) * half * d), half);
+        const or = await moeExpertParallel(two, c, 'moe', xr, 'f32', bias, new ExpertDispatcher(eps[r]!, c.moe!.experts), tps[r]!);
+        const yw = T.sum(T.mul(or.y, T.tensor(be, ws.slice(r * half * d, (r + 1) * half * d), [half, d])));
+        await backwardAsync(or.aux ? T.add(yw, or.aux) : yw);
+        return { y: or.y.dataSync() as Float32Array, aux: or.aux ? or.aux.dataSync()[0]! : null, gx: xr.grad!.dataSync() as Float32Array, loads: or.loads };
+      }),
+    );
+    close([...got[0]!.y, ...got[1]!.y], want.y, 'output');
+    close([...got[0]!.gx, ...got[1]!.gx], want.gx, 'input gradient');
+    for (const [r, g] of got.entries()) {
+      assert.deepEqual(g.loads, want.loads, `rank ${r}: the micro-batch's loads (both halves)`);
+      if (want.aux !== null) close([g.aux!], [want.aux], `rank ${r}: balancing loss over the micro-batch`);
+    }
+    assert.ok(want.loads.every((l) => l > 0), 'every expert gets tokens');
+    if (bias) assert.notDeepEqual(moe(layer(), c, 'moe', T.tensor(be, xs, [N, d]), 'f32', null).loads, want.loads, 'the bias steers the selection');
+    // the pair's gradients land in one store: the router's and shared expert's sum over tp, each expert's from its rank
+    for (const name of one.tensors.keys()) close(two.get(name).grad!.dataSync() as Float32Array, one.get(name).grad!.dataSync() as Float32Array, `gradient of ${name}`);
+  });
+
+test("token split over a tp pair: split keeps a rank's rows and all-gathers the gradient; gather concatenates and keeps the rank's rows of the gradient", async () => {
+  const comms = loopbackGroup(2);
+  const x = Float32Array.from({ length: 12 }, (_, i) => i + 1); // [4, 3], replicated on both ranks
+  const g = Float32Array.from({ length: 6 }, (_, i) => 10 * (i + 1));
+  const got = await Promise.all(
+    comms.map(async (comm, r) => {
+      const leaf = T.tensor(be, x, [4, 3]);
+      leaf.requiresGrad = true;
+      const mine = splitToGroup(leaf, comm);
+      const block = Array.from(mine.dataSync() as Float32Array);
+      // a per-rank weight on the block, then gathered back: the whole is the same on both ranks
+      const scaled = T.mulScalar(mine, r + 2);
+      const whole = await gatherSplitBack(scaled, comm);
+      const wholeVals = Array.from(whole.dataSync() as Float32Array);
+      await backwardAsync(T.sum(T.mul(whole, T.tensor(be, Float32Array.from({ length: 12 }, (_, i) => g[i % 6]! + i), [4, 3]))));
+      return { block, wholeVals, grad: Array.from(leaf.grad!.dataSync() as Float32Array) };
+    }),
+  );
+  const upstream = Array.from({ length: 12 }, (_, i) => g[i % 6]! + i);
+  const wholeWant = Array.from(x, (v, i) => v * (i < 6 ? 2 : 3));
+  const gradWant = upstream.map((u, i) => u * (i < 6 ? 2 : 3));
+  for (const [r, o] of got.entries()) {
+    assert.deepEqual(o.block, Array.from(x.subarray(r * 6, (r + 1) * 6)), `rank ${r}'s rows`);
+    assert.deepEqual(o.wholeVals, wholeWant, `rank ${r}: the gathered whole`);
+    assert.deepEqual(o.grad, gradWant, `rank ${r}: the whole input gradient (each block's from its rank)`);
   }
 });
 

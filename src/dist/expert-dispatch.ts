@@ -9,6 +9,8 @@ import { gradEnabled, record } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Communicator } from './communicator.js';
+import type { ParameterStore } from '../nn/parameters.js';
+import { expertOf } from '../nn/moe.js';
 
 /** Rows [n, d] of x sent in blocks of sendRows[q] rows to rank q; returns the rows received, blocks of recvRows[q] from rank q. Backward: the reverse exchange. */
 export async function allToAllRows(x: Tensor, sendRows: readonly number[], recvRows: readonly number[], comm: Communicator): Promise<Tensor> {
@@ -68,6 +70,9 @@ export class ExpertDispatcher {
     const theirs = new Int32Array(P * El);
     const per = new Array<number>(P).fill(El);
     await this.comm.allToAllV(mine, per, theirs, per);
+    // the meta backend's dry run exchanges shapes, not counts: every rank routes its tokens alike
+    // (round-robin, moe.ts route), so each peer sends this rank's experts what this rank sends them
+    if (rows.backend.name === 'meta') for (let q = 0; q < P; q++) theirs.set(mine.subarray(this.first, this.first + El), q * El);
     const sendRows = Array.from({ length: P }, (_, q) => loads.slice(q * El, (q + 1) * El).reduce((a, b) => a + b, 0));
     const recvRows = Array.from({ length: P }, (_, q) => theirs.subarray(q * El, (q + 1) * El).reduce((a, b) => a + b, 0));
     const arrived = await allToAllRows(rows, sendRows, recvRows, this.comm);
@@ -97,5 +102,15 @@ export class ExpertDispatcher {
     const out = await allToAllRows(back, plan.recvRows, plan.sendRows, this.comm);
     back.dispose();
     return out;
+  }
+}
+
+/** Frees, from a model's parameters, the routed experts of every MoE layer that `d`'s rank does not hold. */
+export function dropOtherExperts(params: ParameterStore, d: ExpertDispatcher): void {
+  for (const [name, t] of [...params.tensors]) {
+    const e = expertOf(name);
+    if (e === null || (e >= d.first && e < d.first + d.count)) continue;
+    t.dispose();
+    params.tensors.delete(name);
   }
 }

@@ -10,11 +10,13 @@
 // backward brought it home) and are summed over the expert-data-parallel ranks (edp = dp/ep, the
 // replicas of the same experts). The global gradient norm counts the replicated parameters once and
 // adds the experts' squares over the ep ranks (each expert once). Routing-bias updates use the
-// expert loads summed over all dp ranks. ZeRO is not applied under --ep (stage 0: full AdamW state).
+// expert loads summed over all dp ranks. This step loop runs plain dp × ep (ZeRO 0, and one process on
+// an asynchronous backend with ep 1); with --tp, --pp or --zero 1 the pipeline executor runs the MoE
+// layers with the same dispatcher (expert-layers.ts).
 import type { ModelConfig } from '../nn/config.js';
 import { isMoeLayer } from '../nn/config.js';
 import { type ComputeDtype } from '../nn/linear.js';
-import { addLoads, combineMoe, expertOf, type MoeOutput, routeMoe, routerProbs, runExperts } from '../nn/moe.js';
+import { addLoads, type BalanceStats, combineMoe, expertOf, type MoeOutput, routeMoe, routerProbs, runExperts } from '../nn/moe.js';
 import type { ParameterStore } from '../nn/parameters.js';
 import type { Transformer } from '../nn/transformer.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
@@ -34,38 +36,62 @@ import { restoreModel, restoreOptimizer, routerBiasTensors } from '../train/trai
 import { ConfigError } from '../nn/config.js';
 import type { Communicator } from './communicator.js';
 import type { ShardSource } from './dist-checkpoint.js';
-import { ExpertDispatcher } from './expert-dispatch.js';
+import { reduceFromGroup } from './differentiable.js';
+import { dropOtherExperts, ExpertDispatcher } from './expert-dispatch.js';
 import { LocalCommunicator } from './local.js';
 import { meshGroups } from './mesh-layout.js';
 import { ProcessMesh } from './mesh.js';
 
-/** x [N, d] → [N, d]: one MoE layer with its routed experts spread over the ep ranks of `d`. */
-export async function moeExpertParallel(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, dtype: ComputeDtype, bias: Float64Array | null, d: ExpertDispatcher): Promise<MoeOutput> {
+/**
+ * x [N, d] → [N, d]: one MoE layer with its routed experts spread over the ep ranks of `d`. With
+ * `split` (MoE under tensor parallelism) x is this rank's share of a micro-batch whose tokens are
+ * split over that group: the balancing loss and the returned loads are over the whole micro-batch
+ * (loads and the probabilities' sums added over the group, the latter differentiably).
+ */
+export async function moeExpertParallel(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, dtype: ComputeDtype, bias: Float64Array | null, d: ExpertDispatcher, split: Communicator | null = null): Promise<MoeOutput> {
   const probs = routerProbs(ps, prefix, x);
   // the routing decision's one host read, asynchronous (no dataSync: runs on asynchronous backends)
   const host = x.backend.name === 'meta' ? null : ((await probs.data()) as Float32Array);
   const r = routeMoe(c, x, probs, host, bias);
+  const over = split && split.size > 1 ? await balanceOverGroup(probs, r.loads, split) : undefined;
   const { x: xe, plan } = await d.dispatch(r.rows, r.loads);
   const ye = runExperts(ps, c, prefix, xe, d.local, plan.counts, dtype);
   xe.dispose();
   const routed = await d.combine(ye, plan);
   ye.dispose();
-  const out = combineMoe(ps, c, prefix, x, r, routed, dtype);
+  const out = combineMoe(ps, c, prefix, x, r, routed, dtype, over);
   routed.dispose();
   return out;
 }
 
-/** The layout checks of --ep, before anything is allocated: one-line refusals naming the fix. */
-export function assertExpertParallelFits(c: { model: ModelConfig; dp: number; zero: number; pipeline?: { pp: number } | null; tensorParallel?: { tp: number } | null }, ep: number, worldSize: number): void {
+/** A micro-batch's balancing statistics from its shares on the ranks of `group`: loads and tokens summed, P = Σ probabilities / tokens (all-reduced forward, its gradient passed through). */
+async function balanceOverGroup(probs: Tensor, loads: readonly number[], group: Communicator): Promise<BalanceStats> {
+  const sums = Int32Array.from([...loads, probs.shape[0]!]);
+  await group.allReduce(sums, 'sum');
+  const tokens = sums[loads.length]!;
+  const local = T.sum(probs, 0);
+  const total = await reduceFromGroup(local, group);
+  local.dispose();
+  const P = T.mulScalar(total, 1 / tokens);
+  total.dispose();
+  return { loads: Array.from(sums.subarray(0, loads.length)), tokens, P };
+}
+
+/**
+ * The layout checks of --ep, before anything is allocated: one-line refusals naming the fix. `worldSize`
+ * null: the layout runs in the pipeline executor (with --tp, --pp or --zero 1), whose own check
+ * (pipeline-config.ts) matches the ranks.
+ */
+export function assertExpertParallelFits(c: { model: ModelConfig; dp: number; zero: number; tensorParallel?: { tp: number } | null }, ep: number, worldSize: number | null): void {
   const m = c.model.moe;
   if (!m) throw new ConfigError(`--ep ${ep}: model '${c.model.name}' has no MoE layers; use --ep 1 or an MoE model (e.g. --preset tiny-moe)`);
   if (m.experts % ep !== 0) throw new ConfigError(`--ep ${ep} does not divide the ${m.experts} experts of model '${c.model.name}'; use an --ep that divides ${m.experts}`);
-  if (c.tensorParallel && c.tensorParallel.tp > 1) throw new ConfigError(`--ep ${ep} with --tp ${c.tensorParallel.tp}: expert and tensor parallelism together are not implemented yet; use one of them`);
-  if (c.pipeline && c.pipeline.pp > 1) throw new ConfigError(`--ep ${ep} with --pp ${c.pipeline.pp}: expert and pipeline parallelism together are not implemented yet; use one of them`);
-  if (c.dp % ep !== 0) throw new ConfigError(`--ep ${ep} must divide the data-parallel ranks (--dp ${c.dp}): expert parallelism folds inside dp; use --dp ${ep * Math.max(1, Math.round(c.dp / ep))} (mpirun -np ${ep * Math.max(1, Math.round(c.dp / ep))})`);
-  if (c.dp !== worldSize)
+  if (c.zero > 1) throw new ConfigError(`--ep ${ep} with --zero ${c.zero}: ZeRO-2/3 under expert parallelism are not implemented (gradients are reduced after the whole step); use --zero 1 or 0`);
+  const tp = c.tensorParallel?.tp ?? 1;
+  if (tp > 1 && (tp * c.dp) % ep !== 0) throw new ConfigError(`--ep ${ep} must divide --tp ${tp} x --dp ${c.dp} = ${tp * c.dp} (expert parallelism folds inside the tensor- and data-parallel ranks of a stage); use an --ep that divides ${tp * c.dp}`);
+  if (tp === 1 && c.dp % ep !== 0) throw new ConfigError(`--ep ${ep} must divide the data-parallel ranks (--dp ${c.dp}): expert parallelism folds inside dp; use --dp ${ep * Math.max(1, Math.round(c.dp / ep))} (mpirun -np ${ep * Math.max(1, Math.round(c.dp / ep))})`);
+  if (worldSize !== null && c.dp !== worldSize)
     throw new ConfigError(worldSize === 1 ? `--ep ${ep} --dp ${c.dp} needs ${c.dp} ranks but this process runs alone; launch it with mpirun -np ${c.dp}` : `--ep ${ep} --dp ${c.dp} does not match the job's ${worldSize} ranks; use --dp ${worldSize}`);
-  if (c.zero > 0) throw new ConfigError(`--ep ${ep} with --zero ${c.zero}: ZeRO under expert parallelism is not implemented yet; use --zero 0`);
 }
 
 /** AdamW whose global gradient norm counts replicated parameters once and each expert once (squares summed over the ep ranks). */
@@ -111,13 +137,7 @@ export class ExpertParallel {
     readonly mesh: ProcessMesh,
   ) {
     this.dispatcher = new ExpertDispatcher(mesh.ep, model.config.moe!.experts);
-    const { first, count } = this.dispatcher;
-    for (const [name, t] of model.params.tensors) {
-      const e = expertOf(name);
-      if (e === null || (e >= first && e < first + count)) continue;
-      t.dispose();
-      model.params.tensors.delete(name);
-    }
+    dropOtherExperts(model.params, this.dispatcher);
   }
 
   /** AdamW over this rank's parameters (its gradient norm spans the ep ranks' experts). */

@@ -45,12 +45,14 @@ export function assertPipelineFits(c: TrainConfig, p: PipelineConfig, worldSize:
 
 /**
  * The pipeline a run executes: its --pp > 1 layout, or one stage for tensor parallelism with ZeRO-1
- * (the pipeline executor is where AdamW moments are sharded over the replicas of tp shards); null
- * when the run has none.
+ * (the pipeline executor is where AdamW moments are sharded over the replicas of tp shards), for an
+ * MoE model under tensor parallelism, and for expert parallelism with tp or ZeRO-1 (the executor runs
+ * MoE layers over the ep group, expert-layers.ts); null when the run has none.
  */
-export function pipelineOf(c: Pick<TrainConfig, 'pipeline' | 'tensorParallel' | 'zero'>): PipelineConfig | null {
+export function pipelineOf(c: Pick<TrainConfig, 'pipeline' | 'tensorParallel' | 'zero'> & Partial<Pick<TrainConfig, 'model' | 'expertParallel'>>): PipelineConfig | null {
   if (c.pipeline && c.pipeline.pp > 1) return c.pipeline;
-  if (c.tensorParallel && c.tensorParallel.tp > 1 && c.zero === 1) return { pp: 1, vpp: 1, schedule: '1f1b' };
+  const tp = c.tensorParallel?.tp ?? 1, ep = c.expertParallel?.ep ?? 1;
+  if ((tp > 1 && (c.zero === 1 || c.model?.moe)) || (ep > 1 && c.zero === 1)) return { pp: 1, vpp: 1, schedule: '1f1b' };
   return null;
 }
 

@@ -20,7 +20,8 @@
 // (the mesh's mp group; with ZeRO-1 over dp too), replicated norms and the tied weight counted once;
 // each rank runs AdamW on its own parameters (with ZeRO-1 on its dp chunk of them).
 // The step's loss is the last chunk's, summed over the pipeline and averaged over the replicas.
-// What a chunk computes (whole layers or tp shards) is pipeline-compute.ts.
+// What a chunk computes (whole layers or tp shards) is pipeline-compute.ts; MoE layers with their
+// experts over the ep group (composed with tp, pp and dp, ZeRO-1 per replica group) are expert-layers.ts.
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
 import { type AdamWConfig, AdamW, clippedGradScale } from '../optim/adamw.js';
@@ -44,6 +45,7 @@ import { reduceGradsOverReplicas } from './replica-grads.js';
 import { TensorParallel } from './tensor-parallel.js';
 import { shardDimOf, shardKindOf, type TensorParallelConfig } from './tensor-parallel-plan.js';
 import { ZeroOneAdamW } from './zero-one.js';
+import { ExpertLayers, isExpertParam, replicaGroupOf } from './expert-layers.js';
 
 export interface PipelineOptions {
   vpp: number;
@@ -76,6 +78,8 @@ export interface PipelineGroups {
   mp?: Communicator;
   /** optimizer over the stage's parameters (default: AdamW; ZeRO-1 passes its sharded one) */
   optimizer?: ((model: Transformer, config: AdamWConfig) => AdamW) | null;
+  /** drops the routed experts this rank does not hold and runs MoE layers over the ep group (called after the tp cut) */
+  experts?: ((model: Transformer) => ExpertLayers) | null;
 }
 
 /** The run's layout for PipelineParallel.open. */
@@ -86,6 +90,8 @@ export interface PipelineLayout extends PipelineOptions {
   microBatchTokens: number;
   /** 1: AdamW moments sharded over the dp replicas (zero-one.ts); 0: whole on every replica */
   zero: number;
+  /** expert parallel degree (folds inside tp·dp; default 1) */
+  ep?: number;
 }
 
 interface InFlight {
@@ -104,6 +110,8 @@ export class PipelineParallel {
   readonly opt: AdamW;
   /** this stage's tensor-parallel shards (null: whole layers) */
   readonly tp: TensorParallel | null;
+  /** MoE layers over the ep group (null: none, or MoE with every expert on every rank) */
+  readonly experts: ExpertLayers | null;
   private readonly compute: ChunkCompute;
   private readonly dp: Communicator | null;
   private readonly mp: Communicator;
@@ -122,14 +130,19 @@ export class PipelineParallel {
 
   /** Splits the mesh (tp-cp-dp-pp, collective over `world`) and builds this rank's stage of the layout. */
   static async open(model: Transformer, world: Communicator, l: PipelineLayout): Promise<PipelineParallel> {
-    const tp = l.tensorParallel?.tp ?? 1, pp = world.size / (tp * l.dp);
-    const mesh = await ProcessMesh.create(world, { tp, cp: 1, dp: l.dp, pp, ep: 1 });
+    const tp = l.tensorParallel?.tp ?? 1, pp = world.size / (tp * l.dp), ep = l.ep ?? 1;
+    // MoE under tp runs each tp rank's share of the tokens through the experts (expert-layers.ts), as does ep > 1
+    const experts = !!model.config.moe && (ep > 1 || tp > 1);
+    // experts whole (etp 1): expert parallelism folds inside tp·dp
+    const mesh = await ProcessMesh.create(world, { tp, cp: 1, dp: l.dp, pp, ep, ...(experts ? { etp: 1 } : {}) });
     const t = l.tensorParallel;
+    const groupOf = experts ? replicaGroupOf(mesh.dpCp, mesh.edp) : undefined;
     return new PipelineParallel(model, mesh.pp, l, {
       tensorParallel: t && t.tp > 1 ? (m) => new TensorParallel(m, mesh.tp, t.sp, l.microBatchTokens) : null,
-      dp: l.dp > 1 ? mesh.dp : null,
+      dp: l.dp > 1 ? mesh.dpCp : null,
       mp: mesh.mp,
-      optimizer: l.zero === 1 && l.dp > 1 ? (m, config) => new ZeroOneAdamW(m.params, config, mesh.dp) : null,
+      optimizer: l.zero === 1 && l.dp > 1 ? (m, config) => new ZeroOneAdamW(m.params, config, mesh.dpCp, groupOf) : null,
+      experts: experts ? (m) => new ExpertLayers(m, { ep: mesh.ep, edp: mesh.edp, stageRanks: world.size / pp }) : null,
     });
   }
 
@@ -155,7 +168,9 @@ export class PipelineParallel {
       model.params.tensors.delete(name);
     }
     this.tp = groups.tensorParallel?.(model) ?? null;
-    this.compute = this.tp ? shardedLayers(this.tp) : wholeLayers(model);
+    this.experts = groups.experts?.(model) ?? null;
+    const base = this.tp ? shardedLayers(this.tp) : wholeLayers(model);
+    this.compute = this.experts ? this.experts.compute(base, this.tp) : base;
     this.dp = groups.dp && groups.dp.size > 1 ? groups.dp : null;
     this.mp = groups.mp ?? comm;
     const last = chunkRank(this.parts.length - 1, pp);
@@ -195,14 +210,15 @@ export class PipelineParallel {
         const out: NamedTensors = {};
         // ZeRO-1: the replicas' chunks of the moments gathered whole (collective over dp)
         const moments = this.opt instanceof ZeroOneAdamW ? await this.opt.wholeMoments() : this.opt;
-        if (!writer) return out;
+        // an expert: the rank holding it in the first expert-data-parallel replica; the rest: replica 0
+        const writes = (name: string) => (this.experts && isExpertParam(name) ? this.experts.writes(name) : writer && (dimOf(name) !== null || this.tpRank === 0));
         for (const [name, o] of this.owners) {
-          if (o.rank !== this.comm.rank || (dimOf(name) === null && this.tpRank !== 0)) continue;
+          if (o.rank !== this.comm.rank || !writes(name)) continue;
           out[name] = await host(this.model.params.get(name));
           out[`${name}.m`] = await host(moments.m.get(name)!);
           out[`${name}.v`] = await host(moments.v.get(name)!);
         }
-        if (this.tpRank === 0) for (const [key, t] of Object.entries(biases)) if (this.layerStage[biasLayer(key)] === this.comm.rank) out[key] = t;
+        if (writer && this.tpRank === 0) for (const [key, t] of Object.entries(biases)) if (this.layerStage[biasLayer(key)] === this.comm.rank) out[key] = t;
         if (moments !== this.opt) for (const t of [...moments.m.values(), ...moments.v.values()]) t.dispose();
         return out;
       },
@@ -212,8 +228,9 @@ export class PipelineParallel {
           const d = dimOf(name);
           const block = o.shape.map((n, i) => (i === d ? n / tps : n));
           const tpRanks = d === null ? [0] : Array.from({ length: tps }, (_, r) => r);
+          const file = (r: number) => rankFileName(this.experts && isExpertParam(name) ? this.experts.ownerRank(name, o.rank) : this.worldRank(r, 0, o.rank));
           for (const key of [name, `${name}.m`, `${name}.v`])
-            tensors[key] = { shape: o.shape, dtype: 'f32', pieces: tpRanks.map((r) => boxPiece(rankFileName(this.worldRank(r, 0, o.rank)), key, o.shape, block, o.shape.map((n, i) => (i === d ? r * block[i]! : 0)))) };
+            tensors[key] = { shape: o.shape, dtype: 'f32', pieces: tpRanks.map((r) => boxPiece(file(r), key, o.shape, block, o.shape.map((n, i) => (i === d ? r * block[i]! : 0)))) };
         }
         for (const [key, t] of Object.entries(biases))
           tensors[key] = { shape: t.shape, dtype: 'f64', pieces: [{ file: rankFileName(this.worldRank(0, 0, this.layerStage[biasLayer(key)]!)), key, start: 0, numel: t.data.length }] };
@@ -328,13 +345,15 @@ export class PipelineParallel {
 
     if (this.tiedPeer !== null) await this.addTiedGradient(this.tiedPeer);
     if (this.tp?.sequenceParallel) await this.tp.reduceReplicatedGrads();
+    if (this.experts && this.tp) await this.experts.reduceSplitTokenGrads(this.tp.comm);
     // ZeRO-1: each replica gets only its chunk of the summed gradients (the norm's squares then sum over dp too)
     const zeroOne = this.opt instanceof ZeroOneAdamW ? this.opt : null;
     if (zeroOne) await zeroOne.reduceScatterGrads();
+    else if (this.experts) await this.experts.reduceOverReplicas(this.dp);
     else if (this.dp) await reduceGradsOverReplicas(this.model.params.tensors, this.dp);
     // global gradient norm over tp × pp (replicated norms and the tied weight counted once), with the
     // step's loss sums (from tp rank 0 only: every tp rank holds the same), one all-reduce
-    const once = (name: string) => name === this.duplicate || (this.tp !== null && this.tpRank !== 0 && shardKindOf(name) === 'replicate');
+    const once = (name: string) => name === this.duplicate || (this.tp !== null && this.tpRank !== 0 && shardKindOf(name) === 'replicate') || (this.experts?.outOfDenseNorm(name, this.tpRank) ?? false);
     const stats = Float32Array.of((await this.opt.gradNorm(once)) ** 2, 0, 0);
     if (this.tpRank === 0) {
       for (const ce of ces) stats[1]! += await ce.item();
@@ -347,8 +366,10 @@ export class PipelineParallel {
       const sums = zeroOne ? stats : stats.subarray(1);
       await this.dp.allReduce(sums);
     }
+    // the experts' squares, each expert once (over ep, edp under ZeRO-1, and pp)
+    const expertSq = this.experts ? await this.experts.expertSquares(this.opt, zeroOne !== null, this.comm) : 0;
     const gradScale = 1 / (accum * replicas);
-    const rawNorm = Math.sqrt(stats[0]!) * gradScale;
+    const rawNorm = Math.sqrt(stats[0]! + expertSq) * gradScale;
     await this.opt.update(lr, clippedGradScale(rawNorm, gradScale, this.opts.adamw.clipNorm));
     await this.moveRouterBias(loads);
     this.model.params.zeroGrad();

@@ -4,14 +4,20 @@
 //   row     split along dim 1 (input features): attention output, FFN down
 //   vocab   split along dim 0 (vocabulary rows): token embedding and output layer (tied or not)
 //   replicate  every rank holds all of it: norms
+//   moe-replicate  every rank holds all of it, computing its gradient from its own share of the tokens
+//              (summed over tp): MoE router and shared experts (the MoE layer runs on N/tp tokens per rank)
+//   expert     routed experts: whole (expert tensor parallel 1), each held by one rank of the expert
+//              grid's ep group (expert-layers.ts), not split over tp
 // and the refusals of layouts the model does not divide.
 import type { ModelConfig } from '../nn/config.js';
 import { ConfigError } from '../nn/config.js';
 import { assertRanksFit } from './layout-ranks.js';
 
-export type ShardKind = 'column' | 'row' | 'vocab' | 'replicate';
+export type ShardKind = 'column' | 'row' | 'vocab' | 'replicate' | 'moe-replicate' | 'expert';
 
 const RULES: readonly [RegExp, ShardKind][] = [
+  [/^layers\.\d+\.feed_forward\.experts\.\d+\.w[123]\.weight$/, 'expert'],
+  [/^layers\.\d+\.feed_forward\.(router|shared\.\d+\.w[123])\.weight$/, 'moe-replicate'],
   [/^layers\.\d+\.attention\.w[qkv]\.weight$/, 'column'],
   [/^layers\.\d+\.attention\.wo\.weight$/, 'row'],
   [/^layers\.\d+\.feed_forward\.w[13]\.weight$/, 'column'],
@@ -28,7 +34,7 @@ export function shardKindOf(name: string): ShardKind {
 
 /** The dimension a kind splits (null: replicated). */
 export function shardDimOf(kind: ShardKind): 0 | 1 | null {
-  return kind === 'row' ? 1 : kind === 'replicate' ? null : 0;
+  return kind === 'row' ? 1 : kind === 'column' || kind === 'vocab' ? 0 : null;
 }
 
 /** The shape of one rank's shard of a parameter of global shape `shape`. */
@@ -54,8 +60,6 @@ export function validateTensorParallel(c: ModelConfig, tp: number, sp: boolean, 
   const fits = [...Array(c.kvHeads).keys()].map((i) => i + 1).filter((d) => parts.every(([, n]) => n % d === 0));
   for (const [what, n, flag] of parts)
     if (n % tp !== 0) throw new ConfigError(`--tp ${tp} does not divide model '${c.name}': ${n} ${what} (${flag}) must be a multiple of ${tp}; --tp ${fits.join('|')} would fit`);
-  if (c.moe)
-    throw new ConfigError(`--tp ${tp}: the tensor-parallel plan has no rule for the experts of MoE model '${c.name}' (not implemented yet); train it with --tp 1 (--pp and --dp compose with MoE)`);
   if (sp && microBatchTokens % tp !== 0)
     throw new ConfigError(`--sp splits each micro-batch's ${microBatchTokens} tokens over --tp ${tp} ranks; use a --micro-batch x --seq that is a multiple of ${tp}`);
 }

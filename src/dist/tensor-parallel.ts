@@ -237,16 +237,24 @@ export class TensorParallel {
 
   /** Decoder layers [lo, hi) on this rank's shards (a pipeline chunk's layers, or all of them). */
   async layers(x: Tensor, lo: number, hi: number, batch: number, seq: number): Promise<Tensor> {
-    const c = this.model.config, ps = this.model.params, dtype = this.model.dtype;
-    const norm = (h: Tensor, w: string) => T.rmsnorm(h, ps.get(w), c.normEps);
-    for (let i = lo; i < hi; i++) {
-      const p = `layers.${i}`;
-      const a = await this.entered(norm(x, `${p}.attention_norm.weight`), (y) => attentionBlock(ps, this.local, `${p}.attention`, y, batch, seq, dtype));
-      const h = T.add(x, await this.exit(a));
-      const f = await this.entered(norm(h, `${p}.ffn_norm.weight`), (y) => mlp(ps, this.local, `${p}.feed_forward`, y, dtype));
-      x = T.add(h, await this.exit(f));
-    }
+    for (let i = lo; i < hi; i++) x = await this.ffnResidual(await this.attentionResidual(x, i, batch, seq), i);
     return x;
+  }
+
+  /** Layer i's attention sub-block with its residual on this rank's shards: x + attention(norm(x)). */
+  async attentionResidual(x: Tensor, i: number, batch: number, seq: number): Promise<Tensor> {
+    const ps = this.model.params, p = `layers.${i}`;
+    const n = T.rmsnorm(x, ps.get(`${p}.attention_norm.weight`), this.model.config.normEps);
+    const a = await this.entered(n, (y) => attentionBlock(ps, this.local, `${p}.attention`, y, batch, seq, this.model.dtype));
+    return T.add(x, await this.exit(a));
+  }
+
+  /** Layer i's dense feed-forward sub-block with its residual on this rank's shards: h + mlp(norm(h)). */
+  async ffnResidual(h: Tensor, i: number): Promise<Tensor> {
+    const ps = this.model.params, p = `layers.${i}`;
+    const n = T.rmsnorm(h, ps.get(`${p}.ffn_norm.weight`), this.model.config.normEps);
+    const f = await this.entered(n, (y) => mlp(ps, this.local, `${p}.feed_forward`, y, this.model.dtype));
+    return T.add(h, await this.exit(f));
   }
 
   /** Final norm, vocabulary-parallel output layer and cross-entropy against targets (host, [batch·seq]). */

@@ -6,6 +6,9 @@
 // parameter — Megatron's distributed optimizer: an all-reduce's bytes in all. AdamW is elementwise,
 // so the result equals the unsharded update; the moments take 1/dp of the memory. The clipping norm
 // is the caller's (the chunks' squares summed over the replicas and the model-parallel ranks).
+// Under expert parallelism each parameter has its own replica group (`groupOf`: routed experts their
+// expert-data-parallel group, the rest the dense replicas): its chunking, reduce-scatter and gather
+// run over that group.
 import type { Backend } from '../backend/contract.js';
 import { ParameterStore } from '../nn/parameters.js';
 import { type AdamWConfig, AdamW, applyAdamW, clippedGradScale, l2Norm } from '../optim/adamw.js';
@@ -30,13 +33,15 @@ export class ZeroOneAdamW extends AdamW {
     params: ParameterStore,
     config: AdamWConfig,
     readonly dp: Communicator,
+    /** the replica group of each parameter (default: `dp` for all) */
+    private readonly groupOf: (name: string) => Communicator = () => dp,
   ) {
     // the base allocates whole moments for every tensor of the store it is given: it gets an empty
     // one, then this stage's store (whose gradients its gradNorm reads)
     super(new ParameterStore(params.backend, params.seed), config);
     Object.defineProperty(this, 'params', { value: params });
     for (const [name, p] of params.tensors) {
-      const c = chunkOf(p.numel, dp.size);
+      const c = chunkOf(p.numel, groupOf(name).size);
       this.m.set(name, keep(T.zeros(p.backend, [c])));
       this.v.set(name, keep(T.zeros(p.backend, [c])));
     }
@@ -52,13 +57,19 @@ export class ZeroOneAdamW extends AdamW {
    * so every replica issues the same collectives) gets no chunk: AdamW leaves it alone.
    */
   async reduceScatterGrads(): Promise<void> {
-    const be = this.params.backend, n = this.dp.size;
+    const be = this.params.backend;
     const list = [...this.params.tensors];
-    const present = Int32Array.from(list, ([, p]) => (p.grad ? 1 : 0));
-    await this.dp.allReduce(present, 'max');
+    const present = new Map<string, number>();
+    for (const group of new Set(list.map(([name]) => this.groupOf(name)))) {
+      const mine = list.filter(([name]) => this.groupOf(name) === group);
+      const flags = Int32Array.from(mine, ([, p]) => (p.grad ? 1 : 0));
+      await group.allReduce(flags, 'max');
+      mine.forEach(([name], i) => present.set(name, flags[i]!));
+    }
     const flights: Promise<void>[] = [];
-    list.forEach(([name, p], i) => {
-      if (!present[i]) return;
+    list.forEach(([name, p]) => {
+      if (!present.get(name)) return;
+      const group = this.groupOf(name), n = group.size;
       const chunk = chunkOf(p.numel, n);
       const whole = p.grad ?? keep(T.zerosLike(p));
       p.grad = null;
@@ -70,7 +81,7 @@ export class ZeroOneAdamW extends AdamW {
       }
       const mine = keep(T.empty(be, [chunk]));
       this.gradChunks.set(name, mine);
-      flights.push(this.dp.reduceScatter(src, mine, 'sum').then(() => src.dispose()));
+      flights.push(group.reduceScatter(src, mine, 'sum').then(() => src.dispose()));
     });
     await Promise.all(flights);
   }
@@ -81,8 +92,9 @@ export class ZeroOneAdamW extends AdamW {
   }
 
   /** This rank's element range of a parameter. */
-  private range(p: Tensor): { start: number; end: number } {
-    return ownedRange(p.numel, this.dp.size, this.dp.rank);
+  private range(name: string, p: Tensor): { start: number; end: number } {
+    const group = this.groupOf(name);
+    return ownedRange(p.numel, group.size, group.rank);
   }
 
   /** AdamW on this rank's chunks, then the chunks all-gathered into the whole parameters (reduces the gradients first if the caller did not). */
@@ -104,16 +116,17 @@ export class ZeroOneAdamW extends AdamW {
         const g = this.gradChunks.get(name);
         if (!g) continue; // no replica computed one: every replica skips it
         this.gradChunks.delete(name);
-        const chunk = chunkOf(p.numel, this.dp.size);
-        const { start, end } = this.range(p);
+        const group = this.groupOf(name);
+        const chunk = chunkOf(p.numel, group.size);
+        const { start, end } = this.range(name, p);
         const mine = keep(T.zeros(be, [chunk]));
-        const all = keep(T.empty(be, [chunk * this.dp.size]));
+        const all = keep(T.empty(be, [chunk * group.size]));
         tidy(() => {
           copy1d(be, p, start, mine, 0, end - start);
           const wd = this.params.noDecay.has(name) ? 0 : c.weightDecay;
           applyAdamW(be, mine, scale === 1 ? g : T.mulScalar(g, scale), this.m.get(name)!, this.v.get(name)!, { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: wd, step: this.step });
         });
-        gathers.push(this.dp.allGather(mine, all));
+        gathers.push(group.allGather(mine, all));
         after.push(() => {
           g.dispose();
           copy1d(be, all, 0, p, 0, p.numel);
@@ -133,8 +146,9 @@ export class ZeroOneAdamW extends AdamW {
     const out = { m: new Map<string, Tensor>(), v: new Map<string, Tensor>() };
     for (const [name, p] of this.params.tensors)
       for (const [src, dst] of [[this.m, out.m], [this.v, out.v]] as const) {
-        const all = keep(T.empty(be, [src.get(name)!.numel * this.dp.size]));
-        await this.dp.allGather(src.get(name)!, all);
+        const group = this.groupOf(name);
+        const all = keep(T.empty(be, [src.get(name)!.numel * group.size]));
+        await group.allGather(src.get(name)!, all);
         const whole = keep(T.empty(be, p.shape));
         copy1d(be, all, 0, whole, 0, p.numel);
         all.dispose();
@@ -150,7 +164,7 @@ export class ZeroOneAdamW extends AdamW {
       for (const [key, src, dst] of [[`${name}.m`, moments.m[name], this.m.get(name)!], [`${name}.v`, moments.v[name], this.v.get(name)!]] as const) {
         if (!src || src.dtype !== 'f32' || src.shape.join(',') !== p.shape.join(','))
           throw new CheckpointError(`checkpoint ${where}: AdamW moment '${key}' is ${src ? `${src.dtype} [${src.shape.join(', ')}]` : 'missing'}, this model needs f32 [${p.shape.join(', ')}]`);
-        const { start, end } = this.range(p);
+        const { start, end } = this.range(name, p);
         const host = new Float32Array(dst.numel);
         host.set((src.data as Float32Array).subarray(start, end));
         p.backend.write(dst.buf, host);

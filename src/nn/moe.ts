@@ -149,8 +149,22 @@ export function runExperts(ps: ParameterStore, c: ModelConfig, prefix: string, r
   return y;
 }
 
-/** Weights each routed output row (in `routed`'s expert order) by its gate, sums into the tokens, adds shared experts and the balancing loss. */
-export function combineMoe(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, r: RoutedMoe, routed: Tensor, dtype: ComputeDtype): MoeOutput {
+/**
+ * The balancing statistics of a micro-batch whose tokens are split over ranks (MoE under tensor
+ * parallelism): its expert loads and token count summed over them, and the mean router probability
+ * P [E] over all its tokens (differentiable: each rank's share reaches its own probabilities).
+ */
+export interface BalanceStats {
+  loads: readonly number[];
+  tokens: number;
+  P: Tensor;
+}
+
+/**
+ * Weights each routed output row (in `routed`'s expert order) by its gate, sums into the tokens, adds
+ * shared experts and the balancing loss (over `over`'s tokens when given: it then owns `over.P`).
+ */
+export function combineMoe(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, r: RoutedMoe, routed: Tensor, dtype: ComputeDtype, over?: BalanceStats): MoeOutput {
   const m = c.moe!;
   const N = x.shape[0]!, E = m.experts, k = m.topK;
   const backend = x.backend;
@@ -164,14 +178,15 @@ export function combineMoe(ps: ParameterStore, c: ModelConfig, prefix: string, x
   let aux: Tensor | null = null;
   if (m.balance === 'aux-loss' && m.auxLossCoef > 0) {
     // Switch Transformer: E · Σ_e f_e · P_e, f = fraction of routed slots, P = mean probability
-    const f = Float32Array.from(r.loads, (l) => l / (N * k));
-    const P = t(T.mean(r.probs, 0));
+    const f = Float32Array.from(over?.loads ?? r.loads, (l) => l / ((over?.tokens ?? N) * k));
+    const P = t(over?.P ?? T.mean(r.probs, 0));
     aux = T.mulScalar(t(T.sum(t(T.mul(P, t(T.tensor(backend, f)))))), E * m.auxLossCoef);
   }
   // temporaries are disposed once consumed (the tape keeps what backward needs)
+  if (over && !aux) over.P.dispose();
   r.probs.dispose();
   for (const x of r.temps) x.dispose();
-  return { y, aux, loads: r.loads };
+  return { y, aux, loads: over ? [...over.loads] : r.loads };
 }
 
 /** x [N, d] → [N, d], on one process: every expert is local, the routed rows are its input as they are. */

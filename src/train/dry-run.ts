@@ -68,7 +68,8 @@ export async function dryRunRank(c: TrainConfig, rank: number, layout: DryRunLay
   if (c.backend !== 'meta') throw new ConfigError(`--dry-run-rank runs the program on --backend meta (shapes and bytes, no values); add --backend meta (got --backend ${c.backend})`);
   const worldSize = layout.tp * layout.cp * layout.dp * layout.pp;
   assertLayoutRuns(c, worldSize);
-  const mesh = resolveMesh({ tp: layout.tp, cp: layout.cp, dp: layout.dp, pp: layout.pp, ep: layout.ep }, worldSize);
+  // experts whole (etp 1), as the pipeline executor lays out MoE under tp (expert-layers.ts)
+  const mesh = resolveMesh({ tp: layout.tp, cp: layout.cp, dp: layout.dp, pp: layout.pp, ep: layout.ep, ...(c.model.moe ? { etp: 1 } : {}) }, worldSize);
   if (!Number.isInteger(rank) || rank < 0 || rank >= mesh.world)
     throw new ConfigError(`--dry-run-rank ${rank} is outside the layout's ranks 0..${mesh.world - 1} (tp·cp·dp·pp = ${mesh.world})`);
   const counter = new ByteCounter();
