@@ -355,9 +355,13 @@ void p2pLoop(Comm* c) {
     if (progressed) {
       idle = 0;
     } else if (!active.empty()) {
-      // back off from a busy poll so a long wait does not take a core from compute
-      idle = std::min(idle + 1, 200);
-      std::this_thread::sleep_for(std::chrono::microseconds(idle < 20 ? 0 : idle * 5));
+      // back off from a busy poll so a long wait does not take a core from compute, to one poll per
+      // 100 µs at most (a transfer that completes during a wait is seen within that: a longer backoff
+      // was exposed as pipeline latency, 1-5 ms per 32 KiB-1 MiB message); a new send or receive
+      // wakes the thread at once, so it is posted to MPI at its call, not after the sleep
+      idle = std::min(idle + 1, 20);
+      std::unique_lock<std::mutex> g(c->pmu);
+      c->pcv.wait_for(g, std::chrono::microseconds(idle < 20 ? 0 : 100), [&] { return c->pstop || !c->pq.empty(); });
     }
   }
 }
