@@ -252,6 +252,7 @@ export class PipelineParallel {
     const t0 = performance.now();
     const wait = async (p: Promise<void>) => {
       const t0 = performance.now();
+      this.comm.expedite?.(); // idle until the transfer is done: the transport may poll without backoff
       await p;
       waitS += (performance.now() - t0) / 1000;
     };
