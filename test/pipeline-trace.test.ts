@@ -1,6 +1,6 @@
 // The pipeline step's time split (src/dist/pipeline-trace.ts): a hand-worked two-rank step classified
 // into compute / bubble / transfer / overhead; clocks with a known skew aligned over a communicator;
-// and the executor recording one span per compute of its schedule.
+// and the executor recording one span per compute of its schedule, expediting each wait for an input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReferenceBackend } from '../src/backend/reference/reference-backend.js';
@@ -46,7 +46,11 @@ test('the executor times every compute of its schedule, in order, into an attach
   const cfg = { ...preset('tiny'), name: 'micro', layers: 2, dModel: 16, heads: 4, kvHeads: 2, ffnHidden: 24, vocab: 40, seqLen: 8, tiedEmbeddings: false };
   const B = 2, S = 8, M = 4;
   const loader = (): TokenLoader => ({ batch: B, seqLen: S, next: (): Batch => ({ input: new Int32Array(B * S).fill(3), target: new Int32Array(B * S).fill(5) }) as Batch }) as unknown as TokenLoader;
-  const ranks = loopbackGroup(2).map((comm) => new PipelineParallel(new Transformer(cfg, be, { seed: 5 }), comm, { vpp: 2, schedule: 'interleaved', adamw: defaultAdamW() }));
+  // the executor tells the transport before it idles for an input (the MPI one then polls without backoff)
+  const expedited = [0, 0];
+  const comms = loopbackGroup(2);
+  comms.forEach((c, r) => (c.expedite = () => void expedited[r]!++));
+  const ranks = comms.map((comm) => new PipelineParallel(new Transformer(cfg, be, { seed: 5 }), comm, { vpp: 2, schedule: 'interleaved', adamw: defaultAdamW() }));
   const traces = ranks.map((r) => (r.trace = new PipelineTrace()));
   await Promise.all(ranks.map((r) => r.runStep(loader(), M, 1e-3)));
   const schedule = buildSchedule('interleaved', { pp: 2, vpp: 2, microBatches: M });
@@ -58,6 +62,10 @@ test('the executor times every compute of its schedule, in order, into an attach
       assert.ok(prev <= x.readyMs && x.readyMs <= x.inputMs && x.inputMs <= x.startMs && x.startMs <= x.endMs, `rank ${r}: ${JSON.stringify(x)} out of order`);
       prev = x.endMs;
     }
+  });
+  traces.forEach((t, r) => {
+    const inputs = t.step.spans.filter((x) => (x.kind === 'forward' ? x.chunk > 0 : x.chunk < 3)).length;
+    assert.ok(expedited[r]! >= inputs, `rank ${r} expedited ${expedited[r]} waits for its ${inputs} inputs`);
   });
   const s = splitPipelineStep(traces.map((t) => t.step), 2, 4);
   for (const r of s.ranks) assert.ok(Math.abs(r.compute + r.bubble + r.transfer + r.overhead - s.makespanMs) < 1e-6, 'every rank accounts for the whole window');
