@@ -4,7 +4,8 @@
 # (bench/layouts-summary.ts explains the columns). Each layout trains `tiny` for S steps of global
 # batch 8, micro-batch 2, seed 1, 1 thread per rank, under mpirun (--oversubscribe: all ranks share
 # this machine's cores); the best measured step counts. Then the pipeline bubble against the
-# planner's formula (bench/pipeline-bubble.ts). About 4-5 minutes on the 2-core dev VM under load.
+# planner's formula, on `small`'s layer shape (bench/pipeline-bubble.ts). About 6-8 minutes on the
+# 2-core dev VM under load.
 # usage: bench/layouts.sh [steps] [preset]   (defaults: 5 tiny)
 set -eu
 cd "$(dirname "$0")/.."
@@ -31,5 +32,6 @@ run "pp2 x vpp2 interleaved" 2 --pp 2 --vpp 2
 run "tp2 x dp2" 4 --tp 2 --dp 2
 node dist/bench/layouts-summary.js "$PRESET" "$GB" "$MB" "$OUT/specs"
 echo
-echo "== pipeline bubble, measured vs the planner's formula (pp 2)"
-$MPI -np 2 node dist/bench/pipeline-bubble.js
+echo "== pipeline bubble, measured vs the planner's formula (pp 2; each rank bound to a core of its own)"
+if [ "$(nproc)" -ge 2 ]; then BIND="--bind-to core --map-by core"; else BIND="--oversubscribe --bind-to none"; fi
+mpirun --allow-run-as-root $BIND -np 2 node dist/bench/pipeline-bubble.js

@@ -141,6 +141,7 @@ struct Comm {
   std::condition_variable pcv;
   std::deque<Job*> pq;
   bool pstop = false;
+  std::atomic<bool> hurry{false};  // JavaScript waits for a point-to-point call: poll without backoff
   std::thread p2p;
   std::mutex inflightMu;
   std::set<Job*> inflight;
@@ -329,13 +330,15 @@ void postP2P(Job* j) {
 void p2pLoop(Comm* c) {
   std::vector<Job*> active;
   int idle = 0;
+  bool hurried = false;  // JavaScript waits: poll every 20 µs at most until a receive (or the last call) completes
   for (;;) {
     {
       std::unique_lock<std::mutex> g(c->pmu);
       if (active.empty()) c->pcv.wait(g, [&] { return c->pstop || !c->pq.empty(); });
       if (active.empty() && c->pq.empty() && c->pstop) return;
-      while (!c->pq.empty()) {
-        postP2P(c->pq.front());
+      if (!c->pq.empty()) idle = 0;
+      if (c->hurry.exchange(false)) idle = 0, hurried = true;
+      while (!c->pq.empty()) {  // posted to MPI at the JavaScript call (enqueue)
         active.push_back(c->pq.front());
         c->pq.pop_front();
       }
@@ -345,6 +348,9 @@ void p2pLoop(Comm* c) {
       int done = 0;
       MPI_Testall(int(active[i]->reqs.size()), active[i]->reqs.data(), &done, MPI_STATUSES_IGNORE);
       if (done) {
+        // JavaScript waits for a receive (the pipeline's input) or for the last sends: a send done
+        // while a receive is still pending does not end the hurry
+        if (active[i]->kind == RECV || active.size() == 1) hurried = false;
         complete(active[i]);
         active.erase(active.begin() + long(i));
         progressed = true;
@@ -355,9 +361,15 @@ void p2pLoop(Comm* c) {
     if (progressed) {
       idle = 0;
     } else if (!active.empty()) {
-      // back off from a busy poll so a long wait does not take a core from compute
-      idle = std::min(idle + 1, 200);
-      std::this_thread::sleep_for(std::chrono::microseconds(idle < 20 ? 0 : idle * 5));
+      // back off from a busy poll, doubling to one poll per ms, so a long wait does not take a core
+      // from compute (the thread shares it with the rank's compute);
+      // a new send or receive wakes the thread, so it is posted to MPI at its call; while JavaScript
+      // waits for a call (hurry: its thread is idle, the core is free) the poll is every 20 µs, so a
+      // completion is seen at once, not after a backoff of up to 1 ms per protocol step
+      idle = std::min(idle + 1, 40);
+      int us = idle < 20 ? 0 : hurried ? 20 : std::min(1000, 50 << std::min(idle - 20, 5));
+      std::unique_lock<std::mutex> g(c->pmu);
+      c->pcv.wait_for(g, std::chrono::microseconds(us), [&] { return c->pstop || !c->pq.empty() || c->hurry.load(); });
     }
   }
 }
@@ -500,6 +512,9 @@ napi_value enqueue(Args& a, Job* j) {
   if (j->kind == SEND || j->kind == RECV) {
     std::lock_guard<std::mutex> g(c->pmu);
     if (!c->p2p.joinable()) c->p2p = std::thread(p2pLoop, c);
+    // MPI_Isend/MPI_Irecv right here, on the calling thread (MPI_THREAD_MULTIPLE): handed to the p2p
+    // thread instead, a send waited for that thread to get the core from the compute that follows it
+    postP2P(j);
     c->pq.push_back(j);
     c->pcv.notify_one();
   } else {
@@ -685,6 +700,17 @@ napi_value uint64Value(napi_env env, uint64_t v) {
 }
 
 // lastSeq(comm): the sequence number of the last collective issued on comm (0: none yet)
+// hurry(comm): JavaScript is about to wait for comm's point-to-point calls; its p2p thread polls them
+// without backoff until one completes.
+napi_value Hurry(napi_env env, napi_callback_info info) {
+  Args a = args(env, info);
+  Comm* c = getComm(a, 0);
+  std::lock_guard<std::mutex> g(c->pmu);
+  c->hurry = true;
+  c->pcv.notify_one();
+  return nullptr;
+}
+
 napi_value LastSeq(napi_env env, napi_callback_info info) {
   Args a = args(env, info);
   Comm* c = getComm(a, 0);
@@ -795,7 +821,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
              {"barrier", Barrier}, {"split", Split},         {"setStep", SetStep},             {"setTimeout", SetTimeout},
              {"pending", Pending}, {"abort", Abort},         {"finalize", Finalize},
              {"reduceScatterSync", ReduceScatterSync}, {"allGatherSync", AllGatherSync},
-             {"lastSeq", LastSeq},   {"doneSeq", DoneSeq},     {"waitSeq", WaitSeq}};
+             {"lastSeq", LastSeq},   {"hurry", Hurry},   {"doneSeq", DoneSeq},     {"waitSeq", WaitSeq}};
   for (auto& f : fns) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);

@@ -48,6 +48,11 @@ export interface Communicator {
   /** Receives exactly buf's element count from rank `src` into buf. */
   recv(buf: CommBuffer, src: number, tag?: number): Promise<void>;
   /**
+   * Optional hint: the caller is about to wait (idle) for its sends/receives, so the transport may poll
+   * them without backoff now (the MPI transport backs off while the caller computes, not to take its core).
+   */
+  expedite?(): void;
+  /**
    * Variable all-to-all (MoE token dispatch): input holds sendCounts[j] elements for rank j, packed
    * in rank order; output receives recvCounts[j] elements from rank j, packed in rank order.
    */

@@ -64,6 +64,9 @@ export class MpiCommunicator extends BaseCommunicator {
     const c = await this.mpi.split(this.handle, color, key, name);
     return c === null ? null : new MpiCommunicator(this.mpi, c, name, this.worldRank);
   }
+  expedite(): void {
+    this.mpi.hurry?.(this.handle);
+  }
   setStep(step: number): void {
     this.mpi.setStep(step);
   }

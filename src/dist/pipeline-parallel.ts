@@ -46,6 +46,8 @@ import { TensorParallel } from './tensor-parallel.js';
 import { shardDimOf, shardKindOf, type TensorParallelConfig } from './tensor-parallel-plan.js';
 import { ZeroOneAdamW } from './zero-one.js';
 import { ExpertLayers, isExpertParam, replicaGroupOf } from './expert-layers.js';
+import type { PipelineTrace } from './pipeline-trace.js';
+import { zeroCopy } from './buffers.js';
 
 export interface PipelineOptions {
   vpp: number;
@@ -123,6 +125,8 @@ export class PipelineParallel {
   lastWaitS = 0;
   /** seconds of the last step's schedule (forwards, backwards and transfers; without the optimizer) */
   lastPipelineS = 0;
+  /** when set, each compute of the schedule is timed into it (pipeline-trace.ts; bench/pipeline-bubble.ts) */
+  trace: PipelineTrace | null = null;
   /** every parameter of the whole model: its shape and the pipeline rank that saves it (the first chunk using it) */
   readonly owners = new Map<string, { rank: number; shape: number[] }>();
   /** the pipeline rank running each decoder layer (saves its routing bias) */
@@ -265,13 +269,21 @@ export class PipelineParallel {
     const t0 = performance.now();
     const wait = async (p: Promise<void>) => {
       const t0 = performance.now();
+      this.comm.expedite?.(); // idle until the transfer is done: the transport may poll without backoff
       await p;
       waitS += (performance.now() - t0) / 1000;
     };
+    const trace = this.trace;
+    trace?.begin();
+    /** runs a compute, timed into the trace when one is attached (ready: waiting for its input from; input: in hand at) */
+    const timed = <R>(a: { kind: 'forward' | 'backward'; chunk: number; micro: number }, ready: number, input: number, run: () => R | Promise<R>) =>
+      trace ? trace.compute(a.kind, a.chunk, a.micro, ready, input, run) : run();
 
-    // a send or receive reaches MPI only when JavaScript yields (the communicator issues calls in
-    // promise callbacks): yield before each compute that follows one, or a chain of forwards without
-    // a wait would hold every send back until its end and serialise the pipeline
+    // a send or receive on host memory is handed to MPI at its call (base.ts); one on a device buffer
+    // is staged first, in promise callbacks, so it reaches MPI only when JavaScript yields: yield
+    // before a compute that follows one, or a chain of forwards without a wait would hold every send
+    // back until its end and serialise the pipeline (a yield when nothing needs it costs the step an
+    // event-loop turn per action)
     let unposted = false;
     for (const a of schedule.ranks[this.comm.rank]!) {
       if (isCompute(a) && unposted) {
@@ -279,14 +291,15 @@ export class PipelineParallel {
         unposted = false;
       }
       if (!isCompute(a)) {
-        unposted = true;
         const tag = transferTag(a.payload, a.to, a.micro, C);
         if (a.kind === 'recv') {
           const buf = keep(T.empty(be, [rows, this.dModel]));
+          unposted ||= !zeroCopy(buf);
           pending.set(`${a.payload}:${id(a.to, a.micro)}`, { buf, done: this.comm.recv(buf, a.peer, tag) });
         } else {
           const f = inflight.get(id(a.from, a.micro))!;
           const buf = a.payload === 'activation' ? f.output : f.input!.grad!;
+          unposted ||= !zeroCopy(buf);
           const sent = this.comm.send(buf, a.peer, tag);
           sends.push(sent);
           // a gradient is sent after its backward: nothing reads it once it has left (a failure surfaces through `sends`)
@@ -296,6 +309,7 @@ export class PipelineParallel {
         continue;
       }
       const part = this.parts[a.chunk]!;
+      const ready = trace?.now() ?? 0;
       if (a.kind === 'forward') {
         let input: Tensor | null = null;
         if (a.chunk > 0) {
@@ -306,27 +320,27 @@ export class PipelineParallel {
         }
         const b = batches[a.micro]!;
         const cc = this.compute;
-        const { output, aux } = await runFlow(cc.sync, function* () {
+        const { output, aux } = await timed(a, ready, trace?.now() ?? 0, () => runFlow(cc.sync, function* () {
           const layers = yield* get(cc.layers(input ?? (yield* get(cc.embed(b.input, B, S))), part.lo, part.hi, B, S));
           if (layers.aux) auxes.push(keep(detach(layers.aux)));
           if (!part.head) return { output: layers.x, aux: layers.aux };
           const ce = yield* get(cc.headLoss(layers.x, b.target));
           ces.push(keep(detach(ce)));
           return { output: layers.aux ? T.add(ce, layers.aux) : ce, aux: null };
-        });
+        }));
         for (let i = part.lo; i < part.hi; i++) addLoads(loads, i, this.model.lastLoads.get(i));
         inflight.set(id(a.chunk, a.micro), { input, output: keep(output), aux: aux && keep(aux) });
       } else {
         const f = inflight.get(id(a.chunk, a.micro))!;
         const cc = this.compute;
-        if (part.head) await runFlow(cc.sync, () => get(cc.backward(f.output)));
+        if (part.head) await timed(a, ready, ready, () => runFlow(cc.sync, () => get(cc.backward(f.output))));
         else {
           const r = pending.get(`gradient:${id(a.chunk, a.micro)}`)!;
           pending.delete(`gradient:${id(a.chunk, a.micro)}`);
           await wait(r.done);
           if (f.output.node) {
             // with a balancing loss the root is Σ(output · received gradient) + aux: the output's gradient is exactly the received one
-            await runFlow(cc.sync, () => get(f.aux ? cc.backward(T.add(T.sum(T.mul(f.output, r.buf)), f.aux)) : cc.backward(f.output, r.buf)));
+            await timed(a, ready, trace?.now() ?? 0, () => runFlow(cc.sync, () => get(f.aux ? cc.backward(T.add(T.sum(T.mul(f.output, r.buf)), f.aux)) : cc.backward(f.output, r.buf))));
             r.buf.dispose();
           } else f.input!.grad = r.buf; // a chunk without layers passes its gradient through
         }
