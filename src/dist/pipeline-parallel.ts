@@ -38,6 +38,7 @@ import { restoreModel, restoreOptimizer, routerBiasTensors } from '../train/trai
 import type { Communicator } from './communicator.js';
 import { type ChunkPart, partitionChunks } from './pipeline-partition.js';
 import { type ChunkCompute, get, runFlow, shardedLayers, wholeLayers } from './pipeline-compute.js';
+import { contextParallelLayers } from './context-parallel-compute.js';
 import { type PipelineSchedule, type ScheduleKind, buildSchedule, chunkRank, isCompute, transferTag } from './pipeline-schedule.js';
 import { ProcessMesh } from './mesh.js';
 import { reduceGradsOverReplicas } from './replica-grads.js';
@@ -76,12 +77,16 @@ export interface PipelineGroups {
   mp?: Communicator;
   /** optimizer over the stage's parameters (default: AdamW; ZeRO-1 passes its sharded one) */
   optimizer?: ((model: Transformer, config: AdamWConfig) => AdamW) | null;
+  /** context parallel: the ring this rank's sequence chunks attend over (context-parallel-compute.ts); `dp` is then dp·cp */
+  cp?: Communicator | null;
 }
 
 /** The run's layout for PipelineParallel.open. */
 export interface PipelineLayout extends PipelineOptions {
   tensorParallel: TensorParallelConfig | null;
   dp: number;
+  /** context-parallel ranks per replica (default 1) */
+  cp?: number;
   /** tokens of a micro-batch (checked against --sp) */
   microBatchTokens: number;
   /** 1: AdamW moments sharded over the dp replicas (zero-one.ts); 0: whole on every replica */
@@ -107,6 +112,8 @@ export class PipelineParallel {
   private readonly compute: ChunkCompute;
   private readonly dp: Communicator | null;
   private readonly mp: Communicator;
+  /** the context-parallel ring (null: none) */
+  private readonly cp: Communicator | null;
   /** the parameter this rank holds only as a duplicate for the norm (tied embedding on the last stage) */
   private readonly duplicate: string | null;
   private readonly tiedPeer: number | null;
@@ -122,14 +129,17 @@ export class PipelineParallel {
 
   /** Splits the mesh (tp-cp-dp-pp, collective over `world`) and builds this rank's stage of the layout. */
   static async open(model: Transformer, world: Communicator, l: PipelineLayout): Promise<PipelineParallel> {
-    const tp = l.tensorParallel?.tp ?? 1, pp = world.size / (tp * l.dp);
-    const mesh = await ProcessMesh.create(world, { tp, cp: 1, dp: l.dp, pp, ep: 1 });
+    const tp = l.tensorParallel?.tp ?? 1, cp = l.cp ?? 1, pp = world.size / (tp * cp * l.dp);
+    const mesh = await ProcessMesh.create(world, { tp, cp, dp: l.dp, pp, ep: 1 });
     const t = l.tensorParallel;
+    // under cp the replicas are dp·cp: every rank holding the same weights sums its gradients with them
+    const replicas = cp > 1 ? mesh.dpCp : mesh.dp;
     return new PipelineParallel(model, mesh.pp, l, {
-      tensorParallel: t && t.tp > 1 ? (m) => new TensorParallel(m, mesh.tp, t.sp, l.microBatchTokens) : null,
-      dp: l.dp > 1 ? mesh.dp : null,
+      tensorParallel: t && t.tp > 1 ? (m) => new TensorParallel(m, mesh.tp, t.sp, l.microBatchTokens / cp) : null,
+      dp: replicas.size > 1 ? replicas : null,
       mp: mesh.mp,
-      optimizer: l.zero === 1 && l.dp > 1 ? (m, config) => new ZeroOneAdamW(m.params, config, mesh.dp) : null,
+      optimizer: l.zero === 1 && replicas.size > 1 ? (m, config) => new ZeroOneAdamW(m.params, config, replicas) : null,
+      cp: cp > 1 ? mesh.cp : null,
     });
   }
 
@@ -155,7 +165,8 @@ export class PipelineParallel {
       model.params.tensors.delete(name);
     }
     this.tp = groups.tensorParallel?.(model) ?? null;
-    this.compute = this.tp ? shardedLayers(this.tp) : wholeLayers(model);
+    this.cp = groups.cp && groups.cp.size > 1 ? groups.cp : null;
+    this.compute = this.cp ? contextParallelLayers(model, this.cp, this.tp) : this.tp ? shardedLayers(this.tp) : wholeLayers(model);
     this.dp = groups.dp && groups.dp.size > 1 ? groups.dp : null;
     this.mp = groups.mp ?? comm;
     const last = chunkRank(this.parts.length - 1, pp);
@@ -293,7 +304,7 @@ export class PipelineParallel {
           const layers = yield* get(cc.layers(input ?? (yield* get(cc.embed(b.input, B, S))), part.lo, part.hi, B, S));
           if (layers.aux) auxes.push(keep(detach(layers.aux)));
           if (!part.head) return { output: layers.x, aux: layers.aux };
-          const ce = yield* get(cc.headLoss(layers.x, b.target));
+          const ce = yield* get(cc.headLoss(layers.x, b.target, B, S));
           ces.push(keep(detach(ce)));
           return { output: layers.aux ? T.add(ce, layers.aux) : ce, aux: null };
         });
@@ -406,7 +417,7 @@ export class PipelineParallel {
           const forward = () =>
             runFlow(cc.sync, function* () {
               const { x } = yield* get(cc.layers(input ?? (yield* get(cc.embed(b.input, B, S))), part.lo, part.hi, B, S));
-              return part.head ? yield* get(cc.headLoss(x, b.target)) : x;
+              return part.head ? yield* get(cc.headLoss(x, b.target, B, S)) : x;
             });
           const out = await (cc.sync ? noGrad(forward) : noGradAsync(async () => forward()));
           if (part.head) sum += await out.item();
@@ -416,7 +427,9 @@ export class PipelineParallel {
       }
       const total = Float32Array.of(sum);
       await this.comm.allReduce(total);
-      return total[0]! / batches;
+      // under cp each rank's loss is its token share's (× cp): their mean is the rows'
+      if (this.cp) await this.cp.allReduce(total);
+      return total[0]! / (batches * (this.cp?.size ?? 1));
     } finally {
       loader.close();
     }

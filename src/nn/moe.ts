@@ -149,8 +149,12 @@ export function runExperts(ps: ParameterStore, c: ModelConfig, prefix: string, r
   return y;
 }
 
-/** Weights each routed output row (in `routed`'s expert order) by its gate, sums into the tokens, adds shared experts and the balancing loss. */
-export function combineMoe(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, r: RoutedMoe, routed: Tensor, dtype: ComputeDtype): MoeOutput {
+/**
+ * Weights each routed output row (in `routed`'s expert order) by its gate, sums into the tokens, adds
+ * shared experts and the balancing loss. `fraction`: the routed fraction of each expert the balancing
+ * loss uses (default: this call's loads / slots; context parallelism passes the whole rows').
+ */
+export function combineMoe(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, r: RoutedMoe, routed: Tensor, dtype: ComputeDtype, fraction?: Float32Array): MoeOutput {
   const m = c.moe!;
   const N = x.shape[0]!, E = m.experts, k = m.topK;
   const backend = x.backend;
@@ -164,7 +168,7 @@ export function combineMoe(ps: ParameterStore, c: ModelConfig, prefix: string, x
   let aux: Tensor | null = null;
   if (m.balance === 'aux-loss' && m.auxLossCoef > 0) {
     // Switch Transformer: E · Σ_e f_e · P_e, f = fraction of routed slots, P = mean probability
-    const f = Float32Array.from(r.loads, (l) => l / (N * k));
+    const f = fraction ?? Float32Array.from(r.loads, (l) => l / (N * k));
     const P = t(T.mean(r.probs, 0));
     aux = T.mulScalar(t(T.sum(t(T.mul(P, t(T.tensor(backend, f)))))), E * m.auxLossCoef);
   }
