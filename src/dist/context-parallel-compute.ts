@@ -40,14 +40,14 @@ export function rotateChunks(x: Tensor, cp: number, rank: number, theta: number)
 }
 
 /**
- * One rank's cross-entropy weight: its share of the counted targets (≥ 0) of the rows, times cp (1
- * when every target counts), so that the sum over the cp ranks of weight × mean is cp × the rows' mean.
+ * One rank's cross-entropy weight: its share of the counted targets (≥ 0) of the rows (every cp rank
+ * holds all of them), times cp — 1 when every target counts — so that the sum over the cp ranks of
+ * weight × its mean is cp × the rows' mean.
  */
-export async function contextLossWeight(myTargets: Int32Array, cp: Communicator): Promise<number> {
-  const counted = myTargets.reduce((n, t) => n + (t >= 0 ? 1 : 0), 0);
-  const all = Float32Array.of(counted);
-  if (cp.size > 1) await cp.allReduce(all, 'sum');
-  return all[0]! > 0 ? (counted * cp.size) / all[0]! : 0;
+export function contextLossWeight(rows: Int32Array, mine: Int32Array, cp: number): number {
+  const counted = (ts: Int32Array) => ts.reduce((n, t) => n + (t >= 0 ? 1 : 0), 0);
+  const all = counted(rows);
+  return all > 0 ? (counted(mine) * cp) / all : 0;
 }
 
 /**
@@ -144,7 +144,7 @@ export function contextParallelLayers(model: Transformer, cp: Communicator, tp: 
     headLoss: async (x, targets, B, S) => {
       const mine = rankTokens(targets, B, S, N, rank);
       const ce = await (tp ? tp.headLoss(x, mine) : T.crossEntropy(model.head(x), T.tensor(be, mine, [mine.length], 'i32')));
-      const weight = await contextLossWeight(mine, cp);
+      const weight = contextLossWeight(targets, mine, N);
       if (weight === 1) return ce;
       const out = T.mulScalar(ce, weight);
       ce.dispose();
