@@ -51,22 +51,34 @@ export function contextLossWeight(rows: Int32Array, mine: Int32Array, cp: number
 }
 
 /**
- * An MoE layer on this rank's tokens x [N, d] (all experts local); its balancing loss uses the routed
- * fractions of the whole rows (loads summed over the cp group). `loads` are this rank's.
+ * Runs the routed experts of an MoE layer on its expert-ordered rows (`loads` rows per expert, every
+ * expert) and returns their outputs in the same order: all experts local (`localExperts`), or — for
+ * expert parallelism inside dp·cp — dispatched to the ranks holding them and combined back.
  */
-export async function contextMoe(ps: Transformer['params'], c: ModelConfig, prefix: string, x: Tensor, dtype: Transformer['dtype'], bias: Float64Array | null, cp: Communicator): Promise<MoeOutput> {
-  const m = c.moe!;
+export type ExpertRunner = (prefix: string, rows: Tensor, loads: readonly number[]) => Promise<Tensor>;
+
+/** Every expert on this rank: the routed rows are their input as they are. */
+export function localExperts(model: Transformer): ExpertRunner {
+  const all = Array.from({ length: model.config.moe?.experts ?? 0 }, (_, e) => e);
+  return async (prefix, rows, loads) => runExperts(model.params, model.config, prefix, rows, all, loads, model.dtype);
+}
+
+/**
+ * An MoE layer on this rank's tokens x [N, d]; its balancing loss uses the routed fractions of the
+ * whole rows (loads summed over the cp group). The returned `loads` are this rank's.
+ */
+export async function contextMoe(model: Transformer, prefix: string, x: Tensor, bias: Float64Array | null, cp: Communicator, experts: ExpertRunner): Promise<MoeOutput> {
+  const ps = model.params, c = model.config, m = c.moe!;
   const probs = routerProbs(ps, prefix, x);
   const host = x.backend.name === 'meta' ? null : ((await probs.data()) as Float32Array);
   const r = routeMoe(c, x, probs, host, bias);
-  const all = Array.from({ length: m.experts }, (_, e) => e);
-  const y = runExperts(ps, c, prefix, r.rows, all, r.loads, dtype);
+  const y = await experts(prefix, r.rows, r.loads);
   // f_e of one process over the whole rows: Σ_cp loads / (N·cp·k)
   const fraction = Float32Array.from(r.loads);
   if (cp.size > 1) await cp.allReduce(fraction, 'sum');
   const slots = x.shape[0]! * cp.size * m.topK;
   for (let e = 0; e < fraction.length; e++) fraction[e] = fraction[e]! / slots;
-  const out = combineMoe(ps, c, prefix, x, r, y, dtype, fraction);
+  const out = combineMoe(ps, c, prefix, x, r, y, model.dtype, fraction);
   y.dispose();
   return out;
 }
@@ -86,10 +98,11 @@ function regionsOf(model: Transformer, tp: TensorParallel | null): Regions {
 
 /**
  * A pipeline chunk's compute under context parallelism over `cp` (the ring), on the stage's whole
- * layers (tp null) or its tensor-parallel shards. Ids and targets the executor passes are the whole
- * rows [B, S] (every cp rank reads the same); this rank embeds and scores its 2 chunks of each.
+ * layers (tp null) or its tensor-parallel shards; MoE layers run their routed experts with `experts`.
+ * Ids and targets the executor passes are the whole rows [B, S] (every cp rank reads the same); this
+ * rank embeds and scores its 2 chunks of each.
  */
-export function contextParallelLayers(model: Transformer, cp: Communicator, tp: TensorParallel | null): ChunkCompute {
+export function contextParallelLayers(model: Transformer, cp: Communicator, tp: TensorParallel | null, experts: ExpertRunner = localExperts(model)): ChunkCompute {
   const c = model.config, ps = model.params, dtype = model.dtype, be = model.backend;
   const N = cp.size, rank = cp.rank;
   const g = regionsOf(model, tp);
@@ -131,7 +144,7 @@ export function contextParallelLayers(model: Transformer, cp: Communicator, tp: 
         const n2 = norm(h, `${p}.ffn_norm.weight`);
         let f: Tensor;
         if (isMoeLayer(c, i)) {
-          const r = await contextMoe(ps, c, `${p}.feed_forward`, n2, dtype, model.routerBias.get(i) ?? null, cp);
+          const r = await contextMoe(model, `${p}.feed_forward`, n2, model.routerBias.get(i) ?? null, cp, experts);
           model.lastLoads.set(i, r.loads);
           if (r.aux) aux = aux ? T.add(aux, r.aux) : r.aux;
           f = r.y;

@@ -20,7 +20,10 @@
 // (the mesh's mp group; with ZeRO-1 over dp too), replicated norms and the tied weight counted once;
 // each rank runs AdamW on its own parameters (with ZeRO-1 on its dp chunk of them).
 // The step's loss is the last chunk's, summed over the pipeline and averaged over the replicas.
-// What a chunk computes (whole layers or tp shards) is pipeline-compute.ts.
+// What a chunk computes (whole layers or tp shards) is pipeline-compute.ts. With --cp each rank of a
+// stage (and tp shard) holds its two load-balanced chunks of every row and attends by ring over the
+// cp group (context-parallel-compute.ts); the activations passed are its tokens (/cp, /tp with --sp)
+// and its replicas are the dp·cp group (gradients summed, ZeRO-1 sharded, loss averaged over them).
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
 import { type AdamWConfig, AdamW, clippedGradScale } from '../optim/adamw.js';
