@@ -3,7 +3,9 @@
 // load-balanced chunks of every row (context-parallel-layout.ts). The model's own blocks run on those
 // tokens (embedding, norms, Q/K/V and output projections, FFN, head are all per token); only the
 // attention core is replaced, by ring attention over the cp group (ring-attention.ts), and RoPE
-// rotates each chunk at its global positions.
+// rotates each chunk at its global positions — the chunk compute of context-parallel-compute.ts,
+// which the pipeline executor also runs for cp under --tp, --pp or an MoE model. This class is the
+// data-parallel path of a dense model's cp × dp (ZeRO 0-3); the layout checks of both paths are here.
 //
 // Loss: each rank takes the mean cross-entropy of its tokens, weighted by its share of the replica's
 // tokens (1 when every target counts), so the mean over the cp ranks is the mean over all tokens of
