@@ -5,7 +5,7 @@
 // attention core is replaced, by ring attention over the cp group (ring-attention.ts), and RoPE
 // rotates each chunk at its global positions — the chunk compute of context-parallel-compute.ts,
 // which the pipeline executor also runs for cp under --tp, --pp or an MoE model. This class is the
-// data-parallel path of a dense model's cp × dp (ZeRO 0-3); the layout checks of both paths are here.
+// data-parallel path of a dense model's cp × dp (ZeRO 0, 2, 3); the layout checks of both paths are here.
 //
 // Loss: each rank takes the mean cross-entropy of its tokens, weighted by its share of the replica's
 // tokens (1 when every target counts), so the mean over the cp ranks is the mean over all tokens of
@@ -32,14 +32,15 @@ export interface ContextParallelConfig {
 }
 
 /** What of a run decides where context parallelism runs. */
-type ContextLayout = { model: ModelConfig; tensorParallel?: { tp: number } | null; pipeline?: { pp: number } | null; contextParallel?: ContextParallelConfig | null };
+type ContextLayout = { model: ModelConfig; zero: number; tensorParallel?: { tp: number } | null; pipeline?: { pp: number } | null; contextParallel?: ContextParallelConfig | null };
 
 /**
- * Whether a run's context parallelism runs inside the pipeline executor (with --tp, --pp or an MoE
- * model: context-parallel-compute.ts) rather than on this class's data-parallel path (cp × dp, ZeRO 0-3).
+ * Whether a run's context parallelism runs inside the pipeline executor (with --tp, --pp, an MoE
+ * model or ZeRO-1, whose moments the executor shards with a reduce-scatter of the gradients:
+ * context-parallel-compute.ts) rather than on this class's data-parallel path (cp × dp, ZeRO 0, 2, 3).
  */
 export function contextParallelInPipeline(c: ContextLayout): boolean {
-  return (c.contextParallel?.cp ?? 1) > 1 && ((c.tensorParallel?.tp ?? 1) > 1 || (c.pipeline?.pp ?? 1) > 1 || !!c.model.moe);
+  return (c.contextParallel?.cp ?? 1) > 1 && ((c.tensorParallel?.tp ?? 1) > 1 || (c.pipeline?.pp ?? 1) > 1 || !!c.model.moe || c.zero === 1);
 }
 
 /**
@@ -48,7 +49,7 @@ export function contextParallelInPipeline(c: ContextLayout): boolean {
  * checked by assertPipelineFits, which counts cp).
  */
 export function assertContextParallelFits(
-  c: ContextLayout & { dp: number; seqLen: number; zero: number; recompute: string; expertParallel?: { ep: number } | null },
+  c: ContextLayout & { dp: number; seqLen: number; recompute: string; expertParallel?: { ep: number } | null },
   t: ContextParallelConfig,
   worldSize: number,
 ): void {
