@@ -104,6 +104,7 @@ function regionsOf(model: Transformer, tp: TensorParallel | null): Regions {
  */
 export function contextParallelLayers(model: Transformer, cp: Communicator, tp: TensorParallel | null, experts: ExpertRunner = localExperts(model)): ChunkCompute {
   const c = model.config, ps = model.params, dtype = model.dtype, be = model.backend;
+  if (c.moe && tp) throw new Error(`context parallelism with --tp ${tp.comm.size}: MoE layers under both are not implemented yet`);
   const N = cp.size, rank = cp.rank;
   const g = regionsOf(model, tp);
   const hd = headDim(c), H = g.local.heads, Hkv = g.local.kvHeads;
