@@ -2,7 +2,8 @@
 // causal attention over the whole sequence: each rank's output and the gradients of its q, k, v
 // (through the backward ring that carries dK/dV home) equal the matching rows of one process's, for
 // cp 2 and 4, with grouped-query heads; the load-balanced layout (rank i: chunks i and 2cp-1-i); and
-// the whole unchanged model under cp2 (global RoPE positions, token-weighted loss) against one process.
+// the whole unchanged model under cp2 (global RoPE positions, token-weighted loss) against one process,
+// and an MoE model under cp2 (the pipeline executor's chunk compute: balancing loss over the whole rows).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.js';
@@ -12,6 +13,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import { ringAttention } from '../src/dist/ring-attention.js';
 import { chunkLength, loadBalancedChunks, rankTokens } from '../src/dist/context-parallel-layout.js';
 import { ContextParallel } from '../src/dist/context-parallel.js';
+import { contextParallelLayers } from '../src/dist/context-parallel-compute.js';
 import type { ModelConfig } from '../src/nn/config.js';
 import { preset } from '../src/nn/presets.js';
 import { Transformer } from '../src/nn/transformer.js';
@@ -97,5 +99,34 @@ test('the unchanged model under cp2 (ContextParallel.loss, loopback): the mean o
   for (const [name, p] of one.params.tensors) {
     const sum = T.add(ranks[0]!.model.params.get(name).grad!, ranks[1]!.model.params.get(name).grad!);
     assertClose(T.mulScalar(sum, 1 / cp), p.grad!, `gradient of ${name}`);
+  }
+});
+
+test('an MoE model under cp2 (contextParallelLayers, loopback): the mean over ranks of cross-entropy + balancing loss is that of one process, the summed gradients its gradients', async () => {
+  const cfg: ModelConfig = { ...preset('tiny-moe'), name: 'micro-moe', layers: 2, dModel: 16, heads: 4, kvHeads: 2, ffnHidden: 24, vocab: 64, seqLen: 16 };
+  cfg.moe = { ...cfg.moe!, experts: 4, topK: 2, expertFfnHidden: 8, denseLayers: 0, auxLossCoef: 0.1 };
+  const B = 2, S = 16, cp = 2;
+  const ids = Int32Array.from({ length: B * S }, (_, i) => (i * 7 + 3) % 64);
+  const targets = Int32Array.from({ length: B * S }, (_, i) => ([0, 1, 14].includes(i) ? -1 : (i * 5 + 1) % 64));
+  const one = new Transformer(cfg, be, { seed: 3 });
+  const ref = one.loss(T.tensor(be, ids, [B, S], 'i32'), T.tensor(be, targets, [B * S], 'i32'));
+  assert.ok(ref.aux && (ref.aux.dataSync() as Float32Array)[0]! > 0, 'the balancing loss is on');
+  backward(ref.loss);
+  const models = [0, 1].map(() => new Transformer(cfg, be, { seed: 3 }));
+  const losses = await Promise.all(
+    loopbackGroup(cp).map(async (comm, r) => {
+      const cc = contextParallelLayers(models[r]!, comm, null);
+      const { x, aux } = await cc.layers(await cc.embed(ids, B, S), 0, cfg.layers, B, S);
+      return T.add(await cc.headLoss(x, targets, B, S), aux!);
+    }),
+  );
+  await Promise.all(losses.map((l) => backwardAsync(l)));
+  const mean = losses.reduce((s, l) => s + (l.dataSync() as Float32Array)[0]!, 0) / cp;
+  const want = (ref.loss.dataSync() as Float32Array)[0]!;
+  assert.ok(Math.abs(mean - want) <= 1e-6 * want, `loss ${mean} vs one process ${want}`);
+  for (const [name, p] of one.params.tensors) {
+    if (!p.grad) continue; // an expert no token chose
+    const sum = T.add(models[0]!.params.get(name).grad!, models[1]!.params.get(name).grad!);
+    assertClose(T.mulScalar(sum, 1 / cp), p.grad, `gradient of ${name}`);
   }
 });

@@ -205,3 +205,17 @@ test('plain dp2: ZeRO-1 reduce-scatters and all-gathers (2 rings of gradient byt
     assert.ok(Math.abs(r.bytesSent['dp']! / plan - 1) < 0.01, `ZeRO-${zero}: dry run ${r.bytesSent['dp']} bytes vs planner ${plan}`);
   }
 });
+
+test('dry run of tiny cp2 x tp2 (sp) x pp2, rank 7 (last stage): the ring sends cp-1 hops of K/V forward, of K/V and dK/dV backward; stages pass the rank\'s tokens / cp / tp', async () => {
+  const model = preset('tiny');
+  const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch: 8, microBatch: 2, contextParallel: { cp: 2 }, tensorParallel: { tp: 2, sp: true }, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } });
+  const r = await dryRunRank(c, 7, dryRunLayout(c));
+  assert.deepEqual([r.coords.tp, r.coords.cp, r.coords.pp], [1, 1, 1]);
+  const cp = 2, tp = 2, accum = 4, layers = 2;
+  const tokens = (2 * model.seqLen) / cp; // the rank's two chunks of both rows
+  const kv = 2 * tokens * (model.kvHeads / tp) * (model.dModel / model.heads) * 4; // K and V of its tp-local KV heads, f32
+  assert.equal(r.bytesSent['cp'], accum * layers * 3 * (cp - 1) * kv);
+  // a gradient of [tokens / tp, d] back to stage 0 per micro-batch, and the tied embedding's vocabulary shard
+  assert.equal(r.bytesSent['pp'], accum * (tokens / tp) * model.dModel * 4 + (model.vocab / tp) * model.dModel * 4);
+  assert.equal(r.afterStepBytes, r.heldBytes, 'the step frees all it allocated');
+});

@@ -82,14 +82,17 @@ async function balanceOverGroup(probs: Tensor, loads: readonly number[], group: 
  * null: the layout runs in the pipeline executor (with --tp, --pp or --zero 1), whose own check
  * (pipeline-config.ts) matches the ranks.
  */
-export function assertExpertParallelFits(c: { model: ModelConfig; dp: number; zero: number; tensorParallel?: { tp: number } | null }, ep: number, worldSize: number | null): void {
+export function assertExpertParallelFits(c: { model: ModelConfig; dp: number; zero: number; tensorParallel?: { tp: number } | null; contextParallel?: { cp: number } | null }, ep: number, worldSize: number | null): void {
   const m = c.model.moe;
   if (!m) throw new ConfigError(`--ep ${ep}: model '${c.model.name}' has no MoE layers; use --ep 1 or an MoE model (e.g. --preset tiny-moe)`);
   if (m.experts % ep !== 0) throw new ConfigError(`--ep ${ep} does not divide the ${m.experts} experts of model '${c.model.name}'; use an --ep that divides ${m.experts}`);
   if (c.zero > 1) throw new ConfigError(`--ep ${ep} with --zero ${c.zero}: ZeRO-2/3 under expert parallelism are not implemented (gradients are reduced after the whole step); use --zero 1 or 0`);
-  const tp = c.tensorParallel?.tp ?? 1;
-  if (tp > 1 && (tp * c.dp) % ep !== 0) throw new ConfigError(`--ep ${ep} must divide --tp ${tp} x --dp ${c.dp} = ${tp * c.dp} (expert parallelism folds inside the tensor- and data-parallel ranks of a stage); use an --ep that divides ${tp * c.dp}`);
-  if (tp === 1 && c.dp % ep !== 0) throw new ConfigError(`--ep ${ep} must divide the data-parallel ranks (--dp ${c.dp}): expert parallelism folds inside dp; use --dp ${ep * Math.max(1, Math.round(c.dp / ep))} (mpirun -np ${ep * Math.max(1, Math.round(c.dp / ep))})`);
+  const tp = c.tensorParallel?.tp ?? 1, cp = c.contextParallel?.cp ?? 1;
+  if (tp * cp > 1 && (tp * cp * c.dp) % ep !== 0) {
+    const what = [tp > 1 ? `--tp ${tp}` : '', cp > 1 ? `--cp ${cp}` : '', `--dp ${c.dp}`].filter(Boolean).join(' x ');
+    throw new ConfigError(`--ep ${ep} must divide ${what} = ${tp * cp * c.dp} (expert parallelism folds inside the tensor-, context- and data-parallel ranks of a stage); use an --ep that divides ${tp * cp * c.dp}`);
+  }
+  if (tp * cp === 1 && c.dp % ep !== 0) throw new ConfigError(`--ep ${ep} must divide the data-parallel ranks (--dp ${c.dp}): expert parallelism folds inside dp; use --dp ${ep * Math.max(1, Math.round(c.dp / ep))} (mpirun -np ${ep * Math.max(1, Math.round(c.dp / ep))})`);
   if (worldSize !== null && c.dp !== worldSize)
     throw new ConfigError(worldSize === 1 ? `--ep ${ep} --dp ${c.dp} needs ${c.dp} ranks but this process runs alone; launch it with mpirun -np ${c.dp}` : `--ep ${ep} --dp ${c.dp} does not match the job's ${worldSize} ranks; use --dp ${worldSize}`);
 }

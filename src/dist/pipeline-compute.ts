@@ -23,7 +23,8 @@ export interface ChunkCompute {
   hiddenRows(tokens: number): number;
   embed(ids: Int32Array, B: number, S: number): Maybe<Tensor>;
   layers(x: Tensor, lo: number, hi: number, B: number, S: number): Maybe<{ x: Tensor; aux: Tensor | null }>;
-  headLoss(x: Tensor, targets: Int32Array): Maybe<Tensor>;
+  /** targets: the micro-batch's rows [B, S] (host, row-major) */
+  headLoss(x: Tensor, targets: Int32Array, B: number, S: number): Maybe<Tensor>;
   backward(root: Tensor, grad?: Tensor): Maybe<void>;
 }
 

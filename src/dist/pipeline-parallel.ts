@@ -21,7 +21,12 @@
 // each rank runs AdamW on its own parameters (with ZeRO-1 on its dp chunk of them).
 // The step's loss is the last chunk's, summed over the pipeline and averaged over the replicas.
 // What a chunk computes (whole layers or tp shards) is pipeline-compute.ts; MoE layers with their
-// experts over the ep group (composed with tp, pp and dp, ZeRO-1 per replica group) are expert-layers.ts.
+// experts over the ep group (composed with tp, cp, pp and dp, ZeRO-1 per replica group) are
+// expert-layers.ts. With --cp each rank of a stage (and tp shard) holds its two load-balanced chunks
+// of every row and attends by ring over the cp group (context-parallel-compute.ts; its MoE layers'
+// routed experts run through expert-layers.ts's dispatcher under --ep); the activations passed are
+// its tokens (/cp, /tp with --sp) and its replicas are the dp·cp group (gradients summed, ZeRO-1
+// sharded, loss averaged over them).
 import type { TokenLoader } from '../data/loader.js';
 import type { Transformer } from '../nn/transformer.js';
 import { type AdamWConfig, AdamW, clippedGradScale } from '../optim/adamw.js';
@@ -39,6 +44,7 @@ import { restoreModel, restoreOptimizer, routerBiasTensors } from '../train/trai
 import type { Communicator } from './communicator.js';
 import { type ChunkPart, partitionChunks } from './pipeline-partition.js';
 import { type ChunkCompute, get, runFlow, shardedLayers, wholeLayers } from './pipeline-compute.js';
+import { contextParallelLayers } from './context-parallel-compute.js';
 import { type PipelineSchedule, type ScheduleKind, buildSchedule, chunkRank, isCompute, transferTag } from './pipeline-schedule.js';
 import { ProcessMesh } from './mesh.js';
 import { reduceGradsOverReplicas } from './replica-grads.js';
@@ -82,12 +88,16 @@ export interface PipelineGroups {
   optimizer?: ((model: Transformer, config: AdamWConfig) => AdamW) | null;
   /** drops the routed experts this rank does not hold and runs MoE layers over the ep group (called after the tp cut) */
   experts?: ((model: Transformer) => ExpertLayers) | null;
+  /** context parallel: the ring this rank's sequence chunks attend over (context-parallel-compute.ts); `dp` is then dp·cp */
+  cp?: Communicator | null;
 }
 
 /** The run's layout for PipelineParallel.open. */
 export interface PipelineLayout extends PipelineOptions {
   tensorParallel: TensorParallelConfig | null;
   dp: number;
+  /** context-parallel ranks per replica (default 1) */
+  cp?: number;
   /** tokens of a micro-batch (checked against --sp) */
   microBatchTokens: number;
   /** 1: AdamW moments sharded over the dp replicas (zero-one.ts); 0: whole on every replica */
@@ -117,6 +127,8 @@ export class PipelineParallel {
   private readonly compute: ChunkCompute;
   private readonly dp: Communicator | null;
   private readonly mp: Communicator;
+  /** the context-parallel ring (null: none) */
+  private readonly cp: Communicator | null;
   /** the parameter this rank holds only as a duplicate for the norm (tied embedding on the last stage) */
   private readonly duplicate: string | null;
   private readonly tiedPeer: number | null;
@@ -134,19 +146,22 @@ export class PipelineParallel {
 
   /** Splits the mesh (tp-cp-dp-pp, collective over `world`) and builds this rank's stage of the layout. */
   static async open(model: Transformer, world: Communicator, l: PipelineLayout): Promise<PipelineParallel> {
-    const tp = l.tensorParallel?.tp ?? 1, pp = world.size / (tp * l.dp), ep = l.ep ?? 1;
+    const tp = l.tensorParallel?.tp ?? 1, cp = l.cp ?? 1, pp = world.size / (tp * cp * l.dp), ep = l.ep ?? 1;
     // MoE under tp runs each tp rank's share of the tokens through the experts (expert-layers.ts), as does ep > 1
     const experts = !!model.config.moe && (ep > 1 || tp > 1);
-    // experts whole (etp 1): expert parallelism folds inside tp·dp
-    const mesh = await ProcessMesh.create(world, { tp, cp: 1, dp: l.dp, pp, ep, ...(experts ? { etp: 1 } : {}) });
+    // experts whole (etp 1): expert parallelism folds inside tp·cp·dp
+    const mesh = await ProcessMesh.create(world, { tp, cp, dp: l.dp, pp, ep, ...(experts ? { etp: 1 } : {}) });
     const t = l.tensorParallel;
-    const groupOf = experts ? replicaGroupOf(mesh.dpCp, mesh.edp) : undefined;
+    // the replicas are dp·cp: every rank holding the same weights sums its gradients with them
+    const replicas = mesh.dpCp;
+    const groupOf = experts ? replicaGroupOf(replicas, mesh.edp) : undefined;
     return new PipelineParallel(model, mesh.pp, l, {
-      tensorParallel: t && t.tp > 1 ? (m) => new TensorParallel(m, mesh.tp, t.sp, l.microBatchTokens) : null,
-      dp: l.dp > 1 ? mesh.dpCp : null,
+      tensorParallel: t && t.tp > 1 ? (m) => new TensorParallel(m, mesh.tp, t.sp, l.microBatchTokens / cp) : null,
+      dp: replicas.size > 1 ? replicas : null,
       mp: mesh.mp,
-      optimizer: l.zero === 1 && l.dp > 1 ? (m, config) => new ZeroOneAdamW(m.params, config, mesh.dpCp, groupOf) : null,
+      optimizer: l.zero === 1 && replicas.size > 1 ? (m, config) => new ZeroOneAdamW(m.params, config, replicas, groupOf) : null,
       experts: experts ? (m) => new ExpertLayers(m, { ep: mesh.ep, edp: mesh.edp, stageRanks: world.size / pp }) : null,
+      cp: cp > 1 ? mesh.cp : null,
     });
   }
 
@@ -173,8 +188,10 @@ export class PipelineParallel {
     }
     this.tp = groups.tensorParallel?.(model) ?? null;
     this.experts = groups.experts?.(model) ?? null;
-    const base = this.tp ? shardedLayers(this.tp) : wholeLayers(model);
-    this.compute = this.experts ? this.experts.compute(base, this.tp) : base;
+    this.cp = groups.cp && groups.cp.size > 1 ? groups.cp : null;
+    // under cp the MoE layers are context-parallel-compute.ts's (their routed experts through the ep dispatcher)
+    const base = this.cp ? contextParallelLayers(model, this.cp, this.tp, this.experts?.runner()) : this.tp ? shardedLayers(this.tp) : wholeLayers(model);
+    this.compute = this.experts && !this.cp ? this.experts.compute(base, this.tp) : base;
     this.dp = groups.dp && groups.dp.size > 1 ? groups.dp : null;
     this.mp = groups.mp ?? comm;
     const last = chunkRank(this.parts.length - 1, pp);
@@ -324,7 +341,7 @@ export class PipelineParallel {
           const layers = yield* get(cc.layers(input ?? (yield* get(cc.embed(b.input, B, S))), part.lo, part.hi, B, S));
           if (layers.aux) auxes.push(keep(detach(layers.aux)));
           if (!part.head) return { output: layers.x, aux: layers.aux };
-          const ce = yield* get(cc.headLoss(layers.x, b.target));
+          const ce = yield* get(cc.headLoss(layers.x, b.target, B, S));
           ces.push(keep(detach(ce)));
           return { output: layers.aux ? T.add(ce, layers.aux) : ce, aux: null };
         }));
@@ -441,7 +458,7 @@ export class PipelineParallel {
           const forward = () =>
             runFlow(cc.sync, function* () {
               const { x } = yield* get(cc.layers(input ?? (yield* get(cc.embed(b.input, B, S))), part.lo, part.hi, B, S));
-              return part.head ? yield* get(cc.headLoss(x, b.target)) : x;
+              return part.head ? yield* get(cc.headLoss(x, b.target, B, S)) : x;
             });
           const out = await (cc.sync ? noGrad(forward) : noGradAsync(async () => forward()));
           if (part.head) sum += await out.item();
@@ -451,7 +468,9 @@ export class PipelineParallel {
       }
       const total = Float32Array.of(sum);
       await this.comm.allReduce(total);
-      return total[0]! / batches;
+      // under cp each rank's loss is its token share's (× cp): their mean is the rows'
+      if (this.cp) await this.cp.allReduce(total);
+      return total[0]! / (batches * (this.cp?.size ?? 1));
     } finally {
       loader.close();
     }

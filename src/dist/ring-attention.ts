@@ -12,8 +12,9 @@
 // Backward is a second ring (FlashAttention-2's backward per block, as in Ring Attention and
 // Megatron-Core's CP): the forward saves only q, k, v, the merged output and its log-sum-exp; the
 // backward passes the K/V chunks around again together with their dK/dV accumulators. At each step a
-// rank adds its queries' contributions to the visiting chunks' dK/dV, and after cp steps each
-// accumulator has visited every rank and is sent home. dQ stays local. Nothing of size seq² is kept
+// rank adds its queries' contributions to the visiting chunks' dK/dV; an accumulator starts at the
+// owner's next rank, visits the others and is sent home, where the owner's own part is added: cp−1
+// hops of K/V and cp−1 of dK/dV, as Megatron-Core's CP. dQ stays local. Nothing of size seq² is kept
 // between forward and backward (the score blocks are recomputed), at the cost of one more ring of K/V.
 //
 // Composed from the backend's ops (matmul, exp, max, sum, …) in f32, so it runs on every backend;
@@ -200,8 +201,11 @@ async function ringBackward(saved: readonly Tensor[], dout: Tensor, comm: Commun
     }),
   );
   let kv = st.kv;
+  // the dK/dV accumulator of the chunks a rank holds at step s ≥ 1 travels with them (s = 1 starts it)
+  // and, after the last step, goes home to their owner, the next rank: cp−1 hops; each rank's own
+  // chunks' step-0 part stays home (`mine`) and the accumulator of the others is added to it at the end
   let inbound: { sent: readonly Tensor[]; done: Promise<Tensor[]> } | null = null;
-  let acc: Tensor[] = [];
+  let mine: Tensor[] = [];
   for (let s = 0; s < N; s++) {
     const ring = s < N - 1 ? exchange(comm, kv, next, prev, TAG_KV) : null;
     const part = noGrad(() => {
@@ -211,16 +215,18 @@ async function ringBackward(saved: readonly Tensor[], dout: Tensor, comm: Commun
         blockBackward(st.q[qi]!, kv[kj]!, kv[2 + kj]!, st.dout[qi]!, st.lse[qi]!, st.delta[qi]!, diag, g, st.dq[qi]!, d[kj]!, d[2 + kj]!);
       return d;
     });
-    if (inbound) {
-      // the accumulator of these chunks, from the ranks they visited before
-      const got = await inbound.done;
-      free(inbound.sent);
-      for (let i = 0; i < 4; i++) T.accumulateInto(part[i]!, got[i]!);
-      free(got);
+    if (s === 0) mine = part;
+    else {
+      if (inbound) {
+        // the accumulator of these chunks, from the ranks they visited before
+        const got = await inbound.done;
+        free(inbound.sent);
+        for (let i = 0; i < 4; i++) T.accumulateInto(part[i]!, got[i]!);
+        free(got);
+      }
+      // passed on with the chunks (after the last step: home to the chunks' owner, the next rank)
+      inbound = exchange(comm, part, next, prev, TAG_DKV);
     }
-    acc = part;
-    // passed on with the chunks (after the last step: home to the chunks' owner, the next rank)
-    inbound = N > 1 ? exchange(comm, acc, next, prev, TAG_DKV) : null;
     if (ring) {
       const got = await ring.done;
       free(kv);
@@ -228,10 +234,12 @@ async function ringBackward(saved: readonly Tensor[], dout: Tensor, comm: Commun
     }
   }
   free(kv);
-  let own = acc;
+  const own = mine;
   if (inbound) {
-    own = await inbound.done;
+    const got = await inbound.done;
     free(inbound.sent);
+    for (let i = 0; i < 4; i++) T.accumulateInto(own[i]!, got[i]!);
+    free(got);
   }
   const grads = noGrad(() => [joinChunks(st.dq[0]!, st.dq[1]!), joinChunks(own[0]!, own[1]!), joinChunks(own[2]!, own[3]!)]);
   free([...own, ...st.q, ...st.dout, ...st.lse, ...st.delta, ...st.dq]);

@@ -96,7 +96,7 @@ export interface TensorParallelStepResult {
 
 export class TensorParallel {
   /** the model's config as one rank's shards see it: heads/tp heads (of the same head size), kvHeads/tp KV heads */
-  private readonly local: ModelConfig;
+  readonly local: ModelConfig;
 
   /**
    * Validates the layout against the model and cuts the model's parameters (created whole, or
@@ -212,11 +212,12 @@ export class TensorParallel {
   }
 
   /** consume(enter(x)); with --sp the gathered input is all-gathered again in backward, not kept (differentiable.ts) */
-  private async entered(x: Tensor, consume: (y: Tensor) => Tensor): Promise<Tensor> {
+  async entered(x: Tensor, consume: (y: Tensor) => Tensor): Promise<Tensor> {
     return this.sequenceParallel ? gatherRegathered(x, this.comm, consume) : consume(await copyToGroup(x, this.comm));
   }
 
-  private exit(x: Tensor): Promise<Tensor> {
+  /** leaves a row-parallel region: all-reduce over the tp ranks (with --sp reduce-scatter to this rank's token block) */
+  exit(x: Tensor): Promise<Tensor> {
     return this.sequenceParallel ? scatterToGroup(x, this.comm) : reduceFromGroup(x, this.comm);
   }
 

@@ -26,7 +26,8 @@ export function assertLayoutRuns(c: TrainConfig, worldSize: number): void {
   // each check refuses the compositions its layout does not run yet, naming what does
   const pipeline = pipelineOf(c);
   if (c.contextParallel) assertContextParallelFits(c, c.contextParallel, worldSize);
-  else if (c.expertParallel) {
+  if (c.contextParallel && !pipeline) return;
+  if (c.expertParallel) {
     // with --tp, --pp or --zero 1 expert parallelism runs in the pipeline executor (expert-layers.ts)
     assertExpertParallelFits(c, c.expertParallel.ep, pipeline ? null : worldSize);
     if (pipeline) assertPipelineFits(c, pipeline, worldSize);
@@ -55,9 +56,9 @@ export async function openParallelRuntime(model: Transformer, comm: Communicator
   // pipeline stages keep only their chunks' parameters, composed with --tp and --dp on the process
   // mesh (each stage's parameters cut to its tp shards); tp × dp with ZeRO-1 runs as one stage
   const pipeline = pipelineOf(c);
-  const pp = comm && pipeline ? await PipelineParallel.open(model, comm, { ...pipeline, adamw, tensorParallel: c.tensorParallel ?? null, dp: c.dp, zero: c.zero, microBatchTokens: c.microBatch * c.seqLen, ep: c.expertParallel?.ep ?? 1 }) : null;
+  const pp = comm && pipeline ? await PipelineParallel.open(model, comm, { ...pipeline, adamw, tensorParallel: c.tensorParallel ?? null, dp: c.dp, cp: c.contextParallel?.cp ?? 1, zero: c.zero, microBatchTokens: c.microBatch * c.seqLen, ep: c.expertParallel?.ep ?? 1 }) : null;
   const tensorPar = comm && c.tensorParallel && !pp ? await TensorParallel.open(model, comm, c.tensorParallel, c.dp, c.microBatch * c.seqLen) : null;
-  const ctxPar = comm && c.contextParallel ? await ContextParallel.open(model, comm, c.contextParallel, c.dp) : null;
+  const ctxPar = comm && c.contextParallel && !pp ? await ContextParallel.open(model, comm, c.contextParallel, c.dp) : null;
   const expertPar = pp ? null : await ExpertParallel.forRun(model, comm, c);
   const dp = comm && !pp && !tensorPar && !expertPar ? new DataParallel(model, ctxPar ? ctxPar.gradComm : comm, { zero: c.zero, bucketBytes: c.bucketMb * 2 ** 20, adamw, ...(ctxPar ? { microBatch: ctxPar.microBatch } : {}) }) : null;
   const opt = dp ? null : pp ? pp.opt : tensorPar ? tensorPar.optimizer(adamw) : expertPar ? expertPar.optimizer(adamw) : new AdamW(model.params, adamw);
