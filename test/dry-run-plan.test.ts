@@ -1,0 +1,35 @@
+// The planner beside the dry run (src/train/dry-run-plan.ts): for small layouts of tiny and tiny-moe
+// that the dry run executes, the planner's bytes per step per dimension (src/plan/comm-volume.ts)
+// equal what the program sends, dimension by dimension.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { preset } from '../src/nn/presets.js';
+import { makeTrainConfig, type TrainConfig } from '../src/train/train-config.js';
+import { dryRunLayout, dryRunRank } from '../src/train/dry-run.js';
+import { planForRank } from '../src/train/dry-run-plan.js';
+
+async function both(name: string, o: Partial<TrainConfig>, rank: number) {
+  const c = makeTrainConfig(preset(name), 'unused', { backend: 'meta', globalBatch: 8, microBatch: 2, ...o });
+  const layout = dryRunLayout(c);
+  const r = await dryRunRank(c, rank, layout);
+  return { r, plan: planForRank(c, layout, r.coords.pp) };
+}
+
+test('bytes per dimension: the planner equals the dry run for cp2, pp2 (first and last stage, tied embeddings), pp2 x vpp2 and tiny-moe dp2 x ep2', async () => {
+  const cases: [string, Partial<TrainConfig>, number, readonly ('dp' | 'pp' | 'ep' | 'cp')[]][] = [
+    ['tiny', { contextParallel: { cp: 2 } }, 1, ['cp', 'dp']],
+    ['tiny', { pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, 0, ['pp']],
+    ['tiny', { pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, 1, ['pp']],
+    ['tiny', { pipeline: { pp: 2, vpp: 2, schedule: 'interleaved' } }, 1, ['pp']],
+    ['tiny-moe', { dp: 2, expertParallel: { ep: 2 } }, 1, ['ep', 'dp']],
+  ];
+  for (const [name, o, rank, dims] of cases) {
+    const { r, plan } = await both(name, o, rank);
+    for (const d of dims) {
+      assert.ok(plan.volume[d] > 0, `${name} ${JSON.stringify(o)}: the planner sends ${d} bytes`);
+      // the dry run also counts the count exchange of the MoE dispatch (4 i32 per layer and micro-batch) and the
+      // loss / norm scalars: within 0.1%
+      assert.ok(Math.abs(r.bytesSent[d]! / plan.volume[d] - 1) < 1e-3, `${name} ${JSON.stringify(o)} rank ${rank}: ${d} dry run ${r.bytesSent[d]} B, planner ${plan.volume[d]} B`);
+    }
+  }
+});
