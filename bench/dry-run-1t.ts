@@ -61,7 +61,7 @@ for (const r of ROWS) {
   const stages = r.pp > 2 ? [0, r.pp / 2, r.pp - 1] : [0];
   for (const stage of stages) {
     const rank = stage * r.tp * r.cp * r.dp;
-    const plan = planForRank(c, degrees, stage);
+    const plan = planForRank(c, stage);
     const planState = plan.stateAndActivations;
     const planBf16 = stageMemory(bf16, plan.layout, stage, BYTES);
     const vol = plan.volume;

@@ -1,6 +1,7 @@
 // The planner beside the dry run (src/train/dry-run-plan.ts): for small layouts of tiny and tiny-moe
 // that the dry run executes, the planner's bytes per step per dimension (src/plan/comm-volume.ts)
-// equal what the program sends, dimension by dimension.
+// equal what the program sends, dimension by dimension, and its model of zili's program
+// (src/plan/program-memory.ts) predicts the peak within 10%.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { preset } from '../src/nn/presets.js';
@@ -12,7 +13,7 @@ async function both(name: string, o: Partial<TrainConfig>, rank: number) {
   const c = makeTrainConfig(preset(name), 'unused', { backend: 'meta', globalBatch: 8, microBatch: 2, ...o });
   const layout = dryRunLayout(c);
   const r = await dryRunRank(c, rank, layout);
-  return { r, plan: planForRank(c, layout, r.coords.pp) };
+  return { r, plan: planForRank(c, r.coords.pp) };
 }
 
 test('bytes per dimension: the planner equals the dry run for cp2, pp2 (first and last stage, tied embeddings), pp2 x vpp2 and tiny-moe dp2 x ep2', async () => {
@@ -30,6 +31,27 @@ test('bytes per dimension: the planner equals the dry run for cp2, pp2 (first an
       // the dry run also counts the count exchange of the MoE dispatch (4 i32 per layer and micro-batch) and the
       // loss / norm scalars: within 0.1%
       assert.ok(Math.abs(r.bytesSent[d]! / plan.volume[d] - 1) < 1e-3, `${name} ${JSON.stringify(o)} rank ${rank}: ${d} dry run ${r.bytesSent[d]} B, planner ${plan.volume[d]} B`);
+    }
+  }
+});
+
+test("peak memory: the dry run within 10% of the planner's model of zili's program for every stage of small layouts", async () => {
+  const headOnly = { ...preset('tiny'), layers: 2, vocab: 8192 }; // pp4: an embedding-only first and a loss-only last stage
+  const cases: [Parameters<typeof makeTrainConfig>[0], Partial<TrainConfig>, number[]][] = [
+    [preset('tiny'), { tensorParallel: { tp: 2, sp: true } }, [0]],
+    [preset('tiny'), { pipeline: { pp: 2, vpp: 2, schedule: 'interleaved' } }, [0, 1]],
+    [preset('tiny'), { dp: 2, zero: 1, tensorParallel: { tp: 2, sp: true }, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, [0]],
+    [preset('tiny'), { contextParallel: { cp: 2 } }, [0]],
+    [preset('tiny-moe'), { dp: 2, expertParallel: { ep: 2 } }, [0]],
+    [preset('tiny-moe'), { pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, [0, 1]],
+    [headOnly, { pipeline: { pp: 4, vpp: 1, schedule: '1f1b' } }, [3]],
+  ];
+  for (const [model, o, ranks] of cases) {
+    const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch: 8, microBatch: 2, ...o });
+    for (const rank of ranks) {
+      const r = await dryRunRank(c, rank, dryRunLayout(c));
+      const planned = planForRank(c, r.coords.pp).program.peak;
+      assert.ok(Math.abs(r.peakBytes / planned - 1) <= 0.1, `${model.name} ${JSON.stringify(o)} rank ${rank}: dry run ${r.peakBytes} B, planner ${planned} B (${(r.peakBytes / planned).toFixed(3)})`);
     }
   }
 });
