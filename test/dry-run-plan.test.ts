@@ -55,3 +55,18 @@ test("peak memory: the dry run within 10% of the planner's model of zili's progr
     }
   }
 });
+
+test("FLOPs per step: the planner's matmuls and attention core for the rank equal the dry run's GEMM + attention kernels", async () => {
+  const cases: [string, Partial<TrainConfig>, number][] = [
+    ['tiny', { pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, 0],
+    ['tiny', { pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, 1],
+    ['tiny', { tensorParallel: { tp: 2, sp: true } }, 1],
+    ['tiny', { recompute: 'full' }, 0],
+    ['tiny-moe', { dp: 2, expertParallel: { ep: 2 } }, 1],
+  ];
+  for (const [name, o, rank] of cases) {
+    const { r, plan } = await both(name, o, rank);
+    const measured = r.flops.matmul + r.flops.attention;
+    assert.ok(Math.abs(measured / plan.flops - 1) < 1e-9, `${name} ${JSON.stringify(o)} rank ${rank}: dry run ${measured} FLOPs, planner ${plan.flops}`);
+  }
+});
