@@ -45,6 +45,8 @@ test("peak memory: the dry run within 10% of the planner's model of zili's progr
     [preset('tiny-moe'), { dp: 2, expertParallel: { ep: 2 } }, [0]],
     [preset('tiny-moe'), { pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, [0, 1]],
     [headOnly, { pipeline: { pp: 4, vpp: 1, schedule: '1f1b' } }, [3]],
+    // 8-token sequences: the weights outweigh the activations, the peak is ZeRO-1's update under the pipeline
+    [preset('tiny'), { seqLen: 8, dp: 2, zero: 1, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, [0, 2]],
   ];
   for (const [model, o, ranks] of cases) {
     const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch: 8, microBatch: 2, ...o });

@@ -162,7 +162,12 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   let update: number;
   let gather = 0;
   if (p.persistentGrads) update = base + s.grads;
-  else if (!p.bucketedDataParallel) update = base + s.fullGrads + s.unitWeights; // + one scaled gradient (the largest) in the update
+  else if (!p.bucketedDataParallel && l.zero === 1 && D > 1) {
+    // ZeRO-1 under tp/pp (src/dist/zero-one.ts): every whole gradient beside its reduce-scattered chunk,
+    // then every chunk updated and all-gathered into whole-size staging, the gradient chunks kept until
+    // every all-gather completes
+    update = base + Math.max(s.fullGrads * (1 + 1 / D), s.fullWeights * (1 + 1 / D) + s.fullGrads / D);
+  } else if (!p.bucketedDataParallel) update = base + s.fullGrads + s.unitWeights; // + one scaled gradient (the largest) in the update
   else if (l.zero === 0) update = base + 2 * s.fullGrads; // gradients + their full-size buckets until the all-reduce completes
   else if (l.zero <= 2) {
     // end of backward: full-size buckets (ZeRO-1) or one bucket beside the reduced chunks (ZeRO-2);
