@@ -167,7 +167,7 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
     // then every chunk updated and all-gathered into whole-size staging, the gradient chunks kept until
     // every all-gather completes
     update = base + Math.max(s.fullGrads * (1 + 1 / D), s.fullWeights * (1 + 1 / D) + s.fullGrads / D);
-  } else if (!p.bucketedDataParallel) update = base + s.fullGrads + s.unitWeights; // + one scaled gradient (the largest) in the update
+  } else if (!p.bucketedDataParallel) update = base + s.fullGrads + s.largestGrad; // + one scaled gradient (the largest weight's) in the update
   else if (l.zero === 0) update = base + 2 * s.fullGrads; // gradients + their full-size buckets until the all-reduce completes
   else if (l.zero <= 2) {
     // end of backward: full-size buckets (ZeRO-1) or one bucket beside the reduced chunks (ZeRO-2);
