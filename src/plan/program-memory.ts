@@ -8,7 +8,7 @@
 //   activation: the start of backward (every in-flight activation, the logits and their gradient);
 //   update:     the end of backward and the optimizer (gradients, reduction and all-gather staging);
 //   gather:     ZeRO-3's all-gather of the weights at the start of the step (gather 'all' only).
-import type { ModelConfig } from '../nn/config.js';
+import { type ModelConfig, headDim } from '../nn/config.js';
 import type { Layout } from './layout.js';
 import { microBatches } from './layout.js';
 import { BYTES, type StageComponents, type StateBytes, stageComponents } from './memory.js';
@@ -125,7 +125,13 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   const recomputed = p.recomputeBesideLogits ? 0 : s.recomputeWorkingSet;
   // the tensor-parallel layer's extra tensors live while their chunk's forward runs (one chunk's layers)
   const chunkLayers = s.inFlight > 0 ? s.layersInFlight / s.inFlight : 0;
-  const stored = s.activations - recomputed + s.chunkActivations * (inFlight - s.inFlight) + logitsKept + (p.tpLayerExtra ? chunkLayers * tpLayerExtraBytes(c, l, s.tokens) : 0);
+  // ring attention (cp > 1) saves each layer's causal mask of its chunk pair (s / 2cp squared, f32) and
+  // its block backward holds eight f32 score-sized temporaries per head (src/dist/ring-attention.ts)
+  const ringChunk = l.cp > 1 ? c.seqLen / (2 * l.cp) : 0;
+  // (and the merged attention output in its chunk layout, for the backward ring: a d / t f32 per token)
+  const ringMasks = l.cp > 1 ? layers * (4 * ringChunk ** 2 + 4 * s.tokens * ((c.heads / l.tp) * headDim(c))) : 0;
+  const ringBackward = 8 * 4 * l.microBatch * Math.ceil(c.heads / l.tp) * ringChunk ** 2;
+  const stored = s.activations - recomputed + s.chunkActivations * (inFlight - s.inFlight) + logitsKept + ringMasks + (p.tpLayerExtra ? chunkLayers * tpLayerExtraBytes(c, l, s.tokens) : 0);
   // the backward's extra working set: the logits' gradients at the start of backward on the last
   // stage, or one layer's backward (its recomputed activations included)
   // (ZeRO-2/3 on MPI reduce-scatter buckets during backward, two full-size buffers in flight and one
@@ -137,7 +143,7 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   // then each weight's gradient is made fresh and added into the accumulated one: the output layer's
   // beside the logits' gradient on the last stage, a layer matrix's beside its layer's backward
   const workingSet = (fresh: boolean) => {
-    const layerWorking = recomputed + bucketsInFlight + (p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0) + (fresh ? s.layerMatrixGrad : 0);
+    const layerWorking = recomputed + bucketsInFlight + (p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) + ringBackward : 0) + (fresh ? s.layerMatrixGrad : 0);
     return Math.max(s.logits * logitsBuffers, fresh ? s.logits + s.headGrad : 0, layerWorking);
   };
   const gathered = l.zero >= 3 ? (p.zero3Gather === 'all' ? s.fullWeights : 2 * s.unitWeights) : 0;
