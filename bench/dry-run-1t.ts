@@ -75,7 +75,7 @@ for (const r of ROWS) {
   const dims = (['tp', 'dp', 'pp', 'ep', 'cp'] as const).filter((d) => r[d] > 1);
   for (const stage of stages) {
     const rank = stage * r.tp * r.cp * r.dp;
-    const plan = planForRank(c, stage);
+    const plan = planForRank(c, dryRunLayout(c), stage);
     const planBf16 = stageMemory(bf16, plan.layout, stage, BYTES);
     const prog = `${gib(plan.program.peak)} (${plan.program.peakPhase})`;
     let cells: string[];

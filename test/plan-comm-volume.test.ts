@@ -38,10 +38,10 @@ test('tiny tp2 pp2 dp2, stage 0: tp all-reduces, pp boundary sends, dp gradient 
 test('tiny cp2: K and V around the ring; tiny-moe ep2: dispatch and combine all-to-alls of its MoE layers', () => {
   const m = planModel(preset('tiny'), false, 4);
   // 2 micro-batches of 128 / 2 = 64 tokens; K and V of 2 KV heads of 32: 2 · 64 · 2 · 32 · 4 bytes, 4 layers;
-  // K, V one hop forward and one backward, dK, dV two hops backward (home to their owner): 4 hops
-  assert.equal(commBytesPerStep(m, { ...base, cp: 2, globalBatch: 2 }, 0).cp, 2 * 4 * 4 * (2 * 64 * 2 * 32 * 4));
-  // cp4 under full recompute: K, V 3 hops in each forward and 3 backward, dK, dV 4: 13 hops of 32-token blocks
-  assert.equal(commBytesPerStep(m, { ...base, cp: 4, globalBatch: 2, recompute: 'full' }, 0).cp, 2 * 4 * 13 * (2 * 32 * 2 * 32 * 4));
+  // K, V one hop forward and one backward, dK, dV one hop backward (home to their owner): 3 hops
+  assert.equal(commBytesPerStep(m, { ...base, cp: 2, globalBatch: 2 }, 0).cp, 2 * 4 * 3 * (2 * 64 * 2 * 32 * 4));
+  // cp4 under full recompute: K, V 3 hops in each forward and 3 backward, dK, dV 3: 12 hops of 32-token blocks
+  assert.equal(commBytesPerStep(m, { ...base, cp: 4, globalBatch: 2, recompute: 'full' }, 0).cp, 2 * 4 * 12 * (2 * 32 * 2 * 32 * 4));
   const moe = planModel(preset('tiny-moe'), false, 4); // 3 MoE layers (the first is dense), top-2
   // 4 / 2 = 2 micro-batches · 3 layers · 2 passes · 2 all-to-alls · (1/2) of 128 tokens · 2 copies · 128 · 4 bytes
   assert.equal(commBytesPerStep(moe, { ...base, dp: 2, ep: 2, globalBatch: 4 }, 0).ep, 2 * 3 * 2 * 2 * (1 / 2) * (128 * 2 * 128 * 4));

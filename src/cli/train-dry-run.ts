@@ -39,7 +39,7 @@ export function formatDryRun(c: TrainConfig, r: DryRunResult, plan: RankPlan): s
 export async function dryRunCommand(c: TrainConfig, rank: number, o: { json: boolean }): Promise<number> {
   const layout = dryRunLayout(c);
   const r = await dryRunRank(c, rank, layout);
-  for (const l of formatDryRun(c, r, planForRank(c, r.coords.pp))) console.log(l);
+  for (const l of formatDryRun(c, r, planForRank(c, layout, r.coords.pp))) console.log(l);
   if (o.json) console.log(JSON.stringify(dryRunJson(r)));
   return 0;
 }

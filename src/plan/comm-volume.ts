@@ -14,7 +14,8 @@
 //       and a reduce-scatter per micro-batch (ZeRO 3)
 //   ep  a dispatch and a combine all-to-all of the routed tokens per MoE layer and pass
 //   cp  per layer: the K and V blocks passed around the ring, cp−1 hops forward (again under full
-//       recompute) and cp−1 backward, and their gradients dK, dV cp hops backward (home to their owner)
+//       recompute) and cp−1 backward, and their gradients dK, dV cp−1 hops backward (Megatron-Core's CP:
+//       each rank's own part stays home; the `cp` branch's ring-attention.ts, whose dK/dV made cp hops before)
 //       (tied embeddings: + the all-reduce of the embedding's gradient between the first and last stage)
 // Layers' embedding and loss collectives (vocabulary-parallel all-reduces) are not in the model.
 import { headDim } from '../nn/config.js';
@@ -65,6 +66,6 @@ export function commBytesPerStep(m: PlanModel, l: Layout, stage: number): CommVo
   const ep = c.moe && l.ep > 1 ? M * sl.moe * passes * 2 * ring(l.ep) * ((T * c.moe.topK * h * w) / (sp ? t : 1)) : 0;
   const kvChip = c.kvHeads % t === 0 ? c.kvHeads / t : 1;
   const kvBytes = 2 * T * kvChip * headDim(c) * w;
-  const cp = l.cp > 1 ? M * layers * (passes * (l.cp - 1) + l.cp) * kvBytes : 0;
+  const cp = l.cp > 1 ? M * layers * (passes + 1) * (l.cp - 1) * kvBytes : 0;
   return { tp, dp, pp, ep, cp };
 }

@@ -11,6 +11,7 @@ import { F32_TRAINING_BYTES, type MemoryBreakdown, stageMemory } from '../plan/m
 import { planModel } from '../plan/model.js';
 import type { ProgramMemory } from '../plan/program-memory.js';
 import { rankFlopsPerStep } from '../plan/rank-flops.js';
+import { DRY_RUN_DIMENSIONS, type DryRunLayout } from './dry-run.js';
 import type { TrainConfig } from './train-config.js';
 
 export interface RankPlan {
@@ -25,9 +26,11 @@ export interface RankPlan {
   volume: CommVolume;
 }
 
-/** The planner's numbers for pipeline stage `stage` of the config's layout (src/dist/memory-report.ts runLayout). */
-export function planForRank(c: TrainConfig, stage: number): RankPlan {
+/** The planner's numbers for pipeline stage `stage` of the layout (the config's: src/dist/memory-report.ts runLayout; `l` its degrees, as the dry run ran them). */
+export function planForRank(c: TrainConfig, l: DryRunLayout, stage: number): RankPlan {
   const layout = runLayout(c);
+  const differ = DRY_RUN_DIMENSIONS.filter((d) => layout[d] !== l[d]);
+  if (differ.length) throw new RangeError(`planForRank: the dry run's ${differ.map((d) => `${d} ${l[d]}`).join(', ')} differ from the config's ${differ.map((d) => `${d} ${layout[d]}`).join(', ')}`);
   const m = planModel({ ...c.model, seqLen: c.seqLen }, false, 4);
   const memory = stageMemory(m, layout, stage, F32_TRAINING_BYTES);
   return {
