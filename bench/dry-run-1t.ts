@@ -45,6 +45,8 @@ const ROWS: Row[] = [
   { ...one, model: 'dense-1t', what: 'its dp, ZeRO-1', dp: 32, zero: 1, globalBatch: 32 },
   { ...one, model: 'dense-1t', what: 'context parallel x dp', dp: 32, cp: 8, zero: 1, globalBatch: 128 },
   { ...one, model: 'moe-1t', what: 'recommended', pp: 32, dp: 32, cp: 8, ep: 8, zero: 1, globalBatch: 4096 },
+  { ...one, model: 'moe-1t', what: 'its pipeline x ep x dp, cp 1', pp: 32, dp: 32, ep: 8, zero: 1, globalBatch: 4096 },
+  { ...one, model: 'moe-1t', what: 'its pipeline x cp x dp, ep 1', pp: 32, dp: 32, cp: 8, zero: 1, globalBatch: 4096 },
   { ...one, model: 'moe-1t', what: 'its pipeline x dp, ep 1', pp: 32, dp: 32, zero: 1, globalBatch: 4096 },
   { ...one, model: 'moe-1t', what: 'its ep x dp', dp: 32, ep: 8, globalBatch: 128 },
   { ...one, model: 'moe-1t', what: 'its dp, ZeRO-1', dp: 32, zero: 1, globalBatch: 32 },
