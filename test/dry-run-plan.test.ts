@@ -42,7 +42,8 @@ test("peak memory: the dry run within 10% of the planner's model of zili's progr
   const cases: [Parameters<typeof makeTrainConfig>[0], Partial<TrainConfig>, number[], number?][] = [
     [preset('tiny'), { tensorParallel: { tp: 2, sp: true } }, [0]],
     [preset('tiny'), { pipeline: { pp: 2, vpp: 2, schedule: 'interleaved' } }, [0, 1]],
-    [preset('tiny'), { dp: 2, zero: 1, tensorParallel: { tp: 2, sp: true }, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, [0]],
+    [preset('tiny'), { dp: 2, zero: 1, tensorParallel: { tp: 2, sp: true }, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } }, [0, 4]],
+    [preset('tiny'), { dp: 2, zero: 1, tensorParallel: { tp: 2, sp: false } }, [0]],
     [preset('tiny'), { contextParallel: { cp: 2 } }, [0]],
     // long chunks (1024 tokens a rank): ring attention's saved masks and its block backward's score-sized temporaries count
     [{ ...preset('tiny'), seqLen: 2048 }, { contextParallel: { cp: 2 }, globalBatch: 1, microBatch: 1 }, [1]],

@@ -67,7 +67,8 @@ export const MEGATRON_PROGRAM: ProgramModel = {
 /** zili's own training program (src/train/step.ts, src/dist/*) for a layout; `zero3Gather` follows src/dist/data-parallel.ts. */
 export function ziliProgram(l: Layout, o: { bucketBytes: number; zero3Gather: 'all' | 'layer'; schedule?: PipelineScheduleKind; blockingReduceScatter?: boolean }): ProgramModel {
   return {
-    name: 'zili', persistentGrads: false, logitsGradBuffers: 1, vocabParallelLogitsBuffers: 8, tpLayerExtra: true, layerBackwardWorkingSet: true, recomputeBesideLogits: false, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.ep === 1 && l.dp * l.cp > 1,
+    // the pipeline executor (pp > 1, or tp with ZeRO-1 as one stage) holds only the loss's five forward logits shards at once
+    name: 'zili', persistentGrads: false, logitsGradBuffers: 1, vocabParallelLogitsBuffers: l.pp > 1 || (l.tp > 1 && l.zero === 1) ? 5 : 8, tpLayerExtra: true, layerBackwardWorkingSet: true, recomputeBesideLogits: false, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.ep === 1 && l.dp * l.cp > 1,
     bucketBytes: o.bucketBytes, blockingReduceScatter: o.blockingReduceScatter ?? true, zero3Gather: o.zero3Gather, schedule: o.schedule ?? (l.vpp > 1 ? 'interleaved' : '1f1b'),
   };
 }
