@@ -43,8 +43,9 @@ for (const spec of runs) {
   const measured = lines.length > 1 ? lines.slice(1) : lines;
   const best = measured.reduce((a, b) => (b.stepS < a.stepS ? b : a));
   const tp = Number(flag(flags, '--tp') ?? 1), pp = Number(flag(flags, '--pp') ?? 1), vpp = Number(flag(flags, '--vpp') ?? 1);
+  const cp = Number(flag(flags, '--cp') ?? 1), ep = Number(flag(flags, '--ep') ?? 1);
   const ranks = best.rankStepS.length;
-  const dp = Number(flag(flags, '--dp') ?? ranks / (tp * pp));
+  const dp = Number(flag(flags, '--dp') ?? ranks / (tp * cp * pp));
   const schedule = (flag(flags, '--schedule') ?? (vpp > 1 ? 'interleaved' : '1f1b')) as 'gpipe' | '1f1b' | 'interleaved';
   const slow = best.rankStepS.indexOf(best.stepS);
   const wait = best.rankWaitS?.[slow] ?? 0;
@@ -60,14 +61,16 @@ for (const spec of runs) {
       `${compute.toFixed(2)} (${pct(compute)}) | ${(wait - bubble).toFixed(2)} (${pct(wait - bubble)}) | ${pp > 1 ? `${bubble.toFixed(2)} (${pct(bubble)})` : '-'} |`,
   );
   if (ranks === 1 || !best.rankPeakBytes) continue;
-  const c = makeTrainConfig(preset(presetName!), '/nonexistent', {
+  const c = makeTrainConfig(preset(flag(flags, '--preset') ?? presetName!), '/nonexistent', {
     globalBatch: G, microBatch: MB, dp, zero: Number(flag(flags, '--zero') ?? 0) as 0 | 1 | 2 | 3,
     ...(tp > 1 ? { tensorParallel: { tp, sp: flags.includes('--sp') } } : {}),
     ...(pp > 1 ? { pipeline: { pp, vpp, schedule } } : {}),
+    ...(cp > 1 ? { contextParallel: { cp } } : {}),
+    ...(ep > 1 ? { expertParallel: { ep } } : {}),
   });
   const stages = plannedProgramMemory(c, true);
-  // Megatron rank order tp-dp-pp: rank r is on stage floor(r / (tp dp))
-  const rows = best.rankPeakBytes.map((b, r) => ({ r, b, p: stages[Math.floor(r / (tp * dp))]! }));
+  // Megatron rank order tp-cp-dp-pp: rank r is on stage floor(r / (tp cp dp))
+  const rows = best.rankPeakBytes.map((b, r) => ({ r, b, p: stages[Math.floor(r / (tp * cp * dp))]! }));
   const shown = pp > 1 ? rows.filter((x, i) => rows.findIndex((y) => y.p.stage === x.p.stage) === i) : [rows.reduce((a, x) => (x.b > a.b ? x : a))];
   for (const { r, b, p } of shown)
     mem.push(

@@ -30,6 +30,8 @@ run "pp2 1f1b" 2 --pp 2 --schedule 1f1b
 run "pp2 gpipe" 2 --pp 2 --schedule gpipe
 run "pp2 x vpp2 interleaved" 2 --pp 2 --vpp 2
 run "tp2 x dp2" 4 --tp 2 --dp 2
+run "cp2" 2 --cp 2
+run "tiny-moe dp2 x ep2" 2 --preset tiny-moe --dp 2 --ep 2
 node dist/bench/layouts-summary.js "$PRESET" "$GB" "$MB" "$OUT/specs"
 echo
 echo "== pipeline bubble, measured vs the planner's formula (pp 2; each rank bound to a core of its own)"

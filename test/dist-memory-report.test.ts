@@ -8,7 +8,7 @@ import { preset } from '../src/nn/presets.js';
 import { Transformer } from '../src/nn/transformer.js';
 import { defaultAdamW } from '../src/optim/adamw.js';
 import { DataParallel, type ZeroStage } from '../src/dist/data-parallel.js';
-import { plannedMemory } from '../src/dist/memory-report.js';
+import { describeRun, plannedMemory } from '../src/dist/memory-report.js';
 import { makeTrainConfig } from '../src/train/train-config.js';
 import { loopbackGroup } from './dist-loopback.js';
 
@@ -31,3 +31,10 @@ for (const zero of [0, 1, 2, 3] as ZeroStage[])
     dp.dispose();
     model.dispose();
   });
+
+test('the memory line names every parallel dimension of the run', () => {
+  const c = (o: Parameters<typeof makeTrainConfig>[2]) => makeTrainConfig(preset('tiny-moe'), '/nonexistent', o);
+  assert.equal(describeRun(c({ contextParallel: { cp: 2 } })), 'cp2');
+  assert.equal(describeRun(c({ dp: 2, expertParallel: { ep: 2 } })), 'dp2 ZeRO-0 x ep2');
+  assert.equal(describeRun(c({ dp: 2, zero: 1, contextParallel: { cp: 2 }, pipeline: { pp: 2, vpp: 1, schedule: '1f1b' } })), 'pp2 1f1b x cp2 x dp2 ZeRO-1');
+});

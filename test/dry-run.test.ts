@@ -219,3 +219,18 @@ test('dry run of tiny cp2 x tp2 (sp) x pp2, rank 7 (last stage): the ring sends 
   assert.equal(r.bytesSent['pp'], accum * (tokens / tp) * model.dModel * 4 + (model.vocab / tp) * model.dModel * 4);
   assert.equal(r.afterStepBytes, r.heldBytes, 'the step frees all it allocated');
 });
+
+test('dry run of tiny-moe dp2 x ep2: each rank runs the rows balanced routing sends its experts (the counts exchange answers as the peers would)', async () => {
+  const model = preset('tiny-moe');
+  const run = async (ep: number) => {
+    const c = makeTrainConfig(model, 'unused', { backend: 'meta', globalBatch: 8, microBatch: 2, dp: 2, ...(ep > 1 ? { expertParallel: { ep } } : {}) });
+    return dryRunRank(c, 0, dryRunLayout(c));
+  };
+  const [one, two] = [await run(1), await run(2)];
+  // balanced routing gives every expert the same rows: half of ep2's experts, twice the rows each (their own and the peer's)
+  assert.equal(two.flops.matmul, one.flops.matmul);
+  // per MoE layer and micro-batch: the counts (4 i32 to the peer), then dispatch and combine forward and
+  // backward, each sending the half of the N·k routed rows whose experts the peer holds
+  const m = model.moe!, N = 2 * model.seqLen, moeLayers = model.layers - m.denseLayers, accum = 2;
+  assert.equal(two.bytesSent['ep'], accum * moeLayers * (4 * 4 + 4 * ((N * m.topK) / 2) * model.dModel * 4) + 2 * 0.5 * 4);
+});

@@ -59,7 +59,16 @@ test('full recompute: the start of backward holds each block input and the logit
   // a stage without the logits (pipeline stage 0) peaks in a layer's recomputed backward
   const pp: Layout = { ...l, pp: 2, globalBatch: 2 * B };
   const s0 = programMemoryPerStage(f32, pp, zili(pp), F32_TRAINING_BYTES)[0]!;
-  assert.equal(s0.activations, 2 * 2 * blockInput + layerWorking);
+  // (four micro-batches: the first backward runs before the most are in flight; the gradients and the
+  // FFN matrix's fresh one, [F, h], before it is added into the accumulated one, are live)
+  const pp4: Layout = { ...pp, globalBatch: 4 * B };
+  const a0 = programMemoryPerStage(f32, pp4, zili(pp4), F32_TRAINING_BYTES)[0]!;
+  assert.equal(a0.activations, 2 * 2 * blockInput + layerWorking + 4 * 384 * 128);
+  assert.equal(a0.phases.activation, a0.weights + a0.optimizer + a0.grads + a0.activations);
+  // two micro-batches, both in flight before the first backward: the peak comes right after that
+  // backward, one micro-batch in flight beside the gradients (block inputs weigh less than the gradients)
+  assert.equal(s0.activations, 1 * 2 * blockInput + layerWorking + 4 * 384 * 128);
+  assert.equal(s0.phases.activation, s0.weights + s0.optimizer + s0.grads + s0.activations);
   // Megatron's plain sum keeps the recomputed layer beside the logits, as memory.ts counts it
   const mega = programMemoryPerChip(f32, l, MEGATRON_PROGRAM, F32_TRAINING_BYTES);
   const sum = memoryPerChip(f32, l, F32_TRAINING_BYTES);
@@ -88,13 +97,14 @@ test('dp2: ZeRO-0 stages whole buckets, ZeRO-1/2 all-gather into whole staging, 
   assert.equal(acc.phases.activation - all.phases.activation, G);
 });
 
-test('tensor parallel: the vocab-parallel loss keeps eight logits shards, SP keeps the gathered projection inputs', () => {
+test('tensor parallel: the vocab-parallel loss keeps eight logits shards, SP gathers the projection inputs again in backward', () => {
   const tp: Layout = { ...one, tp: 2, sequenceParallel: true };
   const r = programMemoryPerChip(f32, tp, zili(tp), F32_TRAINING_BYTES);
   const mega = programMemoryPerChip(f32, tp, MEGATRON_PROGRAM, F32_TRAINING_BYTES);
-  // per layer zili keeps, in h-wide f32 rows: 2 (1 - 1/t) gathered inputs + 2 pre-reduction outputs + 4 / t split ones;
-  // Megatron counts one [N, V/2] logits shard, zili eight (the loss composed of ops, then three gradients)
-  const extra = 4 * 4 * N * 128 * (2 * 0.5 + 2 + 4 / 2);
+  // per layer zili keeps, in h-wide f32 rows: 2 pre-reduction outputs + 4 / t split ones (not the gathered
+  // inputs: gathered again in backward); Megatron counts one [N, V/2] logits shard, zili eight (the loss
+  // composed of ops, then three gradients)
+  const extra = 4 * 4 * N * 128 * (2 + 4 / 2);
   assert.equal(r.activations - mega.activations, extra + 7 * 4 * N * (2048 / 2));
   assert.equal(r.peakPhase, 'activation');
 });
@@ -103,13 +113,42 @@ test('pipeline: gpipe holds every micro-batch on stage 0, 1F1B pp of them; the l
   const pp: Layout = { ...one, pp: 2, globalBatch: 8 * B }; // 8 micro-batches, 2 layers per stage
   const f1 = programMemoryPerStage(f32, pp, zili(pp, { schedule: '1f1b' }), F32_TRAINING_BYTES);
   const gp = programMemoryPerStage(f32, pp, zili(pp, { schedule: 'gpipe' }), F32_TRAINING_BYTES);
-  assert.equal(gp[0]!.activations - f1[0]!.activations, (8 - 2) * 2 * layerBytes);
+  // (gpipe runs every forward before the first backward: no gradient accumulated at its peak, no fresh one beside it)
+  assert.equal(gp[0]!.activations - f1[0]!.activations, (8 - 2) * 2 * layerBytes - 4 * 384 * 128);
+  assert.equal(gp[0]!.phases.activation, gp[0]!.weights + gp[0]!.optimizer + gp[0]!.activations);
   // ... and the last stage also the logits of the 7 micro-batches waiting for their backward
   assert.equal(gp[1]!.activations - f1[1]!.activations, (8 - 1) * (2 * layerBytes + logitsBytes));
   // 1F1B: stage 0 holds 2 micro-batches of its 2 layers plus one layer's backward working set (gate and
   // up gradients, two h-wide rows); the last stage 1 micro-batch plus the logits and their gradient
-  assert.equal(f1[0]!.activations, 2 * 2 * layerBytes + 4 * N * (2 * 384 + 2 * 128));
+  // up gradients, two h-wide rows, and with 8 micro-batches to accumulate the fresh gradient of its largest matrix, [F, h])
+  assert.equal(f1[0]!.activations, 2 * 2 * layerBytes + 4 * N * (2 * 384 + 2 * 128) + 4 * 384 * 128);
   assert.equal(f1[1]!.activations, 1 * 2 * layerBytes + 2 * logitsBytes);
+});
+
+test("accumulating micro-batches: the output layer's fresh gradient lives beside the logits' gradient on the last stage", () => {
+  // a stage of only the output layer (as moe-1t's last stage, 61 layers on pp 32): 2 layers on pp 4 leave the
+  // first stage the embedding and the last the loss; few tokens, a large vocabulary
+  const head = { ...tiny, layers: 2, vocab: 32768, seqLen: 64 };
+  const m = planModel(head, false, 4);
+  const l = (gb: number): Layout => ({ ...one, pp: 4, microBatch: 1, globalBatch: gb });
+  const last = (gb: number) => programMemoryPerStage(m, l(gb), zili(l(gb)), F32_TRAINING_BYTES)[3]!;
+  const logits = 4 * 64 * 32768, headGrad = 4 * 32768 * 128;
+  assert.ok(headGrad > logits);
+  // one micro-batch: the logits and their gradient; several: the logits' gradient, the accumulated
+  // gradients (every one of the stage's) and the output layer's fresh one
+  assert.equal(last(1).activations, 2 * logits);
+  assert.equal(last(4).activations, logits + headGrad);
+  assert.equal(last(4).phases.activation - last(1).phases.activation, 4 * (32768 * 128 + 128) + headGrad - logits);
+});
+
+test('expert parallelism reduces gradients in place: no full-size buckets in the update (tiny-moe dp2 x ep2)', () => {
+  const m = planModel(preset('tiny-moe'), false, 4);
+  const l: Layout = { ...one, dp: 2, ep: 2, globalBatch: 2 * B };
+  const ep = programMemoryPerChip(m, l, zili(l), F32_TRAINING_BYTES);
+  const dp = programMemoryPerChip(m, { ...l, ep: 1 }, zili({ ...l, ep: 1 }), F32_TRAINING_BYTES);
+  // plain dp2 stages every gradient in a whole bucket beside it; under ep the update holds the gradients and one scaled copy
+  assert.ok(dp.phases.update > ep.phases.update + ep.grads - 1);
+  assert.ok(ep.phases.update < ep.weights + ep.optimizer + 1.5 * ep.grads);
 });
 
 function loader(cfg: typeof tiny): TokenLoader {

@@ -70,9 +70,7 @@ export class ExpertDispatcher {
     const theirs = new Int32Array(P * El);
     const per = new Array<number>(P).fill(El);
     await this.comm.allToAllV(mine, per, theirs, per);
-    // the meta backend's dry run exchanges shapes, not counts: every rank routes its tokens alike
-    // (round-robin, moe.ts route), so each peer sends this rank's experts what this rank sends them
-    if (rows.backend.name === 'meta') for (let q = 0; q < P; q++) theirs.set(mine.subarray(this.first, this.first + El), q * El);
+    // (a dry run's shape-only communicator answers as symmetric peers: shape-communicator.ts)
     const sendRows = Array.from({ length: P }, (_, q) => loads.slice(q * El, (q + 1) * El).reduce((a, b) => a + b, 0));
     const recvRows = Array.from({ length: P }, (_, q) => theirs.subarray(q * El, (q + 1) * El).reduce((a, b) => a + b, 0));
     const arrived = await allToAllRows(rows, sendRows, recvRows, this.comm);

@@ -4,7 +4,11 @@
 // backend, nothing), resolve at once (no peer is waited for) and count the bytes this rank would put
 // on the wire, per mesh dimension. `split` with a mesh group's name answers as the other ranks
 // would (the group's size and this rank's position come from src/dist/mesh-layout.ts), so the
-// parallel wrappers build their groups exactly as under mpirun.
+// parallel wrappers build their groups exactly as under mpirun. One exception to "no data": an
+// all-to-all of host arrays (the sizes an MoE dispatch exchanges before moving its rows) fills every
+// received block with the block this rank sends itself — the peers are assumed to run the same
+// program on the same shapes (the meta backend's balanced routing), so each expert rank receives the
+// rows a real run with balanced routing would send it, and computes and sends back as many.
 //
 // Bytes sent by this rank, with n the group size and B the bytes of the buffer named (ring algorithms,
 // as NCCL runs them and the planner's collectives model, src/plan/collectives.ts, assumes):
@@ -16,6 +20,8 @@
 //   allToAllV                     the elements sent to the other ranks × element bytes
 //   barrier, split, groups of 1   0
 import { elementCount, commDType } from './buffers.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { HostArray } from '../tensor/dtype.js';
 import type { CommBuffer, CommDType, CommReduceOp, Communicator, World } from './communicator.js';
 import { type MeshGroupName, MESH_GROUPS, type ResolvedMesh, groupPosition } from './mesh-layout.js';
 
@@ -169,7 +175,16 @@ export class ShapeCommunicator implements World {
       if (total > elementCount(buf)) throw new RangeError(`${what}: ${name} add up to ${total} elements but the buffer holds only ${elementCount(buf)}`);
     }
     const others = sendCounts.reduce((a, c, j) => (j === this.rank ? a : a + c), 0);
+    if (!(input instanceof Tensor)) this.receiveAsSent(input, sendCounts, output as typeof input, recvCounts);
     return this.count('allToAllV', others * ELEMENT_BYTES[commDType(input, what)]);
+  }
+
+  /** Host arrays: every received block is a copy of the block this rank sends itself (symmetric peers), where the sizes agree. */
+  private receiveAsSent(input: HostArray, sendCounts: readonly number[], output: HostArray, recvCounts: readonly number[]): void {
+    const own = sendCounts[this.rank]!;
+    const from = sendCounts.slice(0, this.rank).reduce((a, b) => a + b, 0);
+    const block = input.subarray(from, from + own);
+    for (let q = 0, at = 0; q < this.size; at += recvCounts[q]!, q++) if (recvCounts[q] === own) output.set(block as never, at);
   }
 
   barrier(): Promise<void> {

@@ -4,14 +4,19 @@
 // algorithms): all-reduce of B bytes 2·(n−1)/n·B, reduce-scatter/all-gather (n−1)/n·B, all-to-all
 // (n−1)/n of what the chip holds, a point-to-point send B.
 //   tp  two all-reduces of the [tokens, d_model] activation per layer and pass (or, under SP, two
-//       all-gathers + two reduce-scatters: the same bytes); passes: forward, backward, + recompute
-//   pp  one activation forward and one gradient backward per chunk held and micro-batch ([tokens,
-//       d_model] / tp, scatter-gather)
+//       all-gathers + two reduce-scatters: the same bytes, and in backward two more all-gathers of the
+//       column-parallel inputs, kept as shards in forward); passes: forward, backward, + recompute
+//   pp  per micro-batch, each of the stage's vpp chunk positions sends its activation forward (all but
+//       the last chunk of the pipeline) and its input's gradient backward (all but the first), [tokens,
+//       d_model] / tp (scatter-gather); a position with no layers (the output layer alone) still relays
 //   dp  the stage's gradients over cp·dp (and the experts' over their replicas): one all-reduce per
 //       step (ZeRO 0-1), a reduce-scatter per micro-batch + an all-gather (ZeRO 2), two all-gathers
 //       and a reduce-scatter per micro-batch (ZeRO 3)
 //   ep  a dispatch and a combine all-to-all of the routed tokens per MoE layer and pass
-//   cp  the K and V blocks passed around the ring per layer: cp−1 hops forward, twice that backward
+//   cp  per layer: the K and V blocks passed around the ring, cp−1 hops forward (again under full
+//       recompute) and cp−1 backward, and their gradients dK, dV cp−1 hops backward (Megatron-Core's CP:
+//       each rank's own part stays home; the `cp` branch's ring-attention.ts, whose dK/dV made cp hops before)
+//       (tied embeddings: + the all-reduce of the embedding's gradient between the first and last stage)
 // Layers' embedding and loss collectives (vocabulary-parallel all-reduces) are not in the model.
 import { headDim } from '../nn/config.js';
 import { expertDp, type Layout, microBatches } from './layout.js';
@@ -41,8 +46,14 @@ export function commBytesPerStep(m: PlanModel, l: Layout, stage: number): CommVo
   const sl = stageLayers(c, l.pp, l.vpp, stage);
   const layers = sl.dense + sl.moe;
 
-  const tp = M * layers * passes * 2 * 2 * ring(t) * T * h * w;
-  const pp = l.pp > 1 ? M * 2 * sl.chunks * ((T * h * w) / t) : 0;
+  // under SP the backward all-gathers each column-parallel input again (two per layer: Megatron keeps only the shard)
+  const tp = M * layers * (passes * 2 * 2 + (sp ? 2 : 0)) * ring(t) * T * h * w;
+  const chunks = l.pp * l.vpp;
+  let hops = 0;
+  for (let j = stage; j < chunks; j += l.pp) hops += (j < chunks - 1 ? 1 : 0) + (j > 0 ? 1 : 0);
+  // tied embeddings: the first and last stage's copies sum their gradients once per step (an all-reduce of two)
+  const tied = l.pp > 1 && c.tiedEmbeddings && (stage === 0 || stage === l.pp - 1) ? 2 * ring(2) * ((c.vocab * h * w) / t) : 0;
+  const pp = l.pp > 1 ? M * hops * ((T * h * w) / t) + tied : 0;
 
   const p = stageParams(m, l, stage);
   const perPass = (bytes: number, n: number) => {

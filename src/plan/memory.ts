@@ -195,6 +195,10 @@ export interface StageComponents {
   tokens: number;
   /** the fp32 logits of one micro-batch on the last stage (4 s_c b V / t), else 0 */
   logits: number;
+  /** gradient bytes of the output layer's weight on the last stage (else 0), of the stage's largest layer matrix, and of its largest weight */
+  headGrad: number;
+  layerMatrixGrad: number;
+  largestGrad: number;
 }
 
 export function stageComponents(m: PlanModel, l: Layout, stage: number, bytes: StateBytes): StageComponents {
@@ -236,7 +240,11 @@ export function stageComponents(m: PlanModel, l: Layout, stage: number, bytes: S
   const logits = stage === l.pp - 1 ? (4 * sb * c.vocab) / l.tp : 0;
   const layerP = held ? (p.dense + p.expert - (stage === 0 ? c.vocab * c.dModel / l.tp : 0) - (stage === l.pp - 1 ? stageEmbeddingParams(c, l) : 0)) / held : 0;
   const unitWeights = Math.max(layerP, (c.vocab * c.dModel) / l.tp) * b.weight;
+  const ffnWidth = Math.max(sl.dense ? c.ffnHidden : 0, sl.moe && c.moe ? c.moe.expertFfnHidden : 0);
+  const layerMatrix = held ? Math.max(c.heads * headDim(c) * c.dModel / l.tp, ffnWidth * c.dModel / l.tp, sl.moe && c.moe ? c.moe.experts * c.dModel : 0) : 0;
+  const embedding = stage === 0 || stage === l.pp - 1 ? (c.vocab * c.dModel) / l.tp : 0;
   return {
+    headGrad: stage === l.pp - 1 ? ((c.vocab * c.dModel) / l.tp) * b.grad : 0, layerMatrixGrad: layerMatrix * b.grad, largestGrad: Math.max(layerMatrix, embedding) * b.grad,
     stage, weights, grads, optimizer, fullWeights: (p.dense + p.expert) * b.weight, fullGrads: (p.dense + p.expert) * b.grad,
     shardGroup: dz, unitWeights, activations, recomputeWorkingSet: recomputed, chunkActivations, inFlight, layersInFlight: chunkLayers * inFlight, tokens: sb, logits,
   };

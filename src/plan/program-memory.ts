@@ -8,7 +8,7 @@
 //   activation: the start of backward (every in-flight activation, the logits and their gradient);
 //   update:     the end of backward and the optimizer (gradients, reduction and all-gather staging);
 //   gather:     ZeRO-3's all-gather of the weights at the start of the step (gather 'all' only).
-import type { ModelConfig } from '../nn/config.js';
+import { type ModelConfig, headDim } from '../nn/config.js';
 import type { Layout } from './layout.js';
 import { microBatches } from './layout.js';
 import { BYTES, type StageComponents, type StateBytes, stageComponents } from './memory.js';
@@ -67,7 +67,8 @@ export const MEGATRON_PROGRAM: ProgramModel = {
 /** zili's own training program (src/train/step.ts, src/dist/*) for a layout; `zero3Gather` follows src/dist/data-parallel.ts. */
 export function ziliProgram(l: Layout, o: { bucketBytes: number; zero3Gather: 'all' | 'layer'; schedule?: PipelineScheduleKind; blockingReduceScatter?: boolean }): ProgramModel {
   return {
-    name: 'zili', persistentGrads: false, logitsGradBuffers: 1, vocabParallelLogitsBuffers: 8, tpLayerExtra: true, layerBackwardWorkingSet: true, recomputeBesideLogits: false, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.dp * l.cp > 1,
+    // the pipeline executor (pp > 1, or tp with ZeRO-1 as one stage) holds only the loss's five forward logits shards at once
+    name: 'zili', persistentGrads: false, logitsGradBuffers: 1, vocabParallelLogitsBuffers: l.pp > 1 || (l.tp > 1 && l.zero === 1) ? 5 : 8, tpLayerExtra: true, layerBackwardWorkingSet: true, recomputeBesideLogits: false, bucketedDataParallel: l.tp === 1 && l.pp === 1 && l.ep === 1 && l.dp * l.cp > 1,
     bucketBytes: o.bucketBytes, blockingReduceScatter: o.blockingReduceScatter ?? true, zero3Gather: o.zero3Gather, schedule: o.schedule ?? (l.vpp > 1 ? 'interleaved' : '1f1b'),
   };
 }
@@ -100,10 +101,10 @@ export interface ProgramMemory {
 export function tpLayerExtraBytes(c: ModelConfig, l: Layout, tokens: number): number {
   if (l.tp === 1) return 0;
   const row = 4 * tokens * c.dModel; // one f32 row of h per token
-  // SP: the two gathered projection inputs whole (memory.ts splits them by t), the two pre-reduction
-  // block outputs whole, the two norm outputs and two reduce-scatter outputs split; without SP, the
+  // SP: the two pre-reduction block outputs whole, the two norm outputs and two reduce-scatter outputs
+  // split (the gathered projection inputs are not kept: backward gathers them again); without SP, the
   // two norm outputs (copied into the group) and the two all-reduce outputs
-  return l.sequenceParallel ? 2 * row * (1 - 1 / l.tp) + 2 * row + (4 * row) / l.tp : 4 * row;
+  return l.sequenceParallel ? 2 * row + (4 * row) / l.tp : 4 * row;
 }
 
 /** Bytes of one layer's backward working set beside what the layer stores: two F/t-wide and two h-wide f32 rows per token. */
@@ -123,27 +124,59 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   // full recompute: what stays in flight is each layer's input; one layer's whole working set comes
   // back during its own backward (with the plain sum, beside the logits)
   const recomputed = p.recomputeBesideLogits ? 0 : s.recomputeWorkingSet;
-  const stored = s.activations - recomputed + s.chunkActivations * (inFlight - s.inFlight) + logitsKept + (p.tpLayerExtra ? layers * tpLayerExtraBytes(c, l, s.tokens) : 0);
+  // the tensor-parallel layer's extra tensors live while their chunk's forward runs (one chunk's layers)
+  const chunkLayers = s.inFlight > 0 ? s.layersInFlight / s.inFlight : 0;
+  // ring attention (cp > 1) saves each layer's causal mask of its chunk pair (s / 2cp squared, f32) and
+  // its block backward holds eight f32 score-sized temporaries per head (src/dist/ring-attention.ts)
+  const ringChunk = l.cp > 1 ? c.seqLen / (2 * l.cp) : 0;
+  // (and the merged attention output in its chunk layout, for the backward ring: a d / t f32 per token)
+  const ringMasks = l.cp > 1 ? layers * (4 * ringChunk ** 2 + 4 * s.tokens * ((c.heads / l.tp) * headDim(c))) : 0;
+  const ringBackward = 8 * 4 * l.microBatch * Math.ceil(c.heads / l.tp) * ringChunk ** 2;
+  const stored = s.activations - recomputed + s.chunkActivations * (inFlight - s.inFlight) + logitsKept + ringMasks + (p.tpLayerExtra ? chunkLayers * tpLayerExtraBytes(c, l, s.tokens) : 0);
   // the backward's extra working set: the logits' gradients at the start of backward on the last
   // stage, or one layer's backward (its recomputed activations included)
   // (ZeRO-2/3 on MPI reduce-scatter buckets during backward, two full-size buffers in flight and one
   // filling: beside a layer's recomputed backward, not at the start of backward where none exists yet)
   const bucketsInFlight = p.bucketedDataParallel && l.zero >= 1 && p.blockingReduceScatter && recomputed > 0 ? 3 * Math.min(p.bucketBytes, s.fullGrads) : 0;
-  const layerWorking = recomputed + bucketsInFlight + (p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) : 0);
-  const working = Math.max(s.logits * logitsBuffers, layerWorking);
-  const acts = stored + working;
+  // gradients accumulated at the peak: a backward has run before the most micro-batches are in flight
+  // (one process: from the second micro-batch on; 1F1B: when there are more than its warm-up; gpipe: never)
+  const accumulated = m * l.vpp > inFlight;
+  // then each weight's gradient is made fresh and added into the accumulated one: the output layer's
+  // beside the logits' gradient on the last stage, a layer matrix's beside its layer's backward
+  const workingSet = (fresh: boolean) => {
+    const layerWorking = recomputed + bucketsInFlight + (p.layerBackwardWorkingSet && layers > 0 ? layerBackwardBytes(c, l, s.tokens) + ringBackward : 0) + (fresh ? s.layerMatrixGrad : 0);
+    return Math.max(s.logits * logitsBuffers, fresh ? s.logits + s.headGrad : 0, layerWorking);
+  };
   const gathered = l.zero >= 3 ? (p.zero3Gather === 'all' ? s.fullWeights : 2 * s.unitWeights) : 0;
   // gradients alive during the forward/backward peak: persistent buffers, or the full gradients that
   // earlier micro-batches of the step accumulated (zili accumulates locally before reducing; ZeRO-2
   // reduce-scatters every micro-batch into its chunks)
-  const gradsLive = p.persistentGrads ? s.grads : m > 1 ? (l.zero === 2 && p.bucketedDataParallel ? s.grads : s.fullGrads) : 0;
+  const accumulatedGrads = l.zero === 2 && p.bucketedDataParallel ? s.grads : s.fullGrads;
+  const gradsLive = p.persistentGrads ? s.grads : accumulated ? accumulatedGrads : 0;
   const base = s.weights + s.optimizer;
   const bucket = Math.min(p.bucketBytes, s.fullGrads); // a bucket holds whole parameters, at most all of them
-  const activation = base + gathered + gradsLive + acts;
+  let acts = stored + workingSet(!p.persistentGrads && accumulated);
+  let activation = base + gathered + gradsLive + acts;
+  let grads = gradsLive;
+  if (!p.persistentGrads && !accumulated && m > 1) {
+    // every micro-batch in flight before the first backward: right after it, one chunk fewer is in
+    // flight beside the whole gradients it made (the larger of the two when gradients outweigh a chunk's activations)
+    const after = stored - s.chunkActivations - (logitsKept > 0 ? s.logits : 0) + workingSet(true);
+    if (base + gathered + accumulatedGrads + after > activation) {
+      acts = after;
+      grads = accumulatedGrads;
+      activation = base + gathered + accumulatedGrads + after;
+    }
+  }
   let update: number;
   let gather = 0;
   if (p.persistentGrads) update = base + s.grads;
-  else if (!p.bucketedDataParallel) update = base + s.fullGrads + s.unitWeights; // + one scaled gradient (the largest) in the update
+  else if (!p.bucketedDataParallel && l.zero === 1 && D > 1) {
+    // ZeRO-1 under tp/pp (src/dist/zero-one.ts): every whole gradient beside its reduce-scattered chunk,
+    // then every chunk updated and all-gathered into whole-size staging, the gradient chunks kept until
+    // every all-gather completes
+    update = base + Math.max(s.fullGrads * (1 + 1 / D), s.fullWeights * (1 + 1 / D) + s.fullGrads / D);
+  } else if (!p.bucketedDataParallel) update = base + s.fullGrads + s.largestGrad; // + one scaled gradient (the largest weight's) in the update
   else if (l.zero === 0) update = base + 2 * s.fullGrads; // gradients + their full-size buckets until the all-reduce completes
   else if (l.zero <= 2) {
     // end of backward (both reduce-scatter): the full-size buckets and the reduced chunks, or one
@@ -159,7 +192,7 @@ function stagePhases(c: ModelConfig, l: Layout, s: StageComponents, p: ProgramMo
   const phases = { activation, update, gather };
   const peakPhase = (Object.keys(phases) as (keyof PhaseMemory)[]).reduce((a, b) => (phases[b] > phases[a] ? b : a));
   return {
-    weights: s.weights, optimizer: s.optimizer, grads: Math.max(gradsLive, p.persistentGrads ? s.grads : s.fullGrads),
+    weights: s.weights, optimizer: s.optimizer, grads: Math.max(grads, p.persistentGrads ? s.grads : s.fullGrads),
     activations: acts, gathered, phases, peak: phases[peakPhase], peakPhase,
   };
 }
