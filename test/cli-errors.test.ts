@@ -45,7 +45,7 @@ const cases: [string, string[], number, RegExp][] = [
   ['train --backend meta', ['train', ...tiny, '--steps', '1', '--backend', 'meta', '--out', join(root, 'meta')], 1, /--backend meta computes shapes and bytes, not values: it cannot train/],
   ['train --dry-run-rank without --backend meta', ['train', ...tiny, '--dry-run-rank', '0', '--pp', '2'], 1, /--dry-run-rank runs the program on --backend meta .*; add --backend meta/],
   ['train --dry-run-rank outside the layout', ['train', ...tiny, '--backend', 'meta', '--dry-run-rank', '4', '--pp', '2'], 1, /--dry-run-rank 4 is outside the layout's ranks 0\.\.1/],
-  ['train --dry-run-rank of a layout not executable yet', ['train', ...tiny, '--preset', 'tiny-moe', '--backend', 'meta', '--dry-run-rank', '0', '--cp', '2', '--dp', '2', '--ep', '2'], 1, /--cp 2 with --ep 2: expert parallelism inside dp·cp is not wired into the pipeline executor yet; use --ep 1/],
+  ['train --dry-run-rank of a layout not executable yet', ['train', ...tiny, '--backend', 'meta', '--dry-run-rank', '0', '--pp', '2', '--dp', '2', '--zero', '2'], 1, /--pp 2 with --zero 2: ZeRO-2\/3 under pipeline parallelism are not implemented .*; use --zero 1 or 0/],
   ['train --dry-run-rank with --ep of a dense model', ['train', ...tiny, '--backend', 'meta', '--dry-run-rank', '0', '--ep', '2'], 1, /--ep 2: model 'tiny' has no MoE layers; use --ep 1/],
   ['train --json without --dry-run-rank', ['train', ...tiny, '--json', '--out', join(root, 'j')], 2, /--json goes with --dry-run-rank/],
   ['generate --seed -1', ['generate', '--checkpoint', run, '--seed', '-1'], 2, /--seed must be at least 0, got '-1'/],

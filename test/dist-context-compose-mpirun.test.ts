@@ -3,8 +3,8 @@
 // cp2 x tp2 with and without sequence parallel and cp2 x pp2 (4 ranks each, 10 steps) gives per-step
 // training and validation losses within 1e-5 relative, and cp2 x pp2's checkpoint of step 5 resumes in
 // one process with the same losses; `tiny-moe` under cp2 x dp2 with ZeRO-1, without and with expert
-// parallelism inside cp·dp (--ep 2; 5 steps: MoE is slow on 2 cores) gives the losses and balancing
-// losses of one process. Skips with a printed reason when
+// parallelism inside cp·dp (--ep 2), and under cp2 x tp2 (without sp; with sp and --ep 2; 5 steps: MoE
+// is slow on 2 cores) gives the losses and balancing losses of one process. Skips with a printed reason when
 // mpirun or the MPI binding is missing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,16 +49,23 @@ function moeLosses(out: string): number[] {
   return [...m.map((x) => x.loss), ...m.map((x) => x['aux'] as number), ...m.flatMap((x) => (typeof x['valLoss'] === 'number' ? [x['valLoss']] : []))];
 }
 
-test('tiny-moe under cp2 x dp2 with ZeRO-1, without and with --ep 2 inside cp·dp (4 ranks each): the losses and balancing losses of one process', { skip }, async () => {
+test('tiny-moe under cp2 x dp2 with ZeRO-1 (without and with --ep 2 inside cp·dp) and cp2 x tp2 (without sp; with sp and --ep 2), 4 ranks each: the losses and balancing losses of one process', { skip }, async () => {
   const MOE = [...COMMON, '--preset', 'tiny-moe', '--steps', '5', '--save-every', '0'];
   await trainLosses(0, MOE, path.join(tmp, 'moe-one'));
   const want = moeLosses(path.join(tmp, 'moe-one'));
   assert.equal(want.length, 11);
   assert.ok(want.slice(5, 10).every((a) => a > 0), 'the balancing loss is on');
   // with --ep 2 the expert grid's ep group is the cp pair: each cp rank's routed rows go to the rank holding their experts
-  for (const [name, extra] of [['cp2 x dp2', []], ['cp2 x dp2 x ep2', ['--ep', '2']]] as const) {
-    const out = path.join(tmp, `moe-${name.replace(/ /g, '')}`);
-    await trainLosses(4, [...MOE, '--cp', '2', '--dp', '2', '--zero', '1', ...extra], out);
+  // under tp each tp rank routes its share of the cp rank's tokens (with --sp those it holds)
+  const layouts = [
+    ['cp2 x dp2 ZeRO-1', ['--dp', '2', '--zero', '1']],
+    ['cp2 x dp2 x ep2 ZeRO-1', ['--dp', '2', '--zero', '1', '--ep', '2']],
+    ['cp2 x tp2', ['--tp', '2']],
+    ['cp2 x tp2 (sp) x ep2', ['--tp', '2', '--sp', '--ep', '2']],
+  ] as const;
+  for (const [name, extra] of layouts) {
+    const out = path.join(tmp, `moe-${name.replace(/[ ()]/g, '')}`);
+    await trainLosses(4, [...MOE, '--cp', '2', ...extra], out);
     moeLosses(out).forEach((x, i) => assert.ok(Math.abs(x - want[i]!) <= 1e-5 * Math.abs(want[i]!), `tiny-moe ${name}, value ${i} (${i < 5 ? 'loss' : i < 10 ? 'aux' : 'validation'}): ${x} vs one process ${want[i]}`));
   }
 });

@@ -38,7 +38,7 @@ test('cp2 x dp2 with ZeRO-1 (4 ranks, in the pipeline executor): the losses of o
   assertClose(got, reference, 'cp2 x dp2 ZeRO-1');
 });
 
-test('cp refusals: a sequence 2cp does not divide, a job that does not fit, expert parallelism, MoE under tp, ZeRO-2 under tp', { skip }, async () => {
+test('cp refusals: a sequence 2cp does not divide, a job that does not fit, recomputation, an --ep that does not divide the experts, ZeRO-2 under tp', { skip }, async () => {
   const refused = path.join(tmp, 'cp-refused');
   const seq = await launch(0, [...COMMON, '--out', refused, '--cp', '2', '--seq', '126']);
   assert.notEqual(seq.code, 0);
@@ -48,10 +48,10 @@ test('cp refusals: a sequence 2cp does not divide, a job that does not fit, expe
   assert.match(world.stderr, /--cp 2 x --dp 1 needs 2 ranks but the job has 1; launch it with mpirun -np 2/);
   const world4 = await launch(0, [...COMMON, '--out', refused, '--cp', '2', '--pp', '2']);
   assert.match(world4.stderr, /--cp 2 x --pp 2 x --dp 1 needs 4 ranks but the job has 1; launch it with mpirun -np 4/);
-  const ep = await launch(0, [...COMMON, '--out', refused, '--preset', 'tiny-moe', '--cp', '2', '--dp', '2', '--ep', '2']);
-  assert.match(ep.stderr, /--cp 2 with --ep 2: expert parallelism inside dp·cp is not wired into the pipeline executor yet; use --ep 1/);
-  const moeTp = await launch(0, [...COMMON, '--out', refused, '--preset', 'tiny-moe', '--cp', '2', '--tp', '2']);
-  assert.match(moeTp.stderr, /--cp 2 with --tp 2: MoE model 'tiny-moe' under both is not implemented yet; use --tp 1 \(or --cp 1\)/);
+  const recompute = await launch(0, [...COMMON, '--out', refused, '--cp', '2', '--recompute', 'full']);
+  assert.match(recompute.stderr, /--cp 2: activation recomputation under context parallelism is not implemented yet; use --recompute none/);
+  const ep = await launch(0, [...COMMON, '--out', refused, '--preset', 'tiny-moe', '--cp', '2', '--tp', '2', '--ep', '3']);
+  assert.match(ep.stderr, /--ep 3 does not divide the 8 experts of model 'tiny-moe'/);
   const zero = await launch(0, [...COMMON, '--out', refused, '--cp', '2', '--tp', '2', '--dp', '2', '--zero', '2']);
   assert.match(zero.stderr, /--cp 2 with --zero 2: under --tp, --pp or an MoE model context parallelism runs in the pipeline executor, which has ZeRO-1 only; use --zero 1 or 0/);
   assert.ok(!fs.existsSync(refused), 'nothing written');

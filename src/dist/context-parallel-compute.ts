@@ -26,6 +26,8 @@ import type { Communicator } from './communicator.js';
 import { loadBalancedChunks, rankTokens } from './context-parallel-layout.js';
 import type { ChunkCompute } from './pipeline-compute.js';
 import { ringAttention } from './ring-attention.js';
+import { balanceOverGroup } from './expert-parallel.js';
+import { gatherSplitBack, splitToGroup } from './token-split.js';
 import type { TensorParallel } from './tensor-parallel.js';
 
 /** RoPE of rank `rank`'s two chunks x [B, 2c, h, D] (of a cp group of `cp`) at their global positions. */
@@ -65,22 +67,25 @@ export function localExperts(model: Transformer): ExpertRunner {
 
 /**
  * An MoE layer on this rank's tokens x [N, d]; its balancing loss uses the routed fractions of the
- * whole rows (loads summed over the cp group). The returned `loads` are this rank's.
+ * whole rows (loads summed over the cp group). With `split` (MoE under tensor parallelism: x is this
+ * tp rank's share of the cp rank's tokens) the loads and the probabilities' sums are first added over
+ * the tp group, the latter differentiably (tp ranks compute one loss, they do not average it). The
+ * returned `loads` are the cp rank's (summed over tp): the executor sums them over dp·cp.
  */
-export async function contextMoe(model: Transformer, prefix: string, x: Tensor, bias: Float64Array | null, cp: Communicator, experts: ExpertRunner): Promise<MoeOutput> {
+export async function contextMoe(model: Transformer, prefix: string, x: Tensor, bias: Float64Array | null, cp: Communicator, experts: ExpertRunner, split: Communicator | null = null): Promise<MoeOutput> {
   const ps = model.params, c = model.config;
   const probs = routerProbs(ps, prefix, x);
   const host = x.backend.name === 'meta' ? null : ((await probs.data()) as Float32Array);
   const r = routeMoe(c, x, probs, host, bias);
+  const mine = split && split.size > 1 ? await balanceOverGroup(probs, r.loads, split) : { loads: r.loads, tokens: x.shape[0]!, P: T.mean(r.probs, 0) };
   const y = await experts(prefix, r.rows, r.loads);
-  // f_e of one process over the whole rows: Σ_cp loads / (N·cp·k); P stays this rank's own mean
-  // (the executor averages over dp·cp, so a cp-summed P would scale the loss by 1/cp)
-  const loads = Float32Array.from(r.loads);
+  // f_e of one process over the whole rows: Σ_cp loads / (tokens·cp·k); P stays the cp rank's own
+  // mean (the executor averages over dp·cp, so a cp-summed P would scale the loss by 1/cp)
+  const loads = Float32Array.from(mine.loads);
   if (cp.size > 1) await cp.allReduce(loads, 'sum');
-  const over = { loads: Array.from(loads), tokens: x.shape[0]! * cp.size, P: T.mean(r.probs, 0) };
-  const out = combineMoe(ps, c, prefix, x, r, y, model.dtype, over);
+  const out = combineMoe(ps, c, prefix, x, r, y, model.dtype, { loads: Array.from(loads), tokens: mine.tokens * cp.size, P: mine.P });
   y.dispose();
-  return out;
+  return { ...out, loads: [...mine.loads] };
 }
 
 /** How a block's model-parallel regions are entered and left: the tp ranks' collectives, or nothing. */
@@ -104,7 +109,10 @@ function regionsOf(model: Transformer, tp: TensorParallel | null): Regions {
  */
 export function contextParallelLayers(model: Transformer, cp: Communicator, tp: TensorParallel | null, experts: ExpertRunner = localExperts(model)): ChunkCompute {
   const c = model.config, ps = model.params, dtype = model.dtype, be = model.backend;
-  if (c.moe && tp) throw new Error(`context parallelism with --tp ${tp.comm.size}: MoE layers under both are not implemented yet`);
+  // MoE under tp: each tp rank routes its share of the tokens (with --sp the rows it holds; without,
+  // its block of the replicated rows, split forward and all-gathered back, token-split.ts)
+  const split = c.moe && tp && tp.comm.size > 1 ? tp.comm : null;
+  const spread = split && !tp!.sequenceParallel ? split : null;
   const N = cp.size, rank = cp.rank;
   const g = regionsOf(model, tp);
   const hd = headDim(c), H = g.local.heads, Hkv = g.local.kvHeads;
@@ -145,10 +153,13 @@ export function contextParallelLayers(model: Transformer, cp: Communicator, tp: 
         const n2 = norm(h, `${p}.ffn_norm.weight`);
         let f: Tensor;
         if (isMoeLayer(c, i)) {
-          const r = await contextMoe(model, `${p}.feed_forward`, n2, model.routerBias.get(i) ?? null, cp, experts);
+          const mine = spread ? splitToGroup(n2, spread) : n2;
+          const r = await contextMoe(model, `${p}.feed_forward`, mine, model.routerBias.get(i) ?? null, cp, experts, split);
           model.lastLoads.set(i, r.loads);
           if (r.aux) aux = aux ? T.add(aux, r.aux) : r.aux;
-          f = r.y;
+          f = spread ? await gatherSplitBack(r.y, spread) : r.y;
+          if (mine !== n2) mine.dispose();
+          if (f !== r.y) r.y.dispose();
         } else f = await g.exit(await g.entered(n2, (y) => mlp(ps, g.local, `${p}.feed_forward`, y, dtype)));
         x = T.add(h, f);
         for (const t of [h, n2, f]) t.dispose();

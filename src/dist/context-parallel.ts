@@ -56,9 +56,6 @@ export function assertContextParallelFits(
   const cp = t.cp;
   chunkLength(c.seqLen, cp);
   if (c.recompute !== 'none') throw new ConfigError(`--cp ${cp}: activation recomputation under context parallelism is not implemented yet; use --recompute none`);
-  // (the tp plan's MoE rules — router and shared experts summed over tp — are not in the cp chunk compute)
-  if (c.model.moe && (c.tensorParallel?.tp ?? 1) > 1)
-    throw new ConfigError(`--cp ${cp} with --tp ${c.tensorParallel!.tp}: MoE model '${c.model.name}' under both is not implemented yet; use --tp 1 (or --cp 1)`);
   if (!contextParallelInPipeline(c)) return assertRanksFit({ cp }, c.dp, worldSize);
   if (c.zero > 1) throw new ConfigError(`--cp ${cp} with --zero ${c.zero}: under --tp, --pp or an MoE model context parallelism runs in the pipeline executor, which has ZeRO-1 only; use --zero 1 or 0`);
 }

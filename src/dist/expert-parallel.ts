@@ -65,7 +65,7 @@ export async function moeExpertParallel(ps: ParameterStore, c: ModelConfig, pref
 }
 
 /** A micro-batch's balancing statistics from its shares on the ranks of `group`: loads and tokens summed, P = Σ probabilities / tokens (all-reduced forward, its gradient passed through). */
-async function balanceOverGroup(probs: Tensor, loads: readonly number[], group: Communicator): Promise<BalanceStats> {
+export async function balanceOverGroup(probs: Tensor, loads: readonly number[], group: Communicator): Promise<BalanceStats> {
   const sums = Int32Array.from([...loads, probs.shape[0]!]);
   await group.allReduce(sums, 'sum');
   const tokens = sums[loads.length]!;

@@ -38,14 +38,14 @@ export function plannedProgramMemory(c: LayoutFields, perStage = false): Program
   return perStage ? programMemoryPerStage(m, l, p, F32_TRAINING_BYTES) : programMemoryPerChip(m, l, p, F32_TRAINING_BYTES);
 }
 
-/** A run's layout in words: dp2 ZeRO-1, tp2+sp, pp2x2 interleaved, tp2 x dp2, tp2 x cp2 x pp2 1f1b, dp2 ZeRO-0 x ep2. */
+/** A run's layout in words: dp2 ZeRO-1, tp2+sp, pp2x2 interleaved, tp2 x dp2, tp2 x pp2 1f1b x cp2, dp2 ZeRO-0 x ep2. */
 export function describeRun(c: LayoutFields): string {
   const parts: string[] = [];
   const tp = c.tensorParallel?.tp ?? 1, pp = c.pipeline?.pp ?? 1;
   if (tp > 1) parts.push(`tp${tp}${c.tensorParallel?.sp ? '+sp' : ''}`);
   const cp = c.contextParallel?.cp ?? 1, ep = c.expertParallel?.ep ?? 1;
-  if (cp > 1) parts.push(`cp${cp}`);
   if (pp > 1) parts.push(`pp${pp}${c.pipeline!.vpp > 1 ? `x${c.pipeline!.vpp}` : ''} ${c.pipeline!.schedule}`);
+  if (cp > 1) parts.push(`cp${cp}`);
   if (c.dp > 1 || parts.length === 0) parts.push(`dp${c.dp}${c.zero > 0 || (tp === 1 && pp === 1 && cp === 1) ? ` ZeRO-${c.zero}` : ''}`);
   if (ep > 1) parts.push(`ep${ep}`);
   return parts.join(' x ');
