@@ -32,6 +32,9 @@ run "pp2 x vpp2 interleaved" 2 --pp 2 --vpp 2
 run "tp2 x dp2" 4 --tp 2 --dp 2
 run "cp2" 2 --cp 2
 run "tiny-moe dp2 x ep2" 2 --preset tiny-moe --dp 2 --ep 2
+run "cp2 x tp2+sp" 4 --cp 2 --tp 2 --sp
+run "tiny-moe tp2 x dp2 x ep2" 4 --preset tiny-moe --tp 2 --dp 2 --ep 2
+run "tiny-moe cp2 x dp2 x ep2 ZeRO-1" 4 --preset tiny-moe --cp 2 --dp 2 --ep 2 --zero 1
 node dist/bench/layouts-summary.js "$PRESET" "$GB" "$MB" "$OUT/specs"
 echo
 echo "== pipeline bubble, measured vs the planner's formula (pp 2; each rank bound to a core of its own)"
