@@ -108,6 +108,7 @@ struct Job {
   napi_ref refIn = nullptr, refOut = nullptr;
   SyncWait* sync = nullptr;  // set for a blocking call: completion wakes the waiting JS thread instead of a Promise
   uint64_t seq = 0;          // collectives: issue number on the communicator (1, 2, ...)
+  std::atomic<bool> urgent{false};  // point-to-point: JavaScript waits for this call (hurry): poll it without backoff
   std::string error;
 };
 
@@ -141,7 +142,7 @@ struct Comm {
   std::condition_variable pcv;
   std::deque<Job*> pq;
   bool pstop = false;
-  std::atomic<bool> hurry{false};  // JavaScript waits for a point-to-point call: poll without backoff
+  std::atomic<bool> hurry{false};  // a call was marked urgent: wake the p2p thread to poll without backoff
   std::thread p2p;
   std::mutex inflightMu;
   std::set<Job*> inflight;
@@ -330,14 +331,13 @@ void postP2P(Job* j) {
 void p2pLoop(Comm* c) {
   std::vector<Job*> active;
   int idle = 0;
-  bool hurried = false;  // JavaScript waits: poll every 20 µs at most until a receive (or the last call) completes
   for (;;) {
     {
       std::unique_lock<std::mutex> g(c->pmu);
       if (active.empty()) c->pcv.wait(g, [&] { return c->pstop || !c->pq.empty(); });
       if (active.empty() && c->pq.empty() && c->pstop) return;
       if (!c->pq.empty()) idle = 0;
-      if (c->hurry.exchange(false)) idle = 0, hurried = true;
+      if (c->hurry.exchange(false)) idle = 0;
       while (!c->pq.empty()) {  // posted to MPI at the JavaScript call (enqueue)
         active.push_back(c->pq.front());
         c->pq.pop_front();
@@ -348,9 +348,6 @@ void p2pLoop(Comm* c) {
       int done = 0;
       MPI_Testall(int(active[i]->reqs.size()), active[i]->reqs.data(), &done, MPI_STATUSES_IGNORE);
       if (done) {
-        // JavaScript waits for a receive (the pipeline's input) or for the last sends: a send done
-        // while a receive is still pending does not end the hurry
-        if (active[i]->kind == RECV || active.size() == 1) hurried = false;
         complete(active[i]);
         active.erase(active.begin() + long(i));
         progressed = true;
@@ -358,6 +355,11 @@ void p2pLoop(Comm* c) {
         i++;
       }
     }
+    // JavaScript waits (its thread idle, the core free) for one of the calls still pending: only a
+    // call it named (hurry) counts — not one posted ahead for later, which may stay pending through
+    // the whole next compute (under gpipe the stage following its neighbour finds each input already
+    // arrived, and polling every 20 µs for the next one took 10-15% of its compute's core)
+    bool hurried = std::any_of(active.begin(), active.end(), [](Job* j) { return j->urgent.load(); });
     if (progressed) {
       idle = 0;
     } else if (!active.empty()) {
@@ -700,15 +702,42 @@ napi_value uint64Value(napi_env env, uint64_t v) {
 }
 
 // lastSeq(comm): the sequence number of the last collective issued on comm (0: none yet)
-// hurry(comm): JavaScript is about to wait for comm's point-to-point calls; its p2p thread polls them
-// without backoff until one completes.
+// hurry(comm[, peer, tag]): JavaScript is about to wait for comm's pending receive from peer with tag
+// (without peer and tag: for every send and receive of comm pending now); the p2p thread polls without
+// backoff until those complete. A call already complete (its Promise not yet resolved: JavaScript was
+// computing) is not waited for: nothing is hurried.
 napi_value Hurry(napi_env env, napi_callback_info info) {
   Args a = args(env, info);
   Comm* c = getComm(a, 0);
+  bool named = a.argc >= 3;
+  int peer = named ? getInt(a, 1) : 0, tag = named ? getInt(a, 2) : 0;
+  bool any = false;
+  {
+    std::lock_guard<std::mutex> g(c->inflightMu);
+    for (Job* j : c->inflight) {
+      if (j->kind != SEND && j->kind != RECV) continue;
+      if (named && (j->kind != RECV || j->peer != peer || j->tag != tag)) continue;
+      j->urgent = true;
+      any = true;
+    }
+  }
+  if (!any) return nullptr;
   std::lock_guard<std::mutex> g(c->pmu);
   c->hurry = true;
   c->pcv.notify_one();
   return nullptr;
+}
+
+// urgent(comm): how many of comm's pending sends and receives JavaScript waits for (hurry), for tests
+napi_value Urgent(napi_env env, napi_callback_info info) {
+  Args a = args(env, info);
+  Comm* c = getComm(a, 0);
+  int n = 0;
+  {
+    std::lock_guard<std::mutex> g(c->inflightMu);
+    for (Job* j : c->inflight) n += j->urgent.load() ? 1 : 0;
+  }
+  return uint64Value(env, uint64_t(n));
 }
 
 napi_value LastSeq(napi_env env, napi_callback_info info) {
@@ -821,7 +850,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
              {"barrier", Barrier}, {"split", Split},         {"setStep", SetStep},             {"setTimeout", SetTimeout},
              {"pending", Pending}, {"abort", Abort},         {"finalize", Finalize},
              {"reduceScatterSync", ReduceScatterSync}, {"allGatherSync", AllGatherSync},
-             {"lastSeq", LastSeq},   {"hurry", Hurry},   {"doneSeq", DoneSeq},     {"waitSeq", WaitSeq}};
+             {"lastSeq", LastSeq},   {"hurry", Hurry}, {"urgent", Urgent},   {"doneSeq", DoneSeq},     {"waitSeq", WaitSeq}};
   for (auto& f : fns) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);

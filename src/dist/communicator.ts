@@ -48,10 +48,12 @@ export interface Communicator {
   /** Receives exactly buf's element count from rank `src` into buf. */
   recv(buf: CommBuffer, src: number, tag?: number): Promise<void>;
   /**
-   * Optional hint: the caller is about to wait (idle) for its sends/receives, so the transport may poll
-   * them without backoff now (the MPI transport backs off while the caller computes, not to take its core).
+   * Optional hint: the caller is about to wait (idle) for its receive from `src` with `tag` (without
+   * them: for every send and receive pending now), so the transport may poll it without backoff until
+   * it completes (the MPI transport backs off while the caller computes, not to take its core). Name
+   * the receive: a receive posted ahead for later must not be polled hard through the next compute.
    */
-  expedite?(): void;
+  expedite?(src?: number, tag?: number): void;
   /**
    * Variable all-to-all (MoE token dispatch): input holds sendCounts[j] elements for rank j, packed
    * in rank order; output receives recvCounts[j] elements from rank j, packed in rank order.

@@ -33,8 +33,10 @@ export interface MpiBinding {
   doneSeq(comm: unknown): number;
   /** blocks until collective `seq` of comm has completed (its Promise resolves later, on the event loop) */
   waitSeq(comm: unknown, seq: number): void;
-  /** JavaScript is about to wait for comm's sends/receives: its p2p thread polls them without backoff until one completes */
-  hurry?(comm: unknown): void;
+  /** JavaScript is about to wait for comm's receive from peer with tag (without them: every send and receive pending now): its p2p thread polls it without backoff until it completes; nothing when it already has */
+  hurry?(comm: unknown, peer?: number, tag?: number): void;
+  /** how many of comm's pending sends and receives are hurried (tests) */
+  urgent?(comm: unknown): number;
   allToAllV(comm: unknown, dtype: number, input: Typed, sendCounts: Int32Array, output: Typed, recvCounts: Int32Array): Promise<void>;
   barrier(comm: unknown): Promise<void>;
   split(comm: unknown, color: number, key: number, name: string): Promise<NativeComm | null>;

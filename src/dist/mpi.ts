@@ -64,8 +64,13 @@ export class MpiCommunicator extends BaseCommunicator {
     const c = await this.mpi.split(this.handle, color, key, name);
     return c === null ? null : new MpiCommunicator(this.mpi, c, name, this.worldRank);
   }
-  expedite(): void {
-    this.mpi.hurry?.(this.handle);
+  expedite(src?: number, tag?: number): void {
+    if (src === undefined || tag === undefined) this.mpi.hurry?.(this.handle);
+    else this.mpi.hurry?.(this.handle, src, tag);
+  }
+  /** How many of this communicator's pending sends and receives are expedited (tests). */
+  urgentCount(): number {
+    return this.mpi.urgent?.(this.handle) ?? 0;
   }
   setStep(step: number): void {
     this.mpi.setStep(step);

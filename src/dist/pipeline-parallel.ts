@@ -274,7 +274,7 @@ export class PipelineParallel {
     const B = loader.batch, S = loader.seqLen;
     const rows = this.compute.hiddenRows(B * S);
     const inflight = new Map<string, InFlight>();
-    const pending = new Map<string, { buf: Tensor; done: Promise<void> }>();
+    const pending = new Map<string, { buf: Tensor; done: Promise<void>; peer: number; tag: number }>();
     const sends: Promise<void>[] = [];
     /** the send of each activation still travelling (its output is freed once both it and the chunk's backward are done) */
     const sending = new Map<Tensor, Promise<void>>();
@@ -284,9 +284,10 @@ export class PipelineParallel {
     const id = (chunk: number, micro: number) => `${chunk}:${micro}`;
     let waitS = 0;
     const t0 = performance.now();
-    const wait = async (p: Promise<void>) => {
+    /** waits for a receive (`from`: the one, so a receive posted ahead is not hurried) or for every send */
+    const wait = async (p: Promise<void>, from?: { peer: number; tag: number }) => {
       const t0 = performance.now();
-      this.comm.expedite?.(); // idle until the transfer is done: the transport may poll without backoff
+      this.comm.expedite?.(from?.peer, from?.tag); // idle until the transfer is done: the transport may poll without backoff
       await p;
       waitS += (performance.now() - t0) / 1000;
     };
@@ -312,7 +313,7 @@ export class PipelineParallel {
         if (a.kind === 'recv') {
           const buf = keep(T.empty(be, [rows, this.dModel]));
           unposted ||= !zeroCopy(buf);
-          pending.set(`${a.payload}:${id(a.to, a.micro)}`, { buf, done: this.comm.recv(buf, a.peer, tag) });
+          pending.set(`${a.payload}:${id(a.to, a.micro)}`, { buf, done: this.comm.recv(buf, a.peer, tag), peer: a.peer, tag });
         } else {
           const f = inflight.get(id(a.from, a.micro))!;
           const buf = a.payload === 'activation' ? f.output : f.input!.grad!;
@@ -332,7 +333,7 @@ export class PipelineParallel {
         if (a.chunk > 0) {
           const r = pending.get(`activation:${id(a.chunk, a.micro)}`)!;
           pending.delete(`activation:${id(a.chunk, a.micro)}`);
-          await wait(r.done);
+          await wait(r.done, r);
           input = stageInput(r.buf);
         }
         const b = batches[a.micro]!;
@@ -354,7 +355,7 @@ export class PipelineParallel {
         else {
           const r = pending.get(`gradient:${id(a.chunk, a.micro)}`)!;
           pending.delete(`gradient:${id(a.chunk, a.micro)}`);
-          await wait(r.done);
+          await wait(r.done, r);
           if (f.output.node) {
             // with a balancing loss the root is Σ(output · received gradient) + aux: the output's gradient is exactly the received one
             await timed(a, ready, trace?.now() ?? 0, () => runFlow(cc.sync, () => get(f.aux ? cc.backward(T.add(T.sum(T.mul(f.output, r.buf)), f.aux)) : cc.backward(f.output, r.buf))));
