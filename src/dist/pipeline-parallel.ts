@@ -207,7 +207,7 @@ export class PipelineParallel {
     return this.tp?.comm.rank ?? 0;
   }
 
-  /** The world rank (file) of mesh coordinates tp, dp, pp (Megatron order, cp = 1). */
+  /** The world rank (file) of mesh coordinates tp, dp, pp (Megatron order; `dp` indexes the replicas, the dp·cp group, cp fastest). */
   private worldRank(tp: number, dp: number, pp: number): number {
     const tps = this.tp?.comm.size ?? 1;
     return tp + tps * (dp + (this.dp?.size ?? 1) * pp);
