@@ -35,7 +35,7 @@ import type { ValLoaderFactory } from '../train/evaluate.js';
 import * as T from '../tensor/ops.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { StepResult } from '../train/step.js';
+import type { StepOptions, StepResult } from '../train/step.js';
 import type { NamedTensor, NamedTensors } from '../train/safetensors.js';
 import { boxPiece, rankFileName, type ShardedTensor } from '../train/checkpoint-shards.js';
 import type { ShardSource } from './dist-checkpoint.js';
@@ -264,7 +264,7 @@ export class PipelineParallel {
   }
 
   /** Runs one optimizer step of `accum` micro-batches through the pipeline. */
-  async runStep(loader: TokenLoader, accum: number, lr: number): Promise<StepResult> {
+  async runStep(loader: TokenLoader, accum: number, lr: number, opts: StepOptions = {}): Promise<StepResult> {
     const be = this.model.backend;
     const pp = this.comm.size;
     const C = this.parts.length;
@@ -392,6 +392,8 @@ export class PipelineParallel {
       for (const aux of auxes) stats[2]! += await aux.item();
     }
     for (const t of [...ces, ...auxes]) t.dispose();
+    // fault injection (world rank 0 only): the NaN reaches every rank through the sums' all-reduces
+    if (opts.poisonLoss) stats[1] = NaN;
     await this.mp.allReduce(stats);
     const replicas = this.dp?.size ?? 1;
     if (this.dp) {
@@ -402,10 +404,17 @@ export class PipelineParallel {
     const expertSq = this.experts ? await this.experts.expertSquares(this.opt, zeroOne !== null, this.comm) : 0;
     const gradScale = 1 / (accum * replicas);
     const rawNorm = Math.sqrt(stats[0]! + expertSq) * gradScale;
+    const loss = stats[1]! / (accum * replicas), aux = stats[2]! / (accum * replicas);
+    if (opts.skipNonFinite && !(Number.isFinite(loss) && Number.isFinite(rawNorm))) {
+      // every rank holds the same sums, so all skip together: the step's gradients (ZeRO-1: its chunks) are dropped
+      if (zeroOne) zeroOne.dropGradChunks();
+      this.model.params.zeroGrad();
+      return { loss, aux, gradNorm: rawNorm, skipped: true };
+    }
     await this.opt.update(lr, clippedGradScale(rawNorm, gradScale, this.opts.adamw.clipNorm));
     await this.moveRouterBias(loads);
     this.model.params.zeroGrad();
-    return { loss: stats[1]! / (accum * replicas), aux: stats[2]! / (accum * replicas), gradNorm: rawNorm };
+    return { loss, aux, gradNorm: rawNorm };
   }
 
   /** Bias balancing: this stage's layers move their routing biases by the step's loads (summed over the replicas). */

@@ -97,14 +97,19 @@ export class ZeroOneAdamW extends AdamW {
     return ownedRange(p.numel, group.size, group.rank);
   }
 
+  /** Drops the step's reduced gradient chunks (a skipped update). */
+  dropGradChunks(): void {
+    for (const g of this.gradChunks.values()) g.dispose();
+    this.gradChunks.clear();
+  }
+
   /** AdamW on this rank's chunks, then the chunks all-gathered into the whole parameters (reduces the gradients first if the caller did not). */
   override async update(lr: number, gradScale = 1, skipNonFinite = false): Promise<number> {
     const c = this.config, be = this.params.backend;
     if (!this.gradChunks.size) await this.reduceScatterGrads();
     const rawNorm = (await this.gradNorm()) * gradScale;
     if (skipNonFinite && !Number.isFinite(rawNorm)) {
-      for (const g of this.gradChunks.values()) g.dispose();
-      this.gradChunks.clear();
+      this.dropGradChunks();
       return rawNorm;
     }
     const scale = clippedGradScale(rawNorm, gradScale, c.clipNorm);

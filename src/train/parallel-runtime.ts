@@ -75,7 +75,7 @@ export async function runParallelStep(
   stepOpts: StepOptions,
   shouldStop: () => boolean,
 ): Promise<StepResult | null> {
-  if (rt.pp) return rt.pp.runStep(loader, accum, lr);
+  if (rt.pp) return rt.pp.runStep(loader, accum, lr, stepOpts);
   if (rt.tensorPar) return rt.tensorPar.runStep(rt.opt!, loader, accum, lr);
   if (rt.expertPar) return rt.expertPar.runStep(rt.opt!, loader, accum, lr, stepOpts);
   if (rt.dp) return rt.dp.runStep(loader, accum, lr, stepOpts);
