@@ -17,7 +17,7 @@
 import { headDim, isMoeLayer, type ModelConfig } from '../nn/config.js';
 import { attentionOutput } from '../nn/attention.js';
 import { mlp } from '../nn/mlp.js';
-import { combineMoe, type MoeOutput, routeMoe, routerProbs, runExperts } from '../nn/moe.js';
+import { runExperts } from '../nn/moe.js';
 import type { Transformer } from '../nn/transformer.js';
 import { backwardAsync } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
@@ -26,7 +26,8 @@ import type { Communicator } from './communicator.js';
 import { loadBalancedChunks, rankTokens } from './context-parallel-layout.js';
 import type { ChunkCompute } from './pipeline-compute.js';
 import { ringAttention } from './ring-attention.js';
-import { balanceOverGroup } from './expert-parallel.js';
+import type { ExpertRunner } from './expert-dispatch.js';
+import { routedMoe } from './expert-parallel.js';
 import { gatherSplitBack, splitToGroup } from './token-split.js';
 import type { TensorParallel } from './tensor-parallel.js';
 
@@ -52,40 +53,10 @@ export function contextLossWeight(rows: Int32Array, mine: Int32Array, cp: number
   return all > 0 ? (counted(mine) * cp) / all : 0;
 }
 
-/**
- * Runs the routed experts of an MoE layer on its expert-ordered rows (`loads` rows per expert, every
- * expert) and returns their outputs in the same order: all experts local (`localExperts`), or — for
- * expert parallelism inside dp·cp — dispatched to the ranks holding them and combined back.
- */
-export type ExpertRunner = (prefix: string, rows: Tensor, loads: readonly number[]) => Promise<Tensor>;
-
 /** Every expert on this rank: the routed rows are their input as they are. */
 export function localExperts(model: Transformer): ExpertRunner {
   const all = Array.from({ length: model.config.moe?.experts ?? 0 }, (_, e) => e);
   return async (prefix, rows, loads) => runExperts(model.params, model.config, prefix, rows, all, loads, model.dtype);
-}
-
-/**
- * An MoE layer on this rank's tokens x [N, d]; its balancing loss uses the routed fractions of the
- * whole rows (loads summed over the cp group). With `split` (MoE under tensor parallelism: x is this
- * tp rank's share of the cp rank's tokens) the loads and the probabilities' sums are first added over
- * the tp group, the latter differentiably (tp ranks compute one loss, they do not average it). The
- * returned `loads` are the cp rank's (summed over tp): the executor sums them over dp·cp.
- */
-export async function contextMoe(model: Transformer, prefix: string, x: Tensor, bias: Float64Array | null, cp: Communicator, experts: ExpertRunner, split: Communicator | null = null): Promise<MoeOutput> {
-  const ps = model.params, c = model.config;
-  const probs = routerProbs(ps, prefix, x);
-  const host = x.backend.name === 'meta' ? null : ((await probs.data()) as Float32Array);
-  const r = routeMoe(c, x, probs, host, bias);
-  const mine = split && split.size > 1 ? await balanceOverGroup(probs, r.loads, split) : { loads: r.loads, tokens: x.shape[0]!, P: T.mean(r.probs, 0) };
-  const y = await experts(prefix, r.rows, r.loads);
-  // f_e of one process over the whole rows: Σ_cp loads / (tokens·cp·k); P stays the cp rank's own
-  // mean (the executor averages over dp·cp, so a cp-summed P would scale the loss by 1/cp)
-  const loads = Float32Array.from(mine.loads);
-  if (cp.size > 1) await cp.allReduce(loads, 'sum');
-  const out = combineMoe(ps, c, prefix, x, r, y, model.dtype, { loads: Array.from(loads), tokens: mine.tokens * cp.size, P: mine.P });
-  y.dispose();
-  return { ...out, loads: [...mine.loads] };
 }
 
 /** How a block's model-parallel regions are entered and left: the tp ranks' collectives, or nothing. */
@@ -154,7 +125,7 @@ export function contextParallelLayers(model: Transformer, cp: Communicator, tp: 
         let f: Tensor;
         if (isMoeLayer(c, i)) {
           const mine = spread ? splitToGroup(n2, spread) : n2;
-          const r = await contextMoe(model, `${p}.feed_forward`, mine, model.routerBias.get(i) ?? null, cp, experts, split);
+          const r = await routedMoe(ps, c, `${p}.feed_forward`, mine, dtype, model.routerBias.get(i) ?? null, experts, { split, cp });
           model.lastLoads.set(i, r.loads);
           if (r.aux) aux = aux ? T.add(aux, r.aux) : r.aux;
           f = spread ? await gatherSplitBack(r.y, spread) : r.y;

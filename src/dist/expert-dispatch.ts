@@ -9,8 +9,10 @@ import { gradEnabled, record } from '../tensor/autograd.js';
 import * as T from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Communicator } from './communicator.js';
+import type { ModelConfig } from '../nn/config.js';
+import type { ComputeDtype } from '../nn/linear.js';
 import type { ParameterStore } from '../nn/parameters.js';
-import { expertOf } from '../nn/moe.js';
+import { expertOf, runExperts } from '../nn/moe.js';
 
 /** Rows [n, d] of x sent in blocks of sendRows[q] rows to rank q; returns the rows received, blocks of recvRows[q] from rank q. Backward: the reverse exchange. */
 export async function allToAllRows(x: Tensor, sendRows: readonly number[], recvRows: readonly number[], comm: Communicator): Promise<Tensor> {
@@ -111,4 +113,23 @@ export function dropOtherExperts(params: ParameterStore, d: ExpertDispatcher): v
     t.dispose();
     params.tensors.delete(name);
   }
+}
+
+/**
+ * Runs the routed experts of an MoE layer on its expert-ordered rows (`loads` rows per expert, every
+ * expert) and returns their outputs in the same order: all experts local, or dispatched to the ranks
+ * holding them and combined back (`dispatchedExperts`).
+ */
+export type ExpertRunner = (prefix: string, rows: Tensor, loads: readonly number[]) => Promise<Tensor>;
+
+/** The routed experts over `d`'s ep group: rows sent to the ranks holding their experts, run there, combined back in the same order. */
+export function dispatchedExperts(ps: ParameterStore, c: ModelConfig, dtype: ComputeDtype, d: ExpertDispatcher): ExpertRunner {
+  return async (prefix, rows, loads) => {
+    const { x: xe, plan } = await d.dispatch(rows, loads);
+    const ye = runExperts(ps, c, prefix, xe, d.local, plan.counts, dtype);
+    xe.dispose();
+    const routed = await d.combine(ye, plan);
+    ye.dispose();
+    return routed;
+  };
 }

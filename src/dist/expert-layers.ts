@@ -18,7 +18,7 @@
 //   Checkpoint: each expert (and its moments) is written whole by the rank holding it in the first
 //     expert-data-parallel replica of its stage.
 import { isMoeLayer } from '../nn/config.js';
-import { expertOf, runExperts } from '../nn/moe.js';
+import { expertOf } from '../nn/moe.js';
 import type { Transformer } from '../nn/transformer.js';
 import type { AdamW } from '../optim/adamw.js';
 import { backwardAsync } from '../tensor/autograd.js';
@@ -26,9 +26,8 @@ import * as T from '../tensor/ops.js';
 import { recompute } from '../tensor/recompute.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Communicator } from './communicator.js';
-import { dropOtherExperts, ExpertDispatcher } from './expert-dispatch.js';
+import { dispatchedExperts, dropOtherExperts, ExpertDispatcher, type ExpertRunner } from './expert-dispatch.js';
 import { moeExpertParallel } from './expert-parallel.js';
-import type { ExpertRunner } from './context-parallel-compute.js';
 import type { ChunkCompute } from './pipeline-compute.js';
 import { reduceGradsOverReplicas } from './replica-grads.js';
 import type { TensorParallel } from './tensor-parallel.js';
@@ -102,21 +101,9 @@ export class ExpertLayers {
     };
   }
 
-  /**
-   * The routed experts of an MoE layer over the ep group, for context parallelism's MoE layers
-   * (context-parallel-compute.ts): the expert-ordered rows dispatched to the ranks holding their
-   * experts, run there, and combined back in the same order.
-   */
+  /** The routed experts of an MoE layer over the ep group, for context parallelism's MoE layers (context-parallel-compute.ts). */
   runner(): ExpertRunner {
-    const model = this.model, d = this.dispatcher;
-    return async (prefix, rows, loads) => {
-      const { x: xe, plan } = await d.dispatch(rows, loads);
-      const ye = runExperts(model.params, model.config, prefix, xe, d.local, plan.counts, model.dtype);
-      xe.dispose();
-      const routed = await d.combine(ye, plan);
-      ye.dispose();
-      return routed;
-    };
+    return dispatchedExperts(this.model.params, this.model.config, this.model.dtype, this.dispatcher);
   }
 
   /** Router and shared experts: each tp rank's gradient came from its own tokens; summed over tp (collective over `tp`). */

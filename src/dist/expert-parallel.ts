@@ -16,7 +16,7 @@
 import type { ModelConfig } from '../nn/config.js';
 import { isMoeLayer } from '../nn/config.js';
 import { type ComputeDtype } from '../nn/linear.js';
-import { addLoads, type BalanceStats, combineMoe, expertOf, type MoeOutput, routeMoe, routerProbs, runExperts } from '../nn/moe.js';
+import { addLoads, type BalanceStats, combineMoe, expertOf, type MoeOutput, routeMoe, routerProbs } from '../nn/moe.js';
 import type { ParameterStore } from '../nn/parameters.js';
 import type { Transformer } from '../nn/transformer.js';
 import { AdamW, type AdamWConfig } from '../optim/adamw.js';
@@ -37,31 +37,46 @@ import { ConfigError } from '../nn/config.js';
 import type { Communicator } from './communicator.js';
 import type { ShardSource } from './dist-checkpoint.js';
 import { reduceFromGroup } from './differentiable.js';
-import { dropOtherExperts, ExpertDispatcher } from './expert-dispatch.js';
+import { dispatchedExperts, dropOtherExperts, ExpertDispatcher, type ExpertRunner } from './expert-dispatch.js';
 import { LocalCommunicator } from './local.js';
 import { meshGroups } from './mesh-layout.js';
 import { ProcessMesh } from './mesh.js';
 
 /**
- * x [N, d] → [N, d]: one MoE layer with its routed experts spread over the ep ranks of `d`. With
- * `split` (MoE under tensor parallelism) x is this rank's share of a micro-batch whose tokens are
- * split over that group: the balancing loss and the returned loads are over the whole micro-batch
- * (loads and the probabilities' sums added over the group, the latter differentiably).
+ * x [N, d] → [N, d]: one MoE layer whose routed experts run through `experts` (local, or over an ep
+ * group). With `split` (MoE under tensor parallelism) x is this rank's share of a micro-batch whose
+ * tokens are split over that group: the balancing loss and the returned loads are over the whole
+ * micro-batch (loads and the probabilities' sums added over the group, the latter differentiably,
+ * since the tp ranks compute one loss). With `cp` (context parallelism) the balancing loss uses the
+ * routed fractions of the whole rows (loads summed over the cp group) and this rank's own mean
+ * probability (the executor averages over dp·cp, so a cp-summed P would scale the loss by 1/cp; the
+ * Switch loss is linear in P); the returned loads stay the cp rank's, which the executor sums.
  */
-export async function moeExpertParallel(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, dtype: ComputeDtype, bias: Float64Array | null, d: ExpertDispatcher, split: Communicator | null = null): Promise<MoeOutput> {
+export async function routedMoe(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, dtype: ComputeDtype, bias: Float64Array | null, experts: ExpertRunner, groups: { split?: Communicator | null; cp?: Communicator | null } = {}): Promise<MoeOutput> {
+  const { split, cp } = groups;
   const probs = routerProbs(ps, prefix, x);
   // the routing decision's one host read, asynchronous (no dataSync: runs on asynchronous backends)
   const host = x.backend.name === 'meta' ? null : ((await probs.data()) as Float32Array);
   const r = routeMoe(c, x, probs, host, bias);
-  const over = split && split.size > 1 ? await balanceOverGroup(probs, r.loads, split) : undefined;
-  const { x: xe, plan } = await d.dispatch(r.rows, r.loads);
-  const ye = runExperts(ps, c, prefix, xe, d.local, plan.counts, dtype);
-  xe.dispose();
-  const routed = await d.combine(ye, plan);
-  ye.dispose();
+  const mine = split && split.size > 1 ? await balanceOverGroup(probs, r.loads, split) : null;
+  const routed = await experts(prefix, r.rows, r.loads);
+  const acrossCp = !!cp && cp.size > 1;
+  let over: BalanceStats | undefined = mine ?? undefined;
+  if (acrossCp) {
+    // f_e of one process over the whole rows: Σ_cp loads / (tokens·cp·k)
+    const loads = Float32Array.from(mine?.loads ?? r.loads);
+    await cp!.allReduce(loads, 'sum');
+    over = { loads: Array.from(loads), tokens: (mine?.tokens ?? x.shape[0]!) * cp.size, P: mine?.P ?? T.mean(r.probs, 0) };
+  }
   const out = combineMoe(ps, c, prefix, x, r, routed, dtype, over);
   routed.dispose();
-  return out;
+  // under cp the loads reported are the rank's own (summed over tp), not the cp-summed ones the loss used
+  return acrossCp ? { ...out, loads: [...(mine?.loads ?? r.loads)] } : out;
+}
+
+/** routedMoe with its routed experts spread over the ep ranks of `d`. */
+export function moeExpertParallel(ps: ParameterStore, c: ModelConfig, prefix: string, x: Tensor, dtype: ComputeDtype, bias: Float64Array | null, d: ExpertDispatcher, split: Communicator | null = null): Promise<MoeOutput> {
+  return routedMoe(ps, c, prefix, x, dtype, bias, dispatchedExperts(ps, c, dtype, d), { split });
 }
 
 /** A micro-batch's balancing statistics from its shares on the ranks of `group`: loads and tokens summed, P = Σ probabilities / tokens (all-reduced forward, its gradient passed through). */
