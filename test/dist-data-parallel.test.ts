@@ -132,3 +132,32 @@ test('an expert no token chose on any rank keeps its weights and moments, as in 
     }
   }
 });
+
+test('ZeRO-2 with accumulation: an expert one rank\'s micro-batch chose and the other\'s did not gets both ranks\' gradient; one no rank chose stays untouched (dp2, 2 micro-batches)', async () => {
+  const base = micro(true);
+  const cfg: ModelConfig = { ...base, moe: { ...base.moe!, experts: 64, topK: 1, sharedExperts: 0 } };
+  const init = new Transformer(cfg, be, { seed: 5 });
+  const initial = new Map([...init.params.tensors].map(([n, t]) => [n, Array.from(t.dataSync() as Float32Array)]));
+  init.dispose();
+  const ref = await single(cfg, 8);
+  const got = await parallel(cfg, 2, 2, 2);
+  for (let s = 0; s < STEPS; s++) close(got.out[0]![s]!.gradNorm, ref.out[s]!.gradNorm, 1e-4, `step ${s + 1} grad norm`);
+  let untouched = 0;
+  for (const [n, w] of ref.weights) {
+    const g = got.weights.get(n)!;
+    if (w.every((x, i) => x === initial.get(n)![i])) {
+      untouched++;
+      assert.deepEqual(g, w, `${n}: no token chose it, yet it was updated`);
+      continue;
+    }
+    let worst = 0;
+    for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(g[i]! - w[i]!));
+    assert.ok(worst < 1e-4, `${n}: max |difference| ${worst}`);
+  }
+  assert.ok(untouched > 0, 'some expert was chosen by no token (otherwise the untouched case is not checked)');
+  for (const r of got.ranks) {
+    r.dp.dispose();
+    r.model.dispose();
+    r.loader.close();
+  }
+});

@@ -270,7 +270,9 @@ export class DataParallel {
         auxSum += r.aux;
         if (everyMicro) {
           await this.timed(Promise.all(microInflight));
-          this.unpack(microReduced, present);
+          // every slot: which parameters any rank touched is agreed only at the step's end (a parameter
+          // absent here may hold another rank's gradient in this chunk)
+          this.unpack(microReduced, null);
         }
       }
     } finally {
@@ -289,6 +291,8 @@ export class DataParallel {
     }
     await this.timed(Promise.all(inflight));
     this.unpack(reduced, present);
+    // ZeRO-2's earlier micro-batches unpacked every slot: a parameter no rank touched keeps no chunk
+    if (this.zero === 2) for (const [name, i] of this.order) if (!present[i]) this.dropChunk(name);
     if (this.zero === 3) this.releaseParams();
 
     const gradScale = 1 / (accum * comm.size);
@@ -428,12 +432,21 @@ export class DataParallel {
     };
   }
 
-  /** After the collectives: full reduced gradients back into .grad (ZeRO 0), or this rank's chunks kept (ZeRO >= 1). */
-  private unpack(reduced: Reduced[], present: Int32Array): void {
+  /** A gradient chunk dropped: AdamW leaves its parameter alone this step. */
+  private dropChunk(name: string): void {
+    this.gradChunks.get(name)?.dispose();
+    this.gradChunks.delete(name);
+  }
+
+  /**
+   * After the collectives: full reduced gradients back into .grad (ZeRO 0), or this rank's chunks kept
+   * (ZeRO >= 1), for the parameters some rank computed a gradient of (`present`, max-reduced; null: every slot).
+   */
+  private unpack(reduced: Reduced[], present: Int32Array | null): void {
     const { world, rank } = this.layout;
     for (const { bucket: b, flat, out } of reduced) {
       for (const s of b.slots) {
-        if (!present[this.order.get(s.name)!]) continue;
+        if (present && !present[this.order.get(s.name)!]) continue;
         if (this.zero === 0) {
           const p = this.model.params.get(s.name);
           if (!p.grad) p.grad = keep(T.zeros(this.be, this.shapes.get(s.name)!));
