@@ -17,6 +17,7 @@ import { Transformer } from '../nn/transformer.js';
 import { ByteCounter, ShapeCommunicator } from '../dist/shape-communicator.js';
 import { meshCoords, type MeshCoords, type ResolvedMesh, resolveMesh } from '../dist/mesh-layout.js';
 import { ConfigError } from '../nn/config.js';
+import { runLayout } from '../dist/memory-report.js';
 import { assertLayoutRuns, openParallelRuntime, runParallelStep } from './parallel-runtime.js';
 import { gradAccumSteps, type TrainConfig } from './train-config.js';
 
@@ -51,9 +52,10 @@ export interface DryRunResult {
   microBatches: number;
 }
 
-/** The mesh degrees of a training config (from its parallel configs; dp as given). */
+/** The mesh degrees of a training config: those of its planner layout (src/dist/memory-report.ts runLayout). */
 export function dryRunLayout(c: TrainConfig): DryRunLayout {
-  return { tp: c.tensorParallel?.tp ?? 1, pp: c.pipeline?.pp ?? 1, dp: c.dp, ep: c.expertParallel?.ep ?? 1, cp: c.contextParallel?.cp ?? 1 };
+  const { tp, pp, dp, ep, cp } = runLayout(c);
+  return { tp, pp, dp, ep, cp };
 }
 
 /** Deterministic synthetic token ids (a linear congruential generator over the vocabulary): no corpus needed. */
